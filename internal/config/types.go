@@ -1,0 +1,163 @@
+package config
+
+import "time"
+
+// Config is a whole cutover configuration after defaults have been applied.
+// Durations are time.Duration, percentages are fractions (1% is 0.01) except
+// step weights, which stay in percent (0-100) as written.
+type Config struct {
+	// File is the absolute path the configuration was read from ("" when built in code).
+	File string
+	// API configures the control API.
+	API API
+	// StateDir is where the store, instance records and logs live; relative
+	// paths in the file are resolved against the config file's directory.
+	StateDir string
+	// Services holds every service by name; ServiceNames lists them sorted.
+	Services     map[string]*Service
+	ServiceNames []string
+}
+
+// API configures the control API listener.
+type API struct {
+	// Listen is the control API address; default 127.0.0.1:7070.
+	Listen string
+	// TokenFile, when set, holds the bearer token every mutating call needs.
+	TokenFile string
+}
+
+// Service is one application released as a unit.
+type Service struct {
+	// Name matches [a-z0-9-]{1,63}.
+	Name string
+	// Listen is the public router address.
+	Listen string
+	// PreviewListen reaches only the candidate (idle) colour; "" disables it.
+	PreviewListen string
+	// TLS, when set, makes Listen serve HTTPS (HTTP/2 and HTTP/1.1).
+	TLS *TLS
+	// H2C allows cleartext HTTP/2 (prior knowledge) on Listen.
+	H2C bool
+	// TrustedProxies are CIDRs whose X-Forwarded-* headers are kept and
+	// extended; from anyone else they are replaced.
+	TrustedProxies []string
+	// StickyCookie is the name of the cookie that keeps a client on its
+	// colour; default "cutover_<name>"; "-" disables stickiness.
+	StickyCookie string
+	// Instances is the number of instances per colour; default 1.
+	Instances int
+	Runtime   Runtime
+	Health    Health
+	Timeouts  Timeouts
+	// DrainTimeout bounds how long a pool or instance leaving rotation may
+	// finish in-flight requests and streams; default 30s.
+	DrainTimeout time.Duration
+	Strategy     Strategy
+	// KeepPrevious is how long the old pool stays warm after a promotion; default 1h.
+	KeepPrevious time.Duration
+	// QuietPeriod is how long the previous pool must have seen no requests
+	// before it is retired once KeepPrevious has passed; default 10s.
+	QuietPeriod time.Duration
+	Hooks       Hooks
+	// FallbackPage is a file served with 503 when no pool is healthy; ""
+	// serves a built-in page. Resolved against the config file's directory.
+	FallbackPage string
+}
+
+// TLS names a certificate and key in PEM files.
+type TLS struct {
+	Cert string
+	Key  string
+}
+
+// Runtime says what starts a service's instances. Exactly one of Process
+// and Static is set.
+type Runtime struct {
+	Process *Process
+	Static  *Static
+	// UpstreamTLS, when set, makes the router talk HTTPS to instances.
+	UpstreamTLS *UpstreamTLS
+}
+
+// Process runs instances as local child processes.
+type Process struct {
+	// Command is argv; ${PORT}, ${VERSION}, ${COLOR}, ${SERVICE} and
+	// ${INSTANCE} are substituted in every element.
+	Command []string
+	// Env is added to the instance's environment (after the daemon's own).
+	Env map[string]string
+	// Dir is the working directory; default the config file's directory.
+	Dir string
+	// StopTimeout is how long SIGTERM has before SIGKILL; default 10s.
+	StopTimeout time.Duration
+	// StartTimeout bounds how long a new pool may take to become healthy; default 60s.
+	StartTimeout time.Duration
+}
+
+// Static lists fixed instance addresses ("host:port") per version.
+type Static struct {
+	Versions map[string][]string
+}
+
+// UpstreamTLS configures TLS from the router to instances.
+type UpstreamTLS struct {
+	// CAFile is a PEM bundle that instance certificates must chain to; ""
+	// uses the system roots.
+	CAFile string
+	// ServerName overrides the name verified in instance certificates.
+	ServerName string
+}
+
+// Health configures active health checks of every instance.
+type Health struct {
+	Path               string        // default /healthz
+	Interval           time.Duration // default 1s
+	Timeout            time.Duration // default 2s
+	HealthyThreshold   int           // default 2
+	UnhealthyThreshold int           // default 3
+}
+
+// Timeouts protect the router from slow clients and slow instances.
+type Timeouts struct {
+	ReadHeader     time.Duration // default 10s
+	Idle           time.Duration // default 120s
+	UpstreamHeader time.Duration // default 60s: instance must start its response within this
+}
+
+// Strategy is how traffic moves to a candidate. No steps means all at once.
+type Strategy struct {
+	Steps    []Step
+	Analysis Analysis
+	// ProgressDeadline bounds how long one step may wait for a conclusive
+	// analysis beyond its pause before the deployment is rolled back; default 10m.
+	ProgressDeadline time.Duration
+}
+
+// Step is one stage of a shift.
+type Step struct {
+	// Weight is the candidate's share of traffic in percent, 0 < Weight <= 100.
+	Weight float64
+	// Pause is how long to hold the weight. Ignored when Manual.
+	Pause time.Duration
+	// Manual is true when the step has no pause duration: it holds until `cutover promote`.
+	Manual bool
+	// Line is the step's line in the config file, for messages.
+	Line int
+}
+
+// Analysis sets the limits the candidate is judged against during every step.
+type Analysis struct {
+	Interval      time.Duration // default 1s
+	MaxErrorRate  float64       // fraction; default 0.01
+	MaxP99Latency time.Duration // default 1s; 0 disables the latency check
+	MinRequests   int           // default 50
+}
+
+// Hooks are shell commands run at lifecycle points, each through `sh -c`.
+type Hooks struct {
+	PreTraffic  []string
+	PostTraffic []string
+	OnRollback  []string
+	// Timeout bounds each hook; default 5m.
+	Timeout time.Duration
+}
