@@ -16,6 +16,12 @@ type Config struct {
 	// Services holds every service by name; ServiceNames lists them sorted.
 	Services     map[string]*Service
 	ServiceNames []string
+
+	// name is the file name as the user gave it, for messages; pos locates
+	// every key that was read, so Validate can point at lines. Both are
+	// empty for a Config built in code.
+	name string
+	pos  map[string]position
 }
 
 // API configures the control API listener.
