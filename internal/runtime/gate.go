@@ -1,0 +1,97 @@
+package runtime
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/internal/health"
+)
+
+// GatePollInterval is how often WaitHealthy probes an instance that is not
+// healthy yet.
+const GatePollInterval = 50 * time.Millisecond
+
+// HealthGate probes new instances of one service until they answer their
+// health check. Drivers share it so that every runtime gates the same way.
+// It is safe for concurrent use.
+type HealthGate struct {
+	client  *http.Client
+	scheme  string
+	path    string
+	timeout time.Duration
+}
+
+// NewHealthGate builds the gate for a service: HTTPS when the service talks
+// TLS to its instances (verified against UpstreamTLS.CAFile when set), the
+// service's health path, and each probe bounded by Health.Timeout.
+func NewHealthGate(svc *config.Service) (*HealthGate, error) {
+	g := &HealthGate{scheme: "http", path: svc.Health.Path, timeout: svc.Health.Timeout}
+	if g.path == "" {
+		g.path = "/healthz"
+	}
+	if g.timeout <= 0 {
+		g.timeout = 2 * time.Second
+	}
+	tr := &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: 5 * time.Second, DisableKeepAlives: true}
+	if up := svc.Runtime.UpstreamTLS; up != nil {
+		g.scheme = "https"
+		cfg := &tls.Config{ServerName: up.ServerName}
+		if up.CAFile != "" {
+			pem, err := os.ReadFile(up.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("service %s: upstream CA: %w", svc.Name, err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("service %s: upstream CA %s holds no certificate", svc.Name, up.CAFile)
+			}
+			cfg.RootCAs = pool
+		}
+		tr.TLSClientConfig = cfg
+	}
+	g.client = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
+	return g, nil
+}
+
+// URL returns the health check URL of an instance at addr.
+func (g *HealthGate) URL(addr string) string { return g.scheme + "://" + addr + g.path }
+
+// Check probes addr once, bounded by the service's health timeout.
+func (g *HealthGate) Check(ctx context.Context, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	return health.Probe(ctx, g.client, g.URL(addr))
+}
+
+// WaitHealthy probes addr every GatePollInterval until a probe passes, ctx is
+// done (the caller's start timeout), or abort is closed (the instance
+// exited). It returns nil once healthy, otherwise the last probe error
+// joined with the reason it gave up.
+func (g *HealthGate) WaitHealthy(ctx context.Context, addr string, abort <-chan struct{}) error {
+	t := time.NewTicker(GatePollInterval)
+	defer t.Stop()
+	for {
+		err := g.Check(ctx, addr)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not healthy in time (last probe: %v): %w", err, context.Cause(ctx))
+		case <-abort:
+			return fmt.Errorf("exited before it was healthy (last probe: %v)", err)
+		case <-t.C:
+		}
+	}
+}
+
+// CloseIdle releases the gate's idle connections.
+func (g *HealthGate) CloseIdle() { g.client.CloseIdleConnections() }

@@ -1,0 +1,25 @@
+// Package process is the runtime driver that runs a service's instances as
+// local processes: it launches a pool per colour, health-gates it, replaces
+// instances that exit, stops them gracefully, captures their output, and
+// re-adopts them after the daemon restarts.
+//
+// # Survival of the daemon
+//
+// Instances must outlive a daemon that is killed (kill -9) so that the next
+// daemon can adopt them. So each instance runs in its own process group
+// without a parent-death signal, its stdout and stderr are opened directly
+// on its log file (O_APPEND) rather than piped through the daemon (a pipe
+// whose reader died would SIGPIPE the instance), and every running instance
+// is recorded (pid, process start time, port, colour, version) in
+// <StateDir>/instances/<service>.json, written atomically on every change.
+// Log files are rotated by the driver with copy and truncate, which loses at
+// most the lines written between the copy and the truncation.
+//
+// # Concurrency
+//
+// A Driver is safe for concurrent use. Start and Stop of one colour are
+// serialised; the two colours proceed independently. Listener calls are
+// serialised per driver and always carry the state at the time of the call,
+// so the last call for a colour is its current pool. Each pool slot has one
+// supervising goroutine, owned by the pool and stopped by Stop or Close.
+package process

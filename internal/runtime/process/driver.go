@@ -1,0 +1,394 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/internal/route"
+	"github.com/cutover/cutover/internal/runtime"
+)
+
+var (
+	_ runtime.Driver    = (*Driver)(nil)
+	_ runtime.LogReader = (*Driver)(nil)
+)
+
+// Options configure a Driver. Service, StateDir and Listener are required
+// (a nil Listener discards reports); the tuning fields default when zero.
+type Options struct {
+	// Service is the service whose Runtime.Process the driver runs.
+	Service *config.Service
+	// StateDir is the daemon's state directory. The driver owns
+	// <StateDir>/instances/<service>.json and <StateDir>/logs/<service>/.
+	StateDir string
+	// Listener receives pool changes and failures.
+	Listener runtime.Listener
+	// Logger receives the driver's own events; nil discards them.
+	Logger *slog.Logger
+	// Ports is shared by every driver of a daemon so that ports never
+	// collide; nil makes one for this driver.
+	Ports *runtime.PortAllocator
+
+	// RestartBackoff is the first delay before an exited instance is
+	// replaced; it doubles per consecutive exit up to MaxRestartBackoff.
+	// Defaults 100ms and 5s.
+	RestartBackoff    time.Duration
+	MaxRestartBackoff time.Duration
+	// A pool whose instances exit more than CrashLoopRestarts times within
+	// CrashLoopWindow is reported through Listener.Failed and no longer
+	// repaired. Defaults 5 and 60s.
+	CrashLoopRestarts int
+	CrashLoopWindow   time.Duration
+	// LogMaxBytes is the size at which an instance's log file is rotated,
+	// keeping LogKeep old files. Defaults 10 MiB and 3.
+	LogMaxBytes int64
+	LogKeep     int
+	// LogCheckInterval is how often log sizes are checked; default 1s.
+	LogCheckInterval time.Duration
+	// WatchInterval is how often an adopted instance (not a child of this
+	// daemon) is checked for life; default 200ms.
+	WatchInterval time.Duration
+}
+
+func (o *Options) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.RestartBackoff, 100*time.Millisecond)
+	def(&o.MaxRestartBackoff, 5*time.Second)
+	def(&o.CrashLoopWindow, time.Minute)
+	def(&o.LogCheckInterval, time.Second)
+	def(&o.WatchInterval, 200*time.Millisecond)
+	if o.CrashLoopRestarts <= 0 {
+		o.CrashLoopRestarts = 5
+	}
+	if o.LogMaxBytes <= 0 {
+		o.LogMaxBytes = 10 << 20
+	}
+	if o.LogKeep <= 0 {
+		o.LogKeep = 3
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Ports == nil {
+		o.Ports = &runtime.PortAllocator{}
+	}
+	if o.Listener == nil {
+		o.Listener = discard{}
+	}
+}
+
+type discard struct{}
+
+func (discard) Pool(route.Color, string, []runtime.Instance) {}
+func (discard) Failed(route.Color, string, error)            {}
+
+// Driver runs the pools of one service as local processes. Create it with
+// New; it must be closed with Close (which leaves instances running) or its
+// pools stopped with Stop.
+type Driver struct {
+	svc      *config.Service
+	opts     Options
+	log      *slog.Logger
+	ports    *runtime.PortAllocator
+	gate     *runtime.HealthGate
+	listener runtime.Listener
+	stateDir string
+
+	ctx    context.Context // lives until Close
+	cancel context.CancelFunc
+	bg     sync.WaitGroup // log rotation and adopted-instance watchers
+
+	opMu      [2]sync.Mutex // serialises Start/Stop per colour
+	notifyMu  sync.Mutex    // serialises Listener calls
+	persistMu sync.Mutex    // serialises record writes
+
+	mu     sync.Mutex // guards the fields below and instance.healthy
+	pools  [2]*pool
+	closed bool
+}
+
+// pool is the running pool of one colour.
+type pool struct {
+	color   route.Color
+	version string
+	slots   []*instance // index slot-1; nil while a slot waits for a replacement
+	exits   []time.Time // unexpected exits inside the crash-loop window
+	failed  error
+	ctx     context.Context // supervision; cancelled by Stop and Close
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // slot supervisors
+}
+
+// New checks the service's process runtime and prepares the driver's
+// directories. It starts nothing but the log rotator; call Adopt to take
+// over instances a previous daemon left running, then Start.
+func New(opts Options) (*Driver, error) {
+	svc := opts.Service
+	if svc == nil || svc.Runtime.Process == nil {
+		return nil, errors.New("process runtime: service has no process runtime")
+	}
+	if len(svc.Runtime.Process.Command) == 0 {
+		return nil, fmt.Errorf("service %s: process runtime: empty command", svc.Name)
+	}
+	if opts.StateDir == "" {
+		return nil, fmt.Errorf("service %s: process runtime: no state dir", svc.Name)
+	}
+	opts.defaults()
+	gate, err := runtime.NewHealthGate(svc)
+	if err != nil {
+		return nil, err
+	}
+	d := &Driver{
+		svc: svc, opts: opts, log: opts.Logger.With("service", svc.Name), ports: opts.Ports,
+		gate: gate, listener: opts.Listener, stateDir: opts.StateDir,
+	}
+	for _, dir := range []string{filepath.Dir(d.recordPath()), d.logDir()} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("service %s: process runtime: %w", svc.Name, err)
+		}
+	}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	d.bg.Go(func() { d.rotateLogs(d.ctx) })
+	return d, nil
+}
+
+func (d *Driver) stopTimeout() time.Duration {
+	if t := d.svc.Runtime.Process.StopTimeout; t > 0 {
+		return t
+	}
+	return 10 * time.Second
+}
+
+func (d *Driver) startTimeout() time.Duration {
+	if t := d.svc.Runtime.Process.StartTimeout; t > 0 {
+		return t
+	}
+	return time.Minute
+}
+
+// Start launches Service.Instances processes of version in colour c and
+// returns them once every one passes its health check. A colour already
+// running the version (and not failed) is returned as it is; one running
+// another version is stopped first. On failure everything Start launched
+// is stopped and the error names service, colour and version and carries
+// the failing instance's last output; the other colour is never touched.
+func (d *Driver) Start(ctx context.Context, c route.Color, version string) ([]runtime.Instance, error) {
+	d.opMu[c].Lock()
+	defer d.opMu[c].Unlock()
+	d.mu.Lock()
+	closed, p := d.closed, d.pools[c]
+	d.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("service %s: start %s %s: driver closed", d.svc.Name, c, version)
+	}
+	if p != nil {
+		d.mu.Lock()
+		same := p.version == version && p.failed == nil
+		d.mu.Unlock()
+		if same {
+			return d.Instances(c), nil
+		}
+		d.stopPool(ctx, p)
+	}
+	if err := d.startPool(ctx, c, version); err != nil {
+		return nil, fmt.Errorf("service %s: start %s %s: %w", d.svc.Name, c, version, err)
+	}
+	return d.Instances(c), nil
+}
+
+func (d *Driver) startPool(ctx context.Context, c route.Color, version string) error {
+	n := max(d.svc.Instances, 1)
+	p := d.newPool(c, version, n)
+	for slot := 1; slot <= n; slot++ {
+		in, err := d.launch(c, version, slot)
+		if err != nil {
+			d.abandon(p)
+			return err
+		}
+		p.slots[slot-1] = in
+	}
+	d.mu.Lock()
+	d.pools[c] = p
+	d.mu.Unlock()
+	d.persist()
+
+	if err := d.gatePool(ctx, p.slots); err != nil {
+		d.abandon(p)
+		return err
+	}
+	d.mu.Lock()
+	for _, in := range p.slots {
+		in.healthy = true
+	}
+	d.mu.Unlock()
+	d.log.Info("pool healthy", "color", c.String(), "version", version, "instances", n)
+	d.report(p)
+	d.supervise(p)
+	return nil
+}
+
+func (d *Driver) newPool(c route.Color, version string, n int) *pool {
+	p := &pool{color: c, version: version, slots: make([]*instance, n)}
+	p.ctx, p.cancel = context.WithCancel(d.ctx)
+	return p
+}
+
+// gatePool waits until every instance is healthy, within the start timeout.
+// The first failure cancels the others.
+func (d *Driver) gatePool(ctx context.Context, ins []*instance) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, d.startTimeout(),
+		fmt.Errorf("start timeout %s passed", d.startTimeout()))
+	defer cancel()
+	errs := make([]error, len(ins))
+	var wg sync.WaitGroup
+	for i, in := range ins {
+		wg.Go(func() {
+			if err := d.gate.WaitHealthy(ctx, in.addr(), in.done); err != nil {
+				errs[i] = d.instanceError(in, err)
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	// Report the instance that failed first, not the ones it cancelled.
+	for i, err := range errs {
+		if err != nil && ins[i].exited() {
+			return err
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// instanceError adds the instance's exit status and last output to err.
+func (d *Driver) instanceError(in *instance, err error) error {
+	if in.exited() {
+		err = fmt.Errorf("%w (%v)", err, in.exitErr)
+	}
+	return fmt.Errorf("instance %s (pid %d, port %d): %w\nlast output:\n%s",
+		in.id, in.pid, in.port, err, d.tail(in, 20))
+}
+
+// abandon stops every process of a pool that never became healthy and
+// forgets the pool.
+func (d *Driver) abandon(p *pool) {
+	p.cancel()
+	d.terminateAll(context.Background(), p.slots)
+	d.mu.Lock()
+	if d.pools[p.color] == p {
+		d.pools[p.color] = nil
+	}
+	d.mu.Unlock()
+	d.persist()
+}
+
+func (d *Driver) terminateAll(ctx context.Context, ins []*instance) {
+	var wg sync.WaitGroup
+	for _, in := range ins {
+		if in != nil {
+			wg.Go(func() { d.terminate(ctx, in) })
+		}
+	}
+	wg.Wait()
+}
+
+// Stop stops colour c's pool: SIGTERM to every instance's process group,
+// SIGKILL after the stop timeout (or when ctx is done), and returns once no
+// process of the pool is left. The listener then sees an empty pool.
+// Stopping a colour that runs nothing does nothing.
+func (d *Driver) Stop(ctx context.Context, c route.Color) error {
+	d.opMu[c].Lock()
+	defer d.opMu[c].Unlock()
+	d.mu.Lock()
+	closed, p := d.closed, d.pools[c]
+	d.mu.Unlock()
+	if closed {
+		return fmt.Errorf("service %s: stop %s: driver closed", d.svc.Name, c)
+	}
+	if p != nil {
+		d.stopPool(ctx, p)
+	}
+	return nil
+}
+
+func (d *Driver) stopPool(ctx context.Context, p *pool) {
+	p.cancel()
+	p.wg.Wait()
+	d.mu.Lock()
+	slots := append([]*instance(nil), p.slots...)
+	d.mu.Unlock()
+	d.terminateAll(ctx, slots)
+	d.mu.Lock()
+	d.pools[p.color] = nil
+	d.mu.Unlock()
+	d.persist()
+	d.report(p)
+	d.log.Info("pool stopped", "color", p.color.String(), "version", p.version)
+}
+
+// Instances returns the healthy instances of colour c, by slot.
+func (d *Driver) Instances(c route.Color) []runtime.Instance {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.healthyLocked(d.pools[c])
+}
+
+func (d *Driver) healthyLocked(p *pool) []runtime.Instance {
+	if p == nil {
+		return nil
+	}
+	var out []runtime.Instance
+	for _, in := range p.slots {
+		if in != nil && in.healthy {
+			out = append(out, in.public(d.svc.Name))
+		}
+	}
+	return out
+}
+
+// report tells the listener the pool's current healthy instances (none once
+// the pool is no longer the colour's pool).
+func (d *Driver) report(p *pool) {
+	d.notifyMu.Lock()
+	defer d.notifyMu.Unlock()
+	d.mu.Lock()
+	var list []runtime.Instance
+	if d.pools[p.color] == p {
+		list = d.healthyLocked(p)
+	}
+	d.mu.Unlock()
+	d.listener.Pool(p.color, p.version, list)
+}
+
+// Close stops supervising and log rotation but leaves every instance
+// running and recorded, for the next daemon's Adopt. The driver cannot be
+// used afterwards.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	pools := d.pools
+	d.mu.Unlock()
+	d.cancel()
+	for _, p := range pools {
+		if p != nil {
+			p.wg.Wait()
+		}
+	}
+	d.bg.Wait()
+	d.gate.CloseIdle()
+	return nil
+}

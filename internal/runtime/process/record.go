@@ -1,0 +1,232 @@
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cutover/cutover/internal/route"
+	"github.com/cutover/cutover/internal/runtime"
+)
+
+// recordSchema is the version of the instance record file's layout.
+const recordSchema = 1
+
+// records is the file <StateDir>/instances/<service>.json: every instance
+// the driver runs, so that a restarted daemon can adopt them.
+type records struct {
+	Schema  int          `json:"schema"`
+	Service string       `json:"service"`
+	Pools   []poolRecord `json:"pools"`
+}
+
+type poolRecord struct {
+	Color     route.Color      `json:"color"`
+	Version   string           `json:"version"`
+	Slots     int              `json:"slots"`
+	Failed    string           `json:"failed,omitempty"`
+	Instances []instanceRecord `json:"instances"`
+}
+
+type instanceRecord struct {
+	ID      string      `json:"id"`
+	Slot    int         `json:"slot"`
+	PID     int         `json:"pid"`
+	Color   route.Color `json:"color"`
+	Version string      `json:"version"`
+	Port    int         `json:"port"`
+	// StartTicks is the process start time from /proc/<pid>/stat; with the
+	// pid it tells the instance from a later process that reused its pid.
+	StartTicks uint64    `json:"start_ticks"`
+	StartedAt  time.Time `json:"started_at"`
+}
+
+func (d *Driver) recordPath() string {
+	return filepath.Join(d.stateDir, "instances", d.svc.Name+".json")
+}
+
+// persist writes the record file from the current pools. A failure is
+// logged: the instances keep running, only their adoption is at risk.
+func (d *Driver) persist() {
+	d.persistMu.Lock()
+	defer d.persistMu.Unlock()
+	rec := records{Schema: recordSchema, Service: d.svc.Name, Pools: []poolRecord{}}
+	d.mu.Lock()
+	for _, p := range d.pools {
+		if p == nil {
+			continue
+		}
+		pr := poolRecord{Color: p.color, Version: p.version, Slots: len(p.slots), Instances: []instanceRecord{}}
+		if p.failed != nil {
+			pr.Failed = p.failed.Error()
+		}
+		for _, in := range p.slots {
+			if in == nil {
+				continue
+			}
+			pr.Instances = append(pr.Instances, instanceRecord{
+				ID: in.id, Slot: in.slot, PID: in.pid, Color: in.color, Version: in.version,
+				Port: in.port, StartTicks: in.startTicks, StartedAt: in.startedAt,
+			})
+		}
+		rec.Pools = append(rec.Pools, pr)
+	}
+	d.mu.Unlock()
+	if err := writeAtomic(d.recordPath(), rec); err != nil {
+		d.log.Error("record instances", "err", err)
+	}
+}
+
+// writeAtomic writes v as JSON to a temporary file, syncs it and renames it
+// over path, so a crash leaves either the old or the new file.
+func writeAtomic(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	if dir, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = dir.Sync()
+		dir.Close()
+	}
+	return nil
+}
+
+// readRecords reads the record file; a missing file is an empty record, an
+// unreadable one is an error (never silently an empty start).
+func (d *Driver) readRecords() (records, error) {
+	b, err := os.ReadFile(d.recordPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return records{}, nil
+	}
+	if err != nil {
+		return records{}, err
+	}
+	var rec records
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return records{}, fmt.Errorf("%s: %w", d.recordPath(), err)
+	}
+	if rec.Schema != recordSchema {
+		return records{}, fmt.Errorf("%s: schema %d, want %d", d.recordPath(), rec.Schema, recordSchema)
+	}
+	return rec, nil
+}
+
+// Adopt takes over the instances a previous daemon recorded: each recorded
+// process that is still alive and is the same process (pid and start time)
+// and passes its health check within the start timeout is supervised again
+// and reported through Listener.Pool; the others are killed if alive and
+// replaced in the background like crashed instances. Call it once, before
+// Start. It returns the adopted instances.
+func (d *Driver) Adopt(ctx context.Context) ([]runtime.Instance, error) {
+	rec, err := d.readRecords()
+	if err != nil {
+		return nil, fmt.Errorf("service %s: adopt instances: %w", d.svc.Name, err)
+	}
+	var adopted []runtime.Instance
+	for _, pr := range rec.Pools {
+		c := pr.Color
+		d.opMu[c].Lock()
+		p, err := d.adoptPool(ctx, pr)
+		d.opMu[c].Unlock()
+		if err != nil {
+			return adopted, err
+		}
+		adopted = append(adopted, d.Instances(c)...)
+		d.log.Info("pool adopted", "color", c.String(), "version", p.version,
+			"instances", len(d.Instances(c)), "slots", len(p.slots))
+	}
+	return adopted, nil
+}
+
+func (d *Driver) adoptPool(ctx context.Context, pr poolRecord) (*pool, error) {
+	d.mu.Lock()
+	closed, existing := d.closed, d.pools[pr.Color]
+	d.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("service %s: adopt %s %s: driver closed", d.svc.Name, pr.Color, pr.Version)
+	}
+	if existing != nil {
+		return nil, fmt.Errorf("service %s: adopt %s %s: colour already runs %s", d.svc.Name, pr.Color, pr.Version, existing.version)
+	}
+	p := d.newPool(pr.Color, pr.Version, max(pr.Slots, d.svc.Instances, 1))
+	for _, ir := range pr.Instances {
+		if ir.Slot < 1 || ir.Slot > len(p.slots) || p.slots[ir.Slot-1] != nil {
+			continue
+		}
+		if !sameProcess(ir.PID, ir.StartTicks) {
+			d.log.Warn("recorded instance is gone, replacing it", "color", pr.Color.String(),
+				"version", pr.Version, "instance", ir.ID, "pid", ir.PID)
+			continue
+		}
+		if !d.ports.Reserve(ir.Port) {
+			d.log.Warn("adopted instance's port is already reserved", "color", pr.Color.String(),
+				"version", pr.Version, "instance", ir.ID, "port", ir.Port)
+		}
+		in := &instance{
+			id: ir.ID, slot: ir.Slot, color: ir.Color, version: ir.Version, port: ir.Port,
+			pid: ir.PID, startTicks: ir.StartTicks, startedAt: ir.StartedAt,
+			logPath: d.logPath(ir.Color, ir.Slot), done: make(chan struct{}),
+		}
+		if fi, err := os.Stat(in.logPath); err == nil {
+			in.logFrom = fi.Size()
+		}
+		d.bg.Go(func() { d.watch(d.ctx, in) })
+		p.slots[ir.Slot-1] = in
+	}
+	d.gateAdopted(ctx, p)
+	d.mu.Lock()
+	d.pools[p.color] = p
+	d.mu.Unlock()
+	d.persist()
+	d.report(p)
+	d.supervise(p)
+	return p, nil
+}
+
+// gateAdopted health-checks the adopted instances; one that does not pass
+// within the start timeout is stopped and its slot left for replacement.
+func (d *Driver) gateAdopted(ctx context.Context, p *pool) {
+	ctx, cancel := context.WithTimeout(ctx, d.startTimeout())
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, in := range p.slots {
+		if in == nil {
+			continue
+		}
+		wg.Go(func() {
+			if err := d.gate.WaitHealthy(ctx, in.addr(), in.done); err != nil {
+				d.log.Warn("adopted instance not healthy, replacing it", "color", p.color.String(),
+					"version", p.version, "instance", in.id, "err", err)
+				d.terminate(context.Background(), in)
+				p.slots[i] = nil
+				return
+			}
+			in.healthy = true
+		})
+	}
+	wg.Wait()
+}

@@ -1,0 +1,143 @@
+package process
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// backoffReset is how long an instance must have run for its slot's restart
+// delay to start again from Options.RestartBackoff.
+const backoffReset = 30 * time.Second
+
+// supervise starts one goroutine per slot that replaces the slot's instance
+// whenever it exits without being asked to.
+func (d *Driver) supervise(p *pool) {
+	for slot := 1; slot <= len(p.slots); slot++ {
+		p.wg.Go(func() { d.superviseSlot(p, slot) })
+	}
+}
+
+func (d *Driver) superviseSlot(p *pool, slot int) {
+	backoff := d.opts.RestartBackoff
+	last := "" // what the slot's last failure said, for the crash-loop report
+	for {
+		d.mu.Lock()
+		in := p.slots[slot-1]
+		d.mu.Unlock()
+		if in != nil {
+			select {
+			case <-p.ctx.Done():
+				return
+			case <-in.done:
+			}
+			if p.ctx.Err() != nil || in.stopping.Load() {
+				return
+			}
+			d.lost(p, in)
+			last = fmt.Sprintf("instance %s exited (%v); last output:\n%s", in.id, in.exitErr, d.tail(in, 20))
+			if time.Since(in.startedAt) > backoffReset {
+				backoff = d.opts.RestartBackoff
+			}
+		}
+		if d.crashLooping(p, last) {
+			return
+		}
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, d.opts.MaxRestartBackoff)
+		last = d.replace(p, slot)
+	}
+}
+
+// lost takes an exited instance out of the pool, reports the smaller pool
+// and kills whatever the instance left behind in its process group.
+func (d *Driver) lost(p *pool, in *instance) {
+	d.mu.Lock()
+	in.healthy = false
+	p.slots[in.slot-1] = nil
+	d.mu.Unlock()
+	d.log.Warn("instance exited", "color", p.color.String(), "version", p.version,
+		"instance", in.id, "err", in.exitErr)
+	d.report(p)
+	d.terminate(context.Background(), in)
+	d.persist()
+}
+
+// crashLooping counts an exit and, once the pool has exited more than
+// CrashLoopRestarts times inside CrashLoopWindow, marks it failed and tells
+// the listener. It reports whether the slot must give up.
+func (d *Driver) crashLooping(p *pool, last string) bool {
+	now := time.Now()
+	d.mu.Lock()
+	if p.failed != nil {
+		d.mu.Unlock()
+		return true
+	}
+	kept := p.exits[:0]
+	for _, t := range p.exits {
+		if now.Sub(t) < d.opts.CrashLoopWindow {
+			kept = append(kept, t)
+		}
+	}
+	p.exits = append(kept, now)
+	n := len(p.exits)
+	if n <= d.opts.CrashLoopRestarts {
+		d.mu.Unlock()
+		return false
+	}
+	err := fmt.Errorf("service %s: %s %s is crash-looping: %d exits within %s; %s",
+		d.svc.Name, p.color, p.version, n, d.opts.CrashLoopWindow, last)
+	p.failed = err
+	d.mu.Unlock()
+	d.log.Error("pool crash-looping, no longer restarting it", "color", p.color.String(),
+		"version", p.version, "err", err)
+	d.persist()
+	d.notifyMu.Lock()
+	defer d.notifyMu.Unlock()
+	d.listener.Failed(p.color, p.version, err)
+	return true
+}
+
+// replace launches a new instance in the slot and health-gates it before
+// reporting it. A replacement that fails leaves the slot empty, which the
+// slot's supervisor counts as another exit; replace then returns why.
+func (d *Driver) replace(p *pool, slot int) string {
+	in, err := d.launch(p.color, p.version, slot)
+	if err != nil {
+		d.log.Error("cannot replace instance", "color", p.color.String(), "version", p.version,
+			"instance", instanceID(d.svc.Name, p.color, slot), "err", err)
+		return err.Error()
+	}
+	d.mu.Lock()
+	p.slots[slot-1] = in
+	d.mu.Unlock()
+	d.persist()
+	ctx, cancel := context.WithTimeout(p.ctx, d.startTimeout())
+	err = d.gate.WaitHealthy(ctx, in.addr(), in.done)
+	cancel()
+	if p.ctx.Err() != nil {
+		return "" // Stop terminates it; Close leaves it for the next daemon
+	}
+	if err != nil {
+		err = d.instanceError(in, err)
+		d.log.Error("replacement not healthy", "color", p.color.String(), "version", p.version,
+			"instance", in.id, "err", err)
+		d.mu.Lock()
+		p.slots[slot-1] = nil
+		d.mu.Unlock()
+		d.terminate(context.Background(), in)
+		d.persist()
+		return err.Error()
+	}
+	d.mu.Lock()
+	in.healthy = true
+	d.mu.Unlock()
+	d.log.Info("instance replaced", "color", p.color.String(), "version", p.version,
+		"instance", in.id, "pid", in.pid)
+	d.report(p)
+	return ""
+}
