@@ -191,4 +191,3 @@ func readAll(t *testing.T, r io.Reader) string {
 	}
 	return string(b)
 }
-

@@ -142,12 +142,14 @@ func TestStartFailures(t *testing.T) {
 			wantErr: []string{"not healthy in time", "status 503", "start timeout", "app starting pid=", "a line on stderr"},
 		},
 		{
-			name:    "exits during start",
-			mutate:  func(h *harness) { h.d.svc.Runtime.Process.Env = map[string]string{"APP_EXIT_AFTER": "1", "APP_NEVER_HEALTHY": "1"} },
+			name: "exits during start",
+			mutate: func(h *harness) {
+				h.d.svc.Runtime.Process.Env = map[string]string{"APP_EXIT_AFTER": "1", "APP_NEVER_HEALTHY": "1"}
+			},
 			wantErr: []string{"exited before it was healthy", "exit status 3", "app exiting on purpose"},
 		},
 		{
-			name:    "ports exhausted",
+			name: "ports exhausted",
 			tune: func(o *Options) {
 				lo := twoFreePorts(t)
 				o.Ports = runtime.NewPortRange(lo, lo+1) // blue takes both
