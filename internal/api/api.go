@@ -1,0 +1,122 @@
+// Package api serves cutover's control API: HTTP + JSON on versioned paths
+// under /v1, plus /healthz and /metrics. It owns the wire format, request
+// validation, authentication and the mapping of errors to status codes; the
+// work itself is delegated to a Backend, which the daemon implements.
+//
+// Routes (name is a service name, [a-z0-9-]{1,63}):
+//
+//	GET    /healthz                               {"status":"ok"}
+//	GET    /metrics                               Prometheus text format
+//	GET    /v1/services                           [deploy.Status, ...]
+//	GET    /v1/services/{name}                    deploy.Status
+//	POST   /v1/services/{name}/deployments        DeployRequest -> 201 deploy.Deployment
+//	GET    /v1/services/{name}/deployments?limit= [deploy.Deployment, ...] newest first
+//	GET    /v1/services/{name}/deployments/{id}   deploy.Deployment
+//	POST   /v1/services/{name}/promote            deploy.Status after the action
+//	POST   /v1/services/{name}/pause              (same)
+//	POST   /v1/services/{name}/resume             (same)
+//	POST   /v1/services/{name}/abort              (same)
+//	POST   /v1/services/{name}/rollback           (same)
+//	GET    /v1/services/{name}/logs?color=&follow=1   text/plain, streamed
+//	POST   /v1/services/{name}/instances          InstanceRequest -> 204
+//	DELETE /v1/services/{name}/instances          InstanceRequest -> 204
+//	GET    /v1/events?service=                    text/event-stream of deploy.Event
+//	POST   /v1/reload                             {"status":"reloaded"}
+//
+// Every error is a JSON body {"error":{"code":"...","message":"..."}} with a
+// stable code (see the Code constants).
+//
+// A Server is safe for concurrent use. Streaming responses (logs, events)
+// end when the client goes away or the server shuts down.
+package api
+
+import (
+	"context"
+	"io"
+
+	"github.com/cutover/cutover/internal/deploy"
+	"github.com/cutover/cutover/internal/route"
+)
+
+// Backend does the work behind the API. The daemon implements it by
+// delegating to each service's controller, runtime and router.
+//
+// Errors should wrap the sentinels of this package (ErrUnknownService,
+// ErrConflict, ErrInvalid, ErrNotSupported, ErrUnavailable) so that clients
+// get the right status code; any other error is reported as 500 "internal".
+// Methods are called concurrently.
+type Backend interface {
+	// Services returns the names of the configured services, sorted.
+	Services() []string
+	// Status returns a service's current state.
+	Status(service string) (deploy.Status, error)
+	// Deploy starts a deployment of version and returns once it is
+	// accepted (recorded), not when it ends. strategy "" means the
+	// service's configured strategy; "all-at-once" skips the steps. actor
+	// is recorded in the deployment's events ("user" for API calls).
+	Deploy(ctx context.Context, service, version, strategy, actor string) (deploy.Deployment, error)
+	// Promote skips the remaining steps and gates: candidate to 100%.
+	Promote(ctx context.Context, service string) error
+	// Pause holds the running deployment at its current step.
+	Pause(ctx context.Context, service string) error
+	// Resume continues a paused deployment.
+	Resume(ctx context.Context, service string) error
+	// Abort ends the running deployment and moves all traffic back.
+	Abort(ctx context.Context, service string) error
+	// Rollback moves all traffic back to the previous pool now, aborting a
+	// running deployment.
+	Rollback(ctx context.Context, service string) error
+	// History returns past and running deployments, newest first; limit
+	// <= 0 means all.
+	History(service string, limit int) ([]deploy.Deployment, error)
+	// Logs writes instance output of a colour (all colours when color is
+	// nil) to w; with follow it keeps writing until ctx is done. It should
+	// return errors that prevent serving (unknown service, a runtime
+	// without logs) before writing anything, so that they reach the client
+	// with their status code.
+	Logs(ctx context.Context, service string, color *route.Color, follow bool, w io.Writer) error
+	// Register adds a statically managed instance address to a version's pool.
+	Register(ctx context.Context, service, version, addr string) error
+	// Deregister removes a statically managed instance address.
+	Deregister(ctx context.Context, service, version, addr string) error
+	// Subscribe returns the live deployment events of a service (of every
+	// service when service is ""). The channel is closed when ctx is done.
+	// The backend must never block on a slow subscriber: it drops events
+	// for a subscriber whose buffer is full.
+	Subscribe(ctx context.Context, service string) (<-chan deploy.Event, error)
+	// WritePrometheus writes router and controller metrics in the
+	// Prometheus text exposition format.
+	WritePrometheus(w io.Writer)
+	// Reload re-reads the configuration; a bad one is refused (an error
+	// wrapping ErrInvalid) and the running one kept.
+	Reload(ctx context.Context) error
+}
+
+// DeployRequest is the body of POST /v1/services/{name}/deployments.
+type DeployRequest struct {
+	// Version is required.
+	Version string `json:"version"`
+	// Strategy is optional: "" uses the service's configured strategy.
+	Strategy string `json:"strategy,omitempty"`
+}
+
+// InstanceRequest is the body of POST and DELETE /v1/services/{name}/instances.
+type InstanceRequest struct {
+	Version string `json:"version"`
+	// Addr is host:port of the instance.
+	Addr string `json:"addr"`
+}
+
+// ErrorBody is the JSON body of every error response.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail carries a stable machine-readable code and a human message.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// ActorUser is the actor recorded for changes requested through the API.
+const ActorUser = "user"

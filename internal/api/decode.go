@@ -1,0 +1,116 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxBodyBytes bounds every request body; larger bodies get 413.
+const MaxBodyBytes = 64 << 10
+
+// decodeBody reads exactly one JSON object from r's body into v. Unknown
+// fields, trailing data, a wrong content type and oversized bodies are
+// errors with the status they deserve.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return errorf(http.StatusUnsupportedMediaType, CodeMediaType,
+				fmt.Sprintf("content type %q: want application/json", ct))
+		}
+	}
+	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	return decodeJSON(body, v)
+}
+
+// decodeJSON decodes exactly one JSON value from rd into v, rejecting
+// unknown fields and anything after the value.
+func decodeJSON(rd io.Reader, v any) error {
+	dec := json.NewDecoder(rd)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errorf(http.StatusRequestEntityTooLarge, CodeTooLarge,
+				fmt.Sprintf("request body larger than %d bytes", mbe.Limit))
+		}
+		if errors.Is(err, io.EOF) {
+			return errorf(http.StatusBadRequest, CodeInvalid, "request body is empty: want a JSON object")
+		}
+		return errorf(http.StatusBadRequest, CodeInvalid, "request body: "+err.Error())
+	}
+	var extra json.RawMessage
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+		return nil
+	case err != nil:
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errorf(http.StatusRequestEntityTooLarge, CodeTooLarge,
+				fmt.Sprintf("request body larger than %d bytes", mbe.Limit))
+		}
+	}
+	return errorf(http.StatusBadRequest, CodeInvalid, "request body: want exactly one JSON value")
+}
+
+// validServiceName reports whether s matches [a-z0-9-]{1,63}.
+func validServiceName(s string) bool {
+	if len(s) == 0 || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkVersion rejects empty, overlong and unprintable version strings. A
+// version is otherwise the runtime's business (a path, a tag, an AMI).
+func checkVersion(v string) error {
+	switch {
+	case v == "":
+		return errorf(http.StatusBadRequest, CodeInvalid, "version is required")
+	case len(v) > 256:
+		return errorf(http.StatusBadRequest, CodeInvalid, "version is longer than 256 bytes")
+	case !utf8.ValidString(v):
+		return errorf(http.StatusBadRequest, CodeInvalid, "version is not valid UTF-8")
+	}
+	for _, r := range v {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return errorf(http.StatusBadRequest, CodeInvalid, fmt.Sprintf("version %q contains a space or control character", v))
+		}
+	}
+	return nil
+}
+
+// checkStrategy accepts "" (the configured strategy) or a name like
+// "all-at-once"; whether the name exists is the backend's decision.
+func checkStrategy(s string) error {
+	if s != "" && !validServiceName(s) {
+		return errorf(http.StatusBadRequest, CodeInvalid, fmt.Sprintf("strategy %q: want a name of a-z, 0-9 and -", s))
+	}
+	return nil
+}
+
+// checkAddr accepts host:port with a numeric port in 1-65535.
+func checkAddr(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil || host == "" || len(a) > 300 {
+		return errorf(http.StatusBadRequest, CodeInvalid, fmt.Sprintf("addr %q: want host:port", a))
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return errorf(http.StatusBadRequest, CodeInvalid, fmt.Sprintf("addr %q: port must be 1-65535", a))
+	}
+	return nil
+}
