@@ -65,6 +65,7 @@ func StartCutover(ctx context.Context, blue, green string, candidateWeight float
 		return nil, fmt.Errorf("set split: %w", err)
 	}
 	go func() {
+		defer r.Close()
 		if err := r.Serve(ctx, ln, nil); err != nil && ctx.Err() == nil {
 			logger.Error("router stopped", "err", err)
 		}
