@@ -78,16 +78,21 @@ func (g *HealthGate) Check(ctx context.Context, addr string) error {
 func (g *HealthGate) WaitHealthy(ctx context.Context, addr string, abort <-chan struct{}) error {
 	t := time.NewTicker(GatePollInterval)
 	defer t.Stop()
+	var last error
 	for {
 		err := g.Check(ctx, addr)
 		if err == nil {
 			return nil
 		}
+		// A probe cut short by the deadline says less than the one before.
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("not healthy in time (last probe: %v): %w", err, context.Cause(ctx))
+			return fmt.Errorf("not healthy in time (last probe: %v): %w", last, context.Cause(ctx))
 		case <-abort:
-			return fmt.Errorf("exited before it was healthy (last probe: %v)", err)
+			return fmt.Errorf("exited before it was healthy (last probe: %v)", last)
 		case <-t.C:
 		}
 	}

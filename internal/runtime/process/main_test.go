@@ -105,7 +105,7 @@ func killRecorded(t *testing.T, stateDir string) {
 	}
 	var rec records
 	if err := json.Unmarshal(b, &rec); err != nil {
-		t.Errorf("instance record: %v", err)
+		t.Logf("instance record unreadable, nothing to clean: %v", err)
 		return
 	}
 	for _, p := range rec.Pools {

@@ -46,21 +46,25 @@ func main() {
 			os.Exit(3)
 		})
 	}
+	srv := &http.Server{Addr: "127.0.0.1:" + os.Getenv("PORT"), Handler: handler()}
+	drained := make(chan struct{})
 	if os.Getenv("APP_IGNORE_TERM") == "1" {
 		signal.Ignore(syscall.SIGTERM)
+	} else {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+		defer stop()
+		go func() {
+			<-ctx.Done()
+			fmt.Println("app: SIGTERM, draining")
+			_ = srv.Shutdown(context.Background())
+			close(drained)
+		}()
 	}
-	srv := &http.Server{Addr: "127.0.0.1:" + os.Getenv("PORT"), Handler: handler()}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		fmt.Println("app: SIGTERM, draining")
-		_ = srv.Shutdown(context.Background())
-	}()
 	if err := srv.ListenAndServe(); err != http.ErrServerClosed {
 		fmt.Println("app: listen:", err)
 		os.Exit(2)
 	}
+	<-drained
 	fmt.Println("app: stopped")
 }
 
