@@ -3,6 +3,7 @@ package deploy
 import (
 	"time"
 
+	"github.com/cutover/cutover/internal/metrics"
 	"github.com/cutover/cutover/internal/route"
 )
 
@@ -134,4 +135,117 @@ type Deployment struct {
 	// Reason says why it ended as it did, with figures for automatic decisions.
 	Reason string  `json:"reason,omitempty"`
 	Events []Event `json:"events"`
+}
+
+// StateSchema is the version of State's JSON encoding. Restore refuses any
+// other version loudly instead of guessing.
+const StateSchema = 1
+
+// State is everything the controller of one service must remember across a
+// crash. The executor persists it (Store.SaveState) before it performs the
+// actions of a transition, so after a restart the router can be given the
+// persisted weights first and the interrupted deployment resumes from here.
+// All times are absolute. It is a plain value: the controller never shares
+// one it may still change.
+type State struct {
+	Schema  int    `json:"schema"`
+	Service string `json:"service"`
+	Phase   Phase  `json:"phase"`
+	// Live is the pool serving users; nil before the first deployment.
+	Live *PoolRef `json:"live"`
+	// Weight is the candidate's share of public traffic in percent; the
+	// rest goes to Live.
+	Weight float64 `json:"weight"`
+	// Previous is the pool kept warm after a promotion.
+	Previous *PreviousRef `json:"previous"`
+	// Retiring is true once Previous is being drained and stopped; it can no
+	// longer be rolled back to.
+	Retiring bool `json:"retiring,omitempty"`
+	// Run is the deployment under way, or one that is finishing (post-traffic
+	// hooks, a demoted pool draining) while Phase is already idle.
+	Run *Run `json:"run"`
+	// Job is the slow work (start, hooks, drain and stop) the state requires;
+	// the executor (re)starts it whenever its Seq differs from what it runs.
+	Job *Job `json:"job"`
+	// JobSeq numbers jobs; a job's result is ignored unless its Seq is current.
+	JobSeq uint64 `json:"job_seq"`
+	// Policy holds the service's limits; the executor refreshes it from the
+	// configuration on start.
+	Policy  Policy    `json:"policy"`
+	Updated time.Time `json:"updated"`
+}
+
+// Policy is the part of the service configuration the transition function
+// needs; it lives in State so that Transition stays a pure function of
+// (State, Observation).
+type Policy struct {
+	Interval         time.Duration `json:"interval"`
+	MaxErrorRate     float64       `json:"max_error_rate"`
+	MaxP99Latency    time.Duration `json:"max_p99_latency"`
+	MinRequests      int           `json:"min_requests"`
+	ProgressDeadline time.Duration `json:"progress_deadline"`
+	KeepPrevious     time.Duration `json:"keep_previous"`
+	QuietPeriod      time.Duration `json:"quiet_period"`
+}
+
+// Step is one resolved stage of a deployment's shift.
+type Step struct {
+	Weight float64       `json:"weight"` // percent on the candidate
+	Pause  time.Duration `json:"pause"`
+	Manual bool          `json:"manual,omitempty"` // hold until Promote
+}
+
+// Run is a deployment's controller-side state.
+type Run struct {
+	// Record is the deployment's history entry, saved with every change.
+	Record    Deployment `json:"record"`
+	Candidate PoolRef    `json:"candidate"`
+	// First is true for a service's first deployment, which goes live
+	// directly once verified.
+	First bool   `json:"first,omitempty"`
+	Steps []Step `json:"steps"`
+	// Step is the 0-based index of the current step; -1 before shifting.
+	Step         int       `json:"step"`
+	StepStarted  time.Time `json:"step_started,omitzero"`
+	StepUntil    time.Time `json:"step_until,omitzero"` // end of the pause; zero for a manual gate
+	Deadline     time.Time `json:"deadline,omitzero"`   // progress deadline; zero for a manual gate
+	NextAnalysis time.Time `json:"next_analysis,omitzero"`
+	PausedAt     time.Time `json:"paused_at,omitzero"`
+	// Base holds both colours' cumulative counters when the step began
+	// (indexed by colour); analysis judges the difference. A daemon restart
+	// resets the router's counters, so the base is taken again then.
+	Base    [2]metrics.Counts `json:"base"`
+	Verdict *Verdict          `json:"verdict,omitempty"`
+}
+
+// JobKind names the slow work a state requires.
+type JobKind string
+
+// The jobs. Each is idempotent: running it again after a crash converges.
+const (
+	// JobStart starts the candidate pool and waits until the router sees it healthy.
+	JobStart JobKind = "start"
+	// JobPreTraffic runs the pre_traffic hooks against the candidate.
+	JobPreTraffic JobKind = "pre_traffic"
+	// JobPostTraffic runs the post_traffic hooks after a promotion.
+	JobPostTraffic JobKind = "post_traffic"
+	// JobRollback runs the on_rollback hooks, then drains and stops the candidate.
+	JobRollback JobKind = "rollback"
+	// JobStop drains and stops a candidate that never took user traffic.
+	JobStop JobKind = "stop"
+	// JobRetire drains a pool, waits until it has been quiet for the quiet
+	// period and stops it (the previous pool after keep_previous, or the
+	// pool demoted by a rollback).
+	JobRetire JobKind = "retire"
+)
+
+// Job is one unit of slow work.
+type Job struct {
+	Seq        uint64      `json:"seq"`
+	Kind       JobKind     `json:"kind"`
+	Color      route.Color `json:"color"`
+	Version    string      `json:"version"`
+	Deployment string      `json:"deployment,omitempty"`
+	// Reason is passed to on_rollback hooks as REASON.
+	Reason string `json:"reason,omitempty"`
 }

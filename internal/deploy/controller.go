@@ -1,0 +1,344 @@
+// Package deploy is cutover's deployment controller: per service, an
+// explicit state machine (phases idle, provisioning, verifying, shifting,
+// paused, rolling_back) that deploys a version to the idle colour, verifies
+// it, shifts traffic step by step while analysing it against the live
+// colour, promotes or rolls back on its own, keeps the previous pool warm
+// and retires it once drained and quiet.
+//
+// The machine is the pure function Transition(State, Observation) (State,
+// []Action). The Controller is its executor: one goroutine (Run) owns the
+// state, feeds it observations (commands, job results, deadlines, failed
+// pools), persists every new state with Store.SaveState before performing
+// the actions, and sleeps until the next deadline. Slow work (starting a
+// pool, hooks, draining and stopping) runs as a job in a goroutine owned by
+// Run; the state names the job it requires, so after a crash the restarted
+// executor runs it again, and every job is idempotent.
+//
+// Concurrency: every exported method of Controller is safe for concurrent
+// use. Commands (Deploy, Promote, ...) are executed by the Run goroutine and
+// wait for it; Status never waits for it; PoolFailed never blocks.
+//
+// Rollback while the previous pool is kept warm is an instant swap: the
+// previous pool becomes live, and the pool that was live (the promoted
+// version) is drained, left until quiet and stopped; it is not kept for a
+// roll-forward. History records that rollback as a deployment of the
+// previous version with strategy "rollback".
+package deploy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/internal/metrics"
+	"github.com/cutover/cutover/internal/route"
+	"github.com/cutover/cutover/internal/runtime"
+)
+
+// Router is the part of the traffic router the controller drives.
+type Router interface {
+	// SetSplit sends candidateWeight percent (0-100) of public traffic to
+	// live.Other() and the rest to live, in one atomic swap.
+	SetSplit(live route.Color, candidateWeight float64) error
+	// Split returns the live colour and the candidate's weight in percent.
+	Split() (route.Color, float64)
+	// Drain returns once the colour has no request in flight (or ctx ends).
+	Drain(ctx context.Context, color route.Color) error
+	// Counts returns the colour's cumulative counters since the router started.
+	Counts(color route.Color) metrics.Counts
+	// Healthy reports how many of the colour's instances pass health checks.
+	Healthy(color route.Color) (healthy, total int)
+}
+
+// Runtime starts and stops pools; runtime.Driver satisfies it.
+type Runtime interface {
+	Start(ctx context.Context, color route.Color, version string) ([]runtime.Instance, error)
+	Stop(ctx context.Context, color route.Color) error
+}
+
+// Store persists the controller's state and history. SaveState must be
+// durable when it returns; LoadState reports found=false for a service never
+// saved and an error for a state it cannot read. Deployments returns the
+// newest first, at most limit (all when limit <= 0).
+type Store interface {
+	SaveState(service string, st *State) error
+	LoadState(service string) (*State, bool, error)
+	SaveDeployment(d *Deployment) error
+	Deployments(service string, limit int) ([]Deployment, error)
+}
+
+var _ Runtime = runtime.Driver(nil)
+
+// Options configure a Controller. Service, Router, Runtime and Store are required.
+type Options struct {
+	Service *config.Service
+	Router  Router
+	Runtime Runtime
+	Store   Store
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// PreviewURL reaches only the candidate pool; hooks get it as PREVIEW_URL.
+	PreviewURL string
+	// Now defaults to time.Now.
+	Now func() time.Time
+	// Events, when set, receives every event (history entries and each
+	// analysis verdict) from the Run goroutine; it must not block.
+	Events func(Event)
+}
+
+// Controller runs the deployments of one service.
+type Controller struct {
+	opts Options
+	svc  *config.Service
+	log  *slog.Logger
+	cmds chan command
+	job  *runningJob // owned by Run
+
+	mu     sync.Mutex
+	st     State // owned by Run; mu guards reads by Status
+	loaded bool  // Restore found a persisted state
+
+	failMu   sync.Mutex
+	failed   []Observation
+	failWake chan struct{}
+}
+
+type command struct {
+	obs   Observation
+	reply chan reply
+}
+
+type reply struct {
+	st  State
+	err error
+}
+
+// New returns a controller for opts.Service. Call Restore, then Run.
+func New(opts Options) (*Controller, error) {
+	if opts.Service == nil || opts.Router == nil || opts.Runtime == nil || opts.Store == nil {
+		return nil, errors.New("deploy controller: Service, Router, Runtime and Store are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	c := &Controller{
+		opts:     opts,
+		svc:      opts.Service,
+		log:      opts.Logger.With("service", opts.Service.Name),
+		cmds:     make(chan command),
+		failWake: make(chan struct{}, 1),
+	}
+	c.st = State{Schema: StateSchema, Service: c.svc.Name, Phase: PhaseIdle, Policy: policyFor(c.svc)}
+	return c, nil
+}
+
+func policyFor(s *config.Service) Policy {
+	a := s.Strategy.Analysis
+	p := Policy{Interval: a.Interval, MaxErrorRate: a.MaxErrorRate, MaxP99Latency: a.MaxP99Latency, MinRequests: a.MinRequests,
+		ProgressDeadline: s.Strategy.ProgressDeadline, KeepPrevious: s.KeepPrevious, QuietPeriod: s.QuietPeriod}
+	if p.Interval <= 0 {
+		p.Interval = time.Second
+	}
+	if p.ProgressDeadline <= 0 {
+		p.ProgressDeadline = 10 * time.Minute
+	}
+	return p
+}
+
+// Restore loads the persisted state and gives the router its persisted
+// split before anything else happens; Run then resumes the interrupted
+// deployment. A state that cannot be read or makes no sense is an error
+// (the daemon must stop, not start empty). Call it once, before Run.
+func (c *Controller) Restore(ctx context.Context) error {
+	st, found, err := c.opts.Store.LoadState(c.svc.Name)
+	if err != nil {
+		return fmt.Errorf("restore %s: load state: %w", c.svc.Name, err)
+	}
+	if !found {
+		return nil
+	}
+	if err := checkState(st, c.svc.Name); err != nil {
+		return fmt.Errorf("restore %s: corrupt state: %w", c.svc.Name, err)
+	}
+	if st.Live != nil {
+		if err := c.opts.Router.SetSplit(st.Live.Color, st.Weight); err != nil {
+			return fmt.Errorf("restore %s: routing %g%% beside live %s %s: %w", c.svc.Name, st.Weight, st.Live.Color, st.Live.Version, err)
+		}
+	}
+	st.Policy = policyFor(c.svc)
+	c.mu.Lock()
+	c.st, c.loaded = *st, true
+	c.mu.Unlock()
+	c.log.Info("state restored", "phase", st.Phase, "weight", st.Weight)
+	return nil
+}
+
+// checkState rejects states this version cannot resume.
+func checkState(st *State, service string) error {
+	if st.Schema != StateSchema {
+		return fmt.Errorf("schema %d, this cutover reads %d", st.Schema, StateSchema)
+	}
+	if st.Service != service {
+		return fmt.Errorf("state belongs to service %q", st.Service)
+	}
+	switch st.Phase {
+	case PhaseIdle:
+	case PhaseProvisioning, PhaseVerifying, PhaseShifting, PhasePaused, PhaseRollingBack:
+		if st.Run == nil {
+			return fmt.Errorf("phase %s without a deployment", st.Phase)
+		}
+	default:
+		return fmt.Errorf("unknown phase %q", st.Phase)
+	}
+	if st.Weight < 0 || st.Weight > 100 {
+		return fmt.Errorf("weight %g outside 0-100", st.Weight)
+	}
+	if r := st.Run; r != nil && (r.Step >= len(r.Steps) || r.Step < -1) {
+		return fmt.Errorf("deployment %s at step %d of %d", r.Record.ID, r.Step+1, len(r.Steps))
+	}
+	if (st.Phase == PhaseShifting || st.Phase == PhasePaused) && (st.Live == nil || st.Run.Step < 0) {
+		return fmt.Errorf("phase %s without live pool or step", st.Phase)
+	}
+	return nil
+}
+
+// Status returns the service's current state. It never waits for Run.
+func (c *Controller) Status() Status {
+	c.mu.Lock()
+	st := c.st
+	c.mu.Unlock()
+	s := Status{Service: st.Service, Phase: st.Phase, Weights: map[string]float64{"blue": 0, "green": 0}}
+	if st.Live != nil {
+		l := *st.Live
+		s.Live = &l
+		s.Weights[l.Color.String()] = 100 - st.Weight
+		s.Weights[l.Color.Other().String()] = st.Weight
+	}
+	if st.Previous != nil {
+		p := *st.Previous
+		s.Previous = &p
+	}
+	if r := st.Run; r != nil && st.Phase != PhaseIdle {
+		cand := r.Candidate
+		s.Candidate = &cand
+		ref := &DeploymentRef{ID: r.Record.ID, Version: r.Record.Version, Strategy: r.Record.Strategy, Step: r.Step + 1,
+			Steps: len(r.Steps), StartedAt: r.Record.StartedAt, StepUntil: r.StepUntil}
+		if r.Step >= 0 {
+			ref.Manual = r.Steps[r.Step].Manual
+		}
+		s.Deployment = ref
+		if r.Verdict != nil {
+			v := *r.Verdict
+			s.Analysis = &v
+		}
+	}
+	return s
+}
+
+// History returns the service's deployments, newest first, at most limit.
+func (c *Controller) History(limit int) ([]Deployment, error) {
+	ds, err := c.opts.Store.Deployments(c.svc.Name, limit)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", c.svc.Name, err)
+	}
+	return ds, nil
+}
+
+// Deploy starts a deployment of version with a strategy ("" for the
+// configured steps, or a preset: all-at-once, canary10-5m, linear10-1m) and
+// returns its record once the new state is persisted. It fails with
+// ErrInvalid for a bad version or strategy and ErrBusy, naming the running
+// deployment, while another one is under way. actor is recorded in history.
+func (c *Controller) Deploy(ctx context.Context, version, strategy, actor string) (Deployment, error) {
+	steps, err := Steps(strategy, c.svc.Strategy)
+	if err != nil {
+		return Deployment{}, fmt.Errorf("deploy %s %s: %w", c.svc.Name, version, err)
+	}
+	now := c.opts.Now()
+	obs := Observation{Kind: ObsDeploy, Now: now, Actor: actorOr(actor), ID: c.newID(now), Version: version, Strategy: strategy, Steps: steps}
+	st, err := c.do(ctx, obs)
+	if err != nil {
+		return Deployment{}, err
+	}
+	rec := st.Run.Record
+	return rec, nil
+}
+
+// Promote skips the remaining steps and gates: the candidate takes all
+// traffic now. ErrNoDeployment when nothing is shifting.
+func (c *Controller) Promote(ctx context.Context) error { return c.command(ctx, ObsPromote) }
+
+// Pause holds the current step (analysis goes on and still rolls back).
+func (c *Controller) Pause(ctx context.Context) error { return c.command(ctx, ObsPause) }
+
+// Resume continues a paused deployment; the step's timers are extended by
+// the time it was paused.
+func (c *Controller) Resume(ctx context.Context) error { return c.command(ctx, ObsResume) }
+
+// Abort ends the running deployment: traffic back to live in one swap and
+// the candidate stopped after it drains; the outcome is "aborted".
+func (c *Controller) Abort(ctx context.Context) error { return c.command(ctx, ObsAbort) }
+
+// Rollback returns all traffic to the previous pool now: it rolls back the
+// running deployment, or, when idle, swaps back to the pool kept warm after
+// the last promotion (ErrNoPrevious when there is none).
+func (c *Controller) Rollback(ctx context.Context) error { return c.command(ctx, ObsRollback) }
+
+// PoolFailed reports that a pool cannot be kept running (the runtime's
+// Listener.Failed); a failing candidate is rolled back. It never blocks.
+func (c *Controller) PoolFailed(color route.Color, version string, err error) {
+	msg := "pool failed"
+	if err != nil {
+		msg = err.Error()
+	}
+	c.failMu.Lock()
+	c.failed = append(c.failed, Observation{Kind: ObsPoolFailed, Color: color, Version: version, Err: msg, Actor: ActorController})
+	c.failMu.Unlock()
+	select {
+	case c.failWake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Controller) command(ctx context.Context, kind ObsKind) error {
+	_, err := c.do(ctx, Observation{Kind: kind, Actor: ActorUser})
+	return err
+}
+
+// do hands a command to Run and waits for its outcome.
+func (c *Controller) do(ctx context.Context, obs Observation) (State, error) {
+	cmd := command{obs: obs, reply: make(chan reply, 1)}
+	select {
+	case c.cmds <- cmd:
+	case <-ctx.Done():
+		return State{}, fmt.Errorf("%s %s: %w", obs.Kind, c.svc.Name, ctx.Err())
+	}
+	select {
+	case r := <-cmd.reply:
+		return r.st, r.err
+	case <-ctx.Done():
+		return State{}, fmt.Errorf("%s %s: %w", obs.Kind, c.svc.Name, ctx.Err())
+	}
+}
+
+func actorOr(a string) string {
+	if a == "" {
+		return ActorUser
+	}
+	return a
+}
+
+func (c *Controller) newID(now time.Time) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return fmt.Sprintf("%s-%s-%s", c.svc.Name, now.UTC().Format("20060102-150405"), hex.EncodeToString(b[:]))
+}

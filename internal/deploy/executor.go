@@ -1,0 +1,198 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cutover/cutover/internal/metrics"
+	"github.com/cutover/cutover/internal/route"
+)
+
+// runningJob is the job goroutine Run owns.
+type runningJob struct {
+	seq    uint64
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+	detail string
+}
+
+// Run executes the controller until ctx is done; it returns nil then. It
+// resumes a state loaded by Restore (calling Restore itself if the caller
+// did not). A state that cannot be persisted stops nothing: the command
+// that caused it fails and the old state stays in force.
+func (c *Controller) Run(ctx context.Context) error {
+	c.mu.Lock()
+	loaded := c.loaded
+	c.mu.Unlock()
+	if loaded {
+		if err := c.apply(ctx, Observation{Kind: ObsRestart, Actor: ActorDaemon}); err != nil {
+			c.log.Error("resuming after restart", "err", err)
+		}
+	}
+	defer c.stopJob()
+	for {
+		var wake <-chan time.Time
+		var timer *time.Timer
+		if at := nextWake(c.state(), c.opts.Now()); !at.IsZero() {
+			timer = time.NewTimer(at.Sub(c.opts.Now()))
+			wake = timer.C
+		}
+		var jobDone chan struct{}
+		if c.job != nil {
+			jobDone = c.job.done
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case cmd := <-c.cmds:
+			err := c.apply(ctx, cmd.obs)
+			cmd.reply <- reply{st: c.state(), err: err}
+		case <-jobDone:
+			j := c.job
+			c.job = nil
+			obs := Observation{Kind: ObsJobDone, Job: j.seq, Detail: j.detail}
+			if j.err != nil {
+				obs.Err = j.err.Error()
+			}
+			c.must(ctx, obs)
+		case <-wake:
+			c.must(ctx, Observation{Kind: ObsTick})
+		case <-c.failWake:
+			c.failMu.Lock()
+			failed := c.failed
+			c.failed = nil
+			c.failMu.Unlock()
+			for _, obs := range failed {
+				c.must(ctx, obs)
+			}
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+// must applies an observation that has no caller to report to.
+func (c *Controller) must(ctx context.Context, obs Observation) {
+	if err := c.apply(ctx, obs); err != nil {
+		c.log.Error("controller step failed", "observation", obs.Kind, "err", err)
+	}
+}
+
+func (c *Controller) state() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st
+}
+
+// nextWake is the earliest deadline the state waits for, or zero.
+func nextWake(st State, now time.Time) time.Time {
+	var at time.Time
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (at.IsZero() || t.Before(at)) {
+			at = t
+		}
+	}
+	if r := st.Run; r != nil && r.Step >= 0 {
+		switch st.Phase {
+		case PhaseShifting:
+			earliest(r.NextAnalysis)
+			earliest(r.StepUntil)
+			if !r.StepUntil.IsZero() && !now.Before(r.StepUntil) {
+				earliest(r.Deadline)
+			}
+		case PhasePaused:
+			earliest(r.NextAnalysis)
+		}
+	}
+	if st.Run == nil && st.Job == nil && st.Previous != nil && !st.Retiring {
+		earliest(st.Previous.Until)
+	}
+	return at
+}
+
+// apply runs one observation through Admit and Transition, persists the new
+// state, then performs its actions.
+func (c *Controller) apply(ctx context.Context, obs Observation) error {
+	if obs.Now.IsZero() {
+		obs.Now = c.opts.Now()
+	}
+	for _, col := range route.Colors {
+		obs.Counts[col] = c.opts.Router.Counts(col)
+	}
+	cur := c.state()
+	if err := Admit(cur, obs); err != nil {
+		return err
+	}
+	next, acts := Transition(cur, obs)
+	if len(acts) == 0 && obs.Kind != ObsTick {
+		return nil
+	}
+	if err := c.opts.Store.SaveState(c.svc.Name, &next); err != nil {
+		return fmt.Errorf("%s %s: persist state: %w", obs.Kind, c.svc.Name, err)
+	}
+	c.mu.Lock()
+	c.st = next
+	c.mu.Unlock()
+	for _, a := range acts {
+		c.perform(ctx, next, a)
+	}
+	return nil
+}
+
+func (c *Controller) perform(ctx context.Context, st State, a Action) {
+	switch a.Kind {
+	case ActSetSplit:
+		if err := c.opts.Router.SetSplit(a.Live, a.Weight); err != nil {
+			c.log.Error("router refused the split", "color", a.Live, "weight", a.Weight, "err", err)
+			if st.Run != nil && st.Phase == PhaseShifting {
+				c.PoolFailed(st.Run.Candidate.Color, st.Run.Candidate.Version, fmt.Errorf("router refused %g%%: %w", a.Weight, err))
+			}
+		}
+	case ActRecord:
+		if err := c.opts.Store.SaveDeployment(a.Deployment); err != nil {
+			c.log.Error("saving history", "deployment", a.Deployment.ID, "err", err)
+		}
+	case ActEmit:
+		c.logEvent(*a.Event)
+		if c.opts.Events != nil {
+			c.opts.Events(*a.Event)
+		}
+	case ActRunJob:
+		c.startJob(ctx, *a.Job)
+	}
+}
+
+func (c *Controller) logEvent(ev Event) {
+	if ev.Type == "verdict" && ev.Verdict != nil && ev.Verdict.Result != ResultFail {
+		c.log.Debug(ev.Message, "deployment", ev.Deployment, "type", ev.Type)
+		return
+	}
+	c.log.Info(ev.Message, "deployment", ev.Deployment, "type", ev.Type, "phase", ev.Phase, "weight", ev.Weight, "actor", ev.Actor)
+}
+
+// startJob cancels the running job, waits for it and starts j.
+func (c *Controller) startJob(ctx context.Context, j Job) {
+	c.stopJob()
+	jctx, cancel := context.WithCancel(ctx)
+	rj := &runningJob{seq: j.Seq, cancel: cancel, done: make(chan struct{})}
+	c.job = rj
+	go func() {
+		defer close(rj.done)
+		rj.detail, rj.err = c.runJob(jctx, j)
+	}()
+}
+
+func (c *Controller) stopJob() {
+	if c.job == nil {
+		return
+	}
+	c.job.cancel()
+	<-c.job.done
+	c.job = nil
+}
+
+// countsOf is a convenience for jobs.
+func (c *Controller) countsOf(color route.Color) metrics.Counts { return c.opts.Router.Counts(color) }

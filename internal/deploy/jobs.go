@@ -1,0 +1,122 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cutover/cutover/internal/route"
+)
+
+// healthPoll is how often a job looks at the router's health and counters.
+const healthPoll = 100 * time.Millisecond
+
+// runJob does one job's slow work. It returns a detail for history (hook
+// output) and an error naming what failed.
+func (c *Controller) runJob(ctx context.Context, j Job) (string, error) {
+	log := c.log.With("color", j.Color, "version", j.Version, "deployment", j.Deployment, "job", j.Kind)
+	log.Debug("job started")
+	switch j.Kind {
+	case JobStart:
+		return "", c.startPool(ctx, j)
+	case JobPreTraffic:
+		return c.runHooks(ctx, "pre_traffic", c.svc.Hooks.PreTraffic, c.hookEnv(j))
+	case JobPostTraffic:
+		return c.runHooks(ctx, "post_traffic", c.svc.Hooks.PostTraffic, c.hookEnv(j))
+	case JobRollback:
+		detail, herr := c.runHooks(ctx, "on_rollback", c.svc.Hooks.OnRollback, append(c.hookEnv(j), "REASON="+j.Reason))
+		if herr != nil {
+			log.Error("on_rollback hook failed", "err", herr)
+		}
+		return detail, errors.Join(herr, c.drainStop(ctx, j.Color))
+	case JobStop:
+		return "", c.drainStop(ctx, j.Color)
+	case JobRetire:
+		if err := c.drain(ctx, j.Color); err != nil {
+			return "", err
+		}
+		if err := c.waitQuiet(ctx, j.Color); err != nil {
+			return "", err
+		}
+		return "", c.stop(ctx, j.Color)
+	}
+	return "", fmt.Errorf("unknown job %q", j.Kind)
+}
+
+// startPool starts the candidate and waits until the router counts at
+// least one of its instances healthy (the health gate before any traffic).
+func (c *Controller) startPool(ctx context.Context, j Job) error {
+	timeout := time.Minute
+	if p := c.svc.Runtime.Process; p != nil && p.StartTimeout > 0 {
+		timeout = p.StartTimeout
+	}
+	if _, err := c.opts.Runtime.Start(ctx, j.Color, j.Version); err != nil {
+		return err
+	}
+	gctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(healthPoll)
+	defer tick.Stop()
+	for {
+		healthy, total := c.opts.Router.Healthy(j.Color)
+		if healthy > 0 {
+			return nil
+		}
+		select {
+		case <-gctx.Done():
+			return fmt.Errorf("health gate for %s: %d of %d instances healthy in the router after %s: %w", j.Color, healthy, total, timeout, gctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+func (c *Controller) drainStop(ctx context.Context, color route.Color) error {
+	return errors.Join(c.drain(ctx, color), c.stop(ctx, color))
+}
+
+func (c *Controller) drain(ctx context.Context, color route.Color) error {
+	timeout := c.svc.DrainTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := c.opts.Router.Drain(dctx, color); err != nil && ctx.Err() == nil {
+		// Past the drain timeout the pool is stopped anyway, as promised.
+		c.log.Warn("drain incomplete", "color", color, "err", err)
+	}
+	return ctx.Err()
+}
+
+func (c *Controller) stop(ctx context.Context, color route.Color) error {
+	if err := c.opts.Runtime.Stop(ctx, color); err != nil {
+		return fmt.Errorf("stop %s: %w", color, err)
+	}
+	return nil
+}
+
+// waitQuiet returns once the colour has served no request and has none in
+// flight for the quiet period.
+func (c *Controller) waitQuiet(ctx context.Context, color route.Color) error {
+	quiet := c.svc.QuietPeriod
+	last := c.countsOf(color)
+	since := c.opts.Now()
+	tick := time.NewTicker(min(healthPoll*10, max(quiet/10, healthPoll)))
+	defer tick.Stop()
+	for {
+		now := c.opts.Now()
+		cur := c.countsOf(color)
+		if cur.Requests != last.Requests || cur.InFlight > 0 {
+			last, since = cur, now
+		}
+		if now.Sub(since) >= quiet {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}

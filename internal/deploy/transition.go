@@ -1,0 +1,676 @@
+package deploy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cutover/cutover/internal/analysis"
+	"github.com/cutover/cutover/internal/metrics"
+	"github.com/cutover/cutover/internal/route"
+)
+
+// ObsKind names what the executor observed.
+type ObsKind string
+
+// The observations. Commands (deploy ... rollback) come from the API,
+// the others from the executor itself.
+const (
+	ObsDeploy     ObsKind = "deploy"
+	ObsPromote    ObsKind = "promote"
+	ObsPause      ObsKind = "pause"
+	ObsResume     ObsKind = "resume"
+	ObsAbort      ObsKind = "abort"
+	ObsRollback   ObsKind = "rollback"
+	ObsPoolFailed ObsKind = "pool_failed" // a pool crash-loops, or the router refused it
+	ObsJobDone    ObsKind = "job_done"    // the current job finished (Err set when it failed)
+	ObsTick       ObsKind = "tick"        // a deadline may have passed
+	ObsRestart    ObsKind = "restart"     // the daemon restarted with a persisted state
+)
+
+// The actors recorded on events.
+const (
+	ActorUser       = "user"
+	ActorController = "controller"
+	ActorDaemon     = "daemon"
+)
+
+// Observation is one input of the transition function. Counts carries both
+// colours' cumulative router counters at Now (indexed by colour) with every
+// observation, so that a transition can start or judge a step.
+type Observation struct {
+	Kind  ObsKind
+	Now   time.Time
+	Actor string
+	// ID, Version, Strategy and Steps describe a new deployment (ObsDeploy).
+	ID       string
+	Version  string
+	Strategy string
+	Steps    []Step
+	// Color and Version name the failed pool (ObsPoolFailed).
+	Color route.Color
+	// Job is the Seq of the finished job (ObsJobDone).
+	Job uint64
+	// Err describes a failure (ObsPoolFailed, ObsJobDone); Detail adds
+	// what a successful job reported (hook output).
+	Err    string
+	Detail string
+	Counts [2]metrics.Counts
+}
+
+// ActionKind names what the executor must do after persisting a state.
+type ActionKind string
+
+// The actions. All are idempotent.
+const (
+	// ActSetSplit sends Live all traffic but Weight percent, which goes to
+	// the other colour.
+	ActSetSplit ActionKind = "set_split"
+	// ActRunJob cancels whatever job runs and starts State.Job.
+	ActRunJob ActionKind = "run_job"
+	// ActRecord saves Deployment to the history.
+	ActRecord ActionKind = "record"
+	// ActEmit publishes Event on the live stream (it is already in the
+	// record when it belongs to the history).
+	ActEmit ActionKind = "emit"
+)
+
+// Action is one effect of a transition.
+type Action struct {
+	Kind       ActionKind
+	Live       route.Color
+	Weight     float64
+	Job        *Job
+	Deployment *Deployment
+	Event      *Event
+}
+
+// Admit reports whether a command observation is allowed in st, with an
+// error wrapping ErrBusy, ErrNoDeployment, ErrNoPrevious or ErrInvalid. It
+// admits every non-command observation. Transition assumes admission.
+func Admit(st State, ev Observation) error {
+	run := st.Run
+	active := run != nil && st.Phase != PhaseIdle
+	op := fmt.Sprintf("%s %s", ev.Kind, st.Service)
+	busy := func() error {
+		return fmt.Errorf("%s: %w: deployment %s (version %s) is %s", op, ErrBusy, run.Record.ID, run.Record.Version, phaseWord(st))
+	}
+	switch ev.Kind {
+	case ObsDeploy:
+		op = fmt.Sprintf("deploy %s %s", st.Service, ev.Version)
+		if err := validVersion(ev.Version); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		if run != nil {
+			return busy()
+		}
+	case ObsPromote, ObsPause:
+		if !active {
+			return fmt.Errorf("%s: %w", op, ErrNoDeployment)
+		}
+		if st.Phase != PhaseShifting && !(st.Phase == PhasePaused && ev.Kind == ObsPromote) {
+			return busy()
+		}
+	case ObsResume:
+		if !active {
+			return fmt.Errorf("%s: %w", op, ErrNoDeployment)
+		}
+		if st.Phase != PhasePaused {
+			return fmt.Errorf("%s: %w: deployment %s is %s, not paused", op, ErrNoDeployment, run.Record.ID, st.Phase)
+		}
+	case ObsAbort:
+		if !active {
+			return fmt.Errorf("%s: %w", op, ErrNoDeployment)
+		}
+		if st.Phase == PhaseRollingBack {
+			return busy()
+		}
+	case ObsRollback:
+		if active {
+			if st.Phase == PhaseRollingBack {
+				return busy()
+			}
+			return nil
+		}
+		if run != nil {
+			return busy()
+		}
+		if st.Previous == nil || st.Live == nil {
+			return fmt.Errorf("%s: %w", op, ErrNoPrevious)
+		}
+		if st.Retiring {
+			return fmt.Errorf("%s: %w: previous pool %s %s is being retired", op, ErrNoPrevious, st.Previous.Color, st.Previous.Version)
+		}
+	}
+	return nil
+}
+
+func phaseWord(st State) string {
+	if st.Phase == PhaseIdle {
+		return "finishing (" + string(st.Job.kind()) + ")"
+	}
+	return string(st.Phase)
+}
+
+func (j *Job) kind() JobKind {
+	if j == nil {
+		return "no job"
+	}
+	return j.Kind
+}
+
+// validVersion accepts 1-128 printable characters without spaces.
+func validVersion(v string) error {
+	if v == "" || len(v) > 128 || strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return fmt.Errorf("%w: version %q must be 1-128 printable characters without spaces", ErrInvalid, v)
+	}
+	return nil
+}
+
+// Transition is the controller's state machine: given a state and an
+// observation it returns the next state and the actions to perform, in
+// order, once that state is persisted. It is pure and deterministic: it
+// does not keep st's slices or pointers it changes (it copies them) and
+// reads the clock only from ev.Now.
+func Transition(st State, ev Observation) (State, []Action) {
+	t := &txn{st: st.clone(), ev: ev}
+	t.st.Updated = ev.Now
+	switch ev.Kind {
+	case ObsDeploy:
+		t.deploy()
+	case ObsJobDone:
+		if t.st.Job == nil || ev.Job != t.st.Job.Seq {
+			return st, nil // a cancelled or superseded job
+		}
+		t.jobDone()
+	case ObsTick:
+		t.tick()
+	case ObsPromote:
+		t.promote(fmt.Sprintf("promoted by %s", ev.Actor))
+	case ObsPause:
+		t.st.Phase = PhasePaused
+		t.st.Run.PausedAt = ev.Now
+		t.event("paused", fmt.Sprintf("paused at step %d (%g%%)", t.st.Run.Step+1, t.st.Weight), nil)
+	case ObsResume:
+		t.resume()
+	case ObsAbort:
+		t.stopRun(OutcomeAborted, fmt.Sprintf("aborted by %s", ev.Actor), nil)
+	case ObsRollback:
+		if t.st.Run != nil {
+			t.stopRun(OutcomeRolledBack, fmt.Sprintf("rolled back by %s", ev.Actor), nil)
+		} else {
+			t.swapBack()
+		}
+	case ObsPoolFailed:
+		t.poolFailed()
+	case ObsRestart:
+		t.restart()
+	}
+	return t.finish()
+}
+
+// txn accumulates one transition.
+type txn struct {
+	st       State
+	ev       Observation
+	acts     []Action
+	recorded bool
+}
+
+func (s State) clone() State {
+	if s.Live != nil {
+		l := *s.Live
+		s.Live = &l
+	}
+	if s.Previous != nil {
+		p := *s.Previous
+		s.Previous = &p
+	}
+	if s.Job != nil {
+		j := *s.Job
+		s.Job = &j
+	}
+	if s.Run != nil {
+		r := *s.Run
+		r.Record.Events = slices.Clone(r.Record.Events)
+		r.Steps = slices.Clone(r.Steps)
+		if r.Verdict != nil {
+			v := *r.Verdict
+			r.Verdict = &v
+		}
+		s.Run = &r
+	}
+	return s
+}
+
+func (t *txn) finish() (State, []Action) {
+	if t.recorded && t.st.Run != nil {
+		rec := t.st.Run.Record
+		rec.Events = slices.Clone(rec.Events)
+		t.acts = append(t.acts, Action{Kind: ActRecord, Deployment: &rec})
+	}
+	return t.st, t.acts
+}
+
+// event appends an event to the running deployment's history and emits it.
+func (t *txn) event(typ, msg string, v *Verdict) {
+	ev := t.newEvent(typ, msg, v)
+	if t.st.Run != nil {
+		t.st.Run.Record.Events = append(t.st.Run.Record.Events, ev)
+		t.recorded = true
+	}
+	t.acts = append(t.acts, Action{Kind: ActEmit, Event: &ev})
+}
+
+// emit publishes an event on the stream only.
+func (t *txn) emit(typ, msg string, v *Verdict) {
+	ev := t.newEvent(typ, msg, v)
+	t.acts = append(t.acts, Action{Kind: ActEmit, Event: &ev})
+}
+
+func (t *txn) newEvent(typ, msg string, v *Verdict) Event {
+	actor := t.ev.Actor
+	if actor == "" {
+		actor = ActorController
+	}
+	ev := Event{Time: t.ev.Now, Service: t.st.Service, Type: typ, Phase: t.st.Phase, Weight: t.st.Weight, Message: msg, Actor: actor, Verdict: v}
+	if t.st.Run != nil {
+		ev.Deployment = t.st.Run.Record.ID
+	}
+	return ev
+}
+
+func (t *txn) setPhase(p Phase, why string) {
+	if t.st.Phase == p {
+		return
+	}
+	t.st.Phase = p
+	t.event("phase", why, nil)
+}
+
+func (t *txn) split() {
+	live := route.Blue
+	if t.st.Live != nil {
+		live = t.st.Live.Color
+	}
+	t.acts = append(t.acts, Action{Kind: ActSetSplit, Live: live, Weight: t.st.Weight})
+}
+
+// job makes j the state's job and asks the executor to run it.
+func (t *txn) job(j Job) {
+	t.st.JobSeq++
+	j.Seq = t.st.JobSeq
+	if t.st.Run != nil && j.Deployment == "" {
+		j.Deployment = t.st.Run.Record.ID
+	}
+	t.st.Job = &j
+	t.acts = append(t.acts, Action{Kind: ActRunJob, Job: &j})
+}
+
+func (t *txn) deploy() {
+	ev := t.ev
+	color, first, from := route.Blue, true, ""
+	if t.st.Live != nil {
+		color, first, from = t.st.Live.Color.Other(), false, t.st.Live.Version
+	}
+	var replaced *PreviousRef
+	if t.st.Previous != nil && t.st.Previous.Color == color {
+		replaced = t.st.Previous
+		t.st.Previous, t.st.Retiring = nil, false
+	}
+	t.st.Run = &Run{
+		Record: Deployment{
+			ID: ev.ID, Service: t.st.Service, Version: ev.Version, Color: color, FromVersion: from,
+			Strategy: strategyName(ev.Strategy), StartedAt: ev.Now, Outcome: OutcomeRunning,
+		},
+		Candidate: PoolRef{Color: color, Version: ev.Version},
+		First:     first,
+		Steps:     slices.Clone(ev.Steps),
+		Step:      -1,
+	}
+	t.st.Phase = PhaseProvisioning
+	t.st.Weight = 0
+	msg := fmt.Sprintf("deploying %s to %s (strategy %s, %d steps)", ev.Version, color, strategyName(ev.Strategy), len(ev.Steps))
+	if replaced != nil {
+		msg += fmt.Sprintf("; the previous pool %s in %s is replaced", replaced.Version, replaced.Color)
+	}
+	t.event("started", msg, nil)
+	t.job(Job{Kind: JobStart, Color: color, Version: ev.Version})
+}
+
+func (t *txn) jobDone() {
+	j, ev := *t.st.Job, t.ev
+	t.st.Job = nil
+	run := t.st.Run
+	switch j.Kind {
+	case JobStart:
+		if ev.Err != "" {
+			t.failBeforeTraffic(OutcomeFailed, fmt.Sprintf("start %s %s: %s", j.Color, j.Version, ev.Err))
+			return
+		}
+		t.setPhase(PhaseVerifying, fmt.Sprintf("%s %s is healthy; running pre_traffic hooks", j.Color, j.Version))
+		t.job(Job{Kind: JobPreTraffic, Color: j.Color, Version: j.Version})
+	case JobPreTraffic:
+		if ev.Err != "" {
+			t.event("hook", "pre_traffic hook failed: "+ev.Err, nil)
+			t.failBeforeTraffic(OutcomeFailed, "pre_traffic hook failed: "+ev.Err)
+			return
+		}
+		t.event("hook", joinDetail("pre_traffic hooks passed", ev.Detail), nil)
+		switch {
+		case run.First:
+			t.st.Live = &PoolRef{Color: run.Candidate.Color, Version: run.Candidate.Version}
+			t.promote("first deployment of the service goes live")
+		case len(run.Steps) == 0:
+			t.promote("all at once")
+		default:
+			t.enterStep(0)
+		}
+	case JobPostTraffic:
+		msg := joinDetail("post_traffic hooks passed", ev.Detail)
+		if ev.Err != "" {
+			msg = "post_traffic hook failed: " + ev.Err
+		}
+		t.event("hook", msg, nil)
+		t.endRun()
+	case JobRollback, JobStop:
+		msg := fmt.Sprintf("%s %s drained and stopped", j.Color, j.Version)
+		if ev.Err != "" {
+			msg = fmt.Sprintf("cleaning up %s %s: %s", j.Color, j.Version, ev.Err)
+		}
+		t.event(string(run.Record.Outcome), joinDetail(msg, ev.Detail), nil)
+		t.st.Phase = PhaseIdle
+		t.endRun()
+	case JobRetire:
+		if run != nil { // the pool demoted by an instant rollback
+			t.event("retired", retireMsg(j, ev.Err), nil)
+			t.endRun()
+			return
+		}
+		if ev.Err != "" && t.st.Previous != nil {
+			// Try again after another quiet period; the pool stays kept.
+			t.st.Retiring = false
+			t.st.Previous.Until = ev.Now.Add(max(t.st.Policy.QuietPeriod, time.Second))
+			t.emit("retired", retireMsg(j, ev.Err), nil)
+			return
+		}
+		t.st.Previous, t.st.Retiring = nil, false
+		t.emit("retired", retireMsg(j, ""), nil)
+	}
+}
+
+func retireMsg(j Job, err string) string {
+	if err != "" {
+		return fmt.Sprintf("retiring %s %s: %s", j.Color, j.Version, err)
+	}
+	return fmt.Sprintf("%s %s drained, quiet and stopped", j.Color, j.Version)
+}
+
+func joinDetail(msg, detail string) string {
+	if detail == "" {
+		return msg
+	}
+	return msg + ": " + detail
+}
+
+// endRun closes the run's record and forgets the run.
+func (t *txn) endRun() {
+	run := t.st.Run
+	if run.Record.EndedAt.IsZero() {
+		run.Record.EndedAt = t.ev.Now
+	}
+	t.recorded = true
+	rec := run.Record
+	rec.Events = slices.Clone(rec.Events)
+	t.acts = append(t.acts, Action{Kind: ActRecord, Deployment: &rec})
+	t.recorded = false
+	t.st.Run = nil
+	t.st.Phase = PhaseIdle
+	t.maybeRetire()
+}
+
+func (t *txn) enterStep(i int) {
+	run, now := t.st.Run, t.ev.Now
+	s := run.Steps[i]
+	run.Step = i
+	run.StepStarted = now
+	run.StepUntil, run.Deadline = time.Time{}, time.Time{}
+	if !s.Manual {
+		run.StepUntil = now.Add(s.Pause)
+		run.Deadline = run.StepUntil.Add(t.st.Policy.ProgressDeadline)
+	}
+	run.NextAnalysis = now.Add(t.interval())
+	run.Base = t.ev.Counts
+	run.Verdict = nil
+	t.st.Weight = s.Weight
+	if t.st.Phase != PhasePaused {
+		t.st.Phase = PhaseShifting
+	}
+	hold := "until promoted"
+	if !s.Manual {
+		hold = "for " + s.Pause.String()
+	}
+	t.event("step", fmt.Sprintf("step %d of %d: %g%% on %s %s %s", i+1, len(run.Steps), s.Weight, run.Candidate.Color, run.Candidate.Version, hold), nil)
+	t.split()
+}
+
+func (t *txn) interval() time.Duration {
+	if t.st.Policy.Interval > 0 {
+		return t.st.Policy.Interval
+	}
+	return time.Second
+}
+
+// promote makes the candidate live and keeps the old live pool warm.
+func (t *txn) promote(why string) {
+	run, now := t.st.Run, t.ev.Now
+	old := t.st.Live
+	t.st.Live = &PoolRef{Color: run.Candidate.Color, Version: run.Candidate.Version}
+	t.st.Weight = 0
+	if old != nil && old.Color != run.Candidate.Color {
+		t.st.Previous = &PreviousRef{Color: old.Color, Version: old.Version, Until: now.Add(t.st.Policy.KeepPrevious)}
+		t.st.Retiring = false
+	}
+	t.st.Phase = PhaseIdle
+	run.Record.Outcome = OutcomePromoted
+	run.Record.Reason = why
+	run.Record.EndedAt = now
+	t.split()
+	msg := fmt.Sprintf("%s %s is live: %s", run.Candidate.Color, run.Candidate.Version, why)
+	if t.st.Previous != nil {
+		msg += fmt.Sprintf("; %s %s kept warm until %s", t.st.Previous.Color, t.st.Previous.Version, t.st.Previous.Until.UTC().Format(time.RFC3339))
+	}
+	t.event("promoted", msg, run.Verdict)
+	t.job(Job{Kind: JobPostTraffic, Color: run.Candidate.Color, Version: run.Candidate.Version})
+}
+
+// stopRun ends a running deployment on a command or an automatic decision.
+func (t *txn) stopRun(outcome Outcome, why string, v *Verdict) {
+	switch t.st.Phase {
+	case PhaseProvisioning, PhaseVerifying:
+		if outcome == OutcomeRolledBack {
+			outcome = OutcomeFailed
+			if t.ev.Kind == ObsAbort || t.ev.Kind == ObsRollback {
+				outcome = OutcomeAborted
+			}
+		}
+		t.failBeforeTraffic(outcome, why)
+	default:
+		t.rollback(outcome, why, v)
+	}
+}
+
+// failBeforeTraffic ends a deployment whose candidate never took user traffic.
+func (t *txn) failBeforeTraffic(outcome Outcome, why string) {
+	run := t.st.Run
+	t.st.Phase = PhaseRollingBack
+	t.st.Weight = 0
+	run.Record.Outcome, run.Record.Reason = outcome, why
+	t.event(string(outcome), fmt.Sprintf("%s; no user traffic moved, stopping %s %s", why, run.Candidate.Color, run.Candidate.Version), nil)
+	if run.First {
+		t.st.Live = nil
+	}
+	t.job(Job{Kind: JobStop, Color: run.Candidate.Color, Version: run.Candidate.Version})
+}
+
+// rollback moves all traffic back to live in one swap and cleans up.
+func (t *txn) rollback(outcome Outcome, why string, v *Verdict) {
+	run := t.st.Run
+	t.st.Phase = PhaseRollingBack
+	t.st.Weight = 0
+	run.Record.Outcome, run.Record.Reason = outcome, why
+	t.split()
+	typ := "decision"
+	if t.ev.Actor == ActorUser {
+		typ = string(outcome)
+	}
+	t.event(typ, fmt.Sprintf("%s; all traffic back to %s %s", why, t.st.Live.Color, t.st.Live.Version), v)
+	t.job(Job{Kind: JobRollback, Color: run.Candidate.Color, Version: run.Candidate.Version, Reason: why})
+}
+
+// swapBack is the instant rollback to the warm previous pool.
+func (t *txn) swapBack() {
+	prev, demoted := *t.st.Previous, *t.st.Live
+	t.st.Live = &PoolRef{Color: prev.Color, Version: prev.Version}
+	t.st.Previous, t.st.Retiring, t.st.Weight = nil, false, 0
+	t.st.Run = &Run{
+		Record: Deployment{
+			ID: t.ev.ID, Service: t.st.Service, Version: prev.Version, Color: prev.Color, FromVersion: demoted.Version,
+			Strategy: strategyRollbackTo, StartedAt: t.ev.Now, EndedAt: t.ev.Now, Outcome: OutcomeRolledBack,
+			Reason: fmt.Sprintf("rolled back by %s to the warm previous pool", t.ev.Actor),
+		},
+		Candidate: PoolRef{Color: prev.Color, Version: prev.Version},
+		Step:      -1,
+	}
+	t.split()
+	t.event("rolled_back", fmt.Sprintf("all traffic back to %s %s in one swap; %s %s will be drained and stopped", prev.Color, prev.Version, demoted.Color, demoted.Version), nil)
+	t.job(Job{Kind: JobRetire, Color: demoted.Color, Version: demoted.Version})
+}
+
+func (t *txn) resume() {
+	run := t.st.Run
+	held := t.ev.Now.Sub(run.PausedAt)
+	if !run.StepUntil.IsZero() {
+		run.StepUntil = run.StepUntil.Add(held)
+		run.Deadline = run.Deadline.Add(held)
+	}
+	run.PausedAt = time.Time{}
+	t.st.Phase = PhaseShifting
+	t.event("resumed", fmt.Sprintf("resumed after %s at step %d (%g%%)", held.Round(time.Second), run.Step+1, t.st.Weight), nil)
+}
+
+func (t *txn) poolFailed() {
+	run := t.st.Run
+	if run == nil || t.st.Phase == PhaseIdle || t.st.Phase == PhaseRollingBack ||
+		t.ev.Color != run.Candidate.Color || (t.ev.Version != "" && t.ev.Version != run.Candidate.Version) {
+		return
+	}
+	t.ev.Actor = ActorController
+	t.stopRun(OutcomeRolledBack, fmt.Sprintf("candidate %s %s failed: %s", run.Candidate.Color, run.Candidate.Version, t.ev.Err), nil)
+}
+
+func (t *txn) tick() {
+	t.ev.Actor = ActorController
+	run, now := t.st.Run, t.ev.Now
+	if run == nil || run.Step < 0 || (t.st.Phase != PhaseShifting && t.st.Phase != PhasePaused) {
+		t.maybeRetire()
+		return
+	}
+	stepOver := t.st.Phase == PhaseShifting && !run.StepUntil.IsZero() && !now.Before(run.StepUntil)
+	if !now.Before(run.NextAnalysis) || (stepOver && (run.Verdict == nil || run.Verdict.At.Before(run.StepUntil))) {
+		for !run.NextAnalysis.After(now) {
+			run.NextAnalysis = run.NextAnalysis.Add(t.interval())
+		}
+		if t.analyse() {
+			return
+		}
+	}
+	if !stepOver {
+		return
+	}
+	v := run.Verdict
+	if v != nil && v.Result == ResultPass {
+		t.event("decision", fmt.Sprintf("step %d (%g%%) passed: %s", run.Step+1, t.st.Weight, v.Reason), v)
+		if run.Step+1 < len(run.Steps) {
+			t.enterStep(run.Step + 1)
+		} else {
+			t.promote("every step passed")
+		}
+		return
+	}
+	if !now.Before(run.Deadline) {
+		reason := "no verdict"
+		if v != nil {
+			reason = v.Reason
+		}
+		t.rollback(OutcomeRolledBack, fmt.Sprintf("progress deadline: step %d (%g%%) still not passing %s after its pause: %s",
+			run.Step+1, t.st.Weight, t.st.Policy.ProgressDeadline, reason), v)
+	}
+}
+
+// analyse judges the current step; it reports true when it rolled back.
+func (t *txn) analyse() bool {
+	run, now := t.st.Run, t.ev.Now
+	live := t.st.Live.Color
+	cand := run.Candidate.Color
+	window := now.Sub(run.StepStarted)
+	cc, lc := t.ev.Counts[cand], t.ev.Counts[live]
+	if cc.Requests < run.Base[cand].Requests || lc.Requests < run.Base[live].Requests {
+		run.Base = t.ev.Counts // the router's counters were reset
+	}
+	p := t.st.Policy
+	crit := analysis.Criteria{MaxErrorRate: p.MaxErrorRate, MaxP99Latency: p.MaxP99Latency, MinRequests: p.MinRequests,
+		CandidateLabel: cand.String(), BaselineLabel: live.String()}
+	av := analysis.Evaluate(crit, cc.Sub(run.Base[cand]), lc.Sub(run.Base[live]), window)
+	v := &Verdict{Result: Result(av.Result), Reason: av.Reason, PValue: av.PValue, At: now,
+		Candidate: figures(cand, av.Candidate), Baseline: figures(live, av.Baseline)}
+	changed := run.Verdict == nil || run.Verdict.Result != v.Result
+	run.Verdict = v
+	if v.Result == ResultFail {
+		t.rollback(OutcomeRolledBack, v.Reason, v)
+		return true
+	}
+	if changed {
+		t.event("verdict", v.Reason, v)
+	} else {
+		t.emit("verdict", v.Reason, v)
+	}
+	return false
+}
+
+func figures(c route.Color, f analysis.Figures) Figures {
+	return Figures{Color: c, Requests: f.Requests, Errors: f.Errors, ErrorRate: f.ErrorRate, P99: f.P99, RPS: f.RPS}
+}
+
+// maybeRetire starts retiring the previous pool once keep_previous is over.
+func (t *txn) maybeRetire() {
+	prev := t.st.Previous
+	if t.st.Run != nil || t.st.Job != nil || prev == nil || t.st.Retiring || t.ev.Now.Before(prev.Until) {
+		return
+	}
+	t.st.Retiring = true
+	t.emit("retired", fmt.Sprintf("keep_previous is over: draining %s %s, stopping it once quiet for %s", prev.Color, prev.Version, t.st.Policy.QuietPeriod), nil)
+	t.job(Job{Kind: JobRetire, Color: prev.Color, Version: prev.Version})
+}
+
+// restart resumes after a daemon restart: counters start again (the router's
+// were lost), timers keep their persisted deadlines, the pending job runs again.
+func (t *txn) restart() {
+	t.ev.Actor = ActorDaemon
+	if t.st.Live != nil {
+		t.split()
+	}
+	if run := t.st.Run; run != nil {
+		run.Base = t.ev.Counts
+		if run.Step >= 0 && t.st.Phase != PhaseIdle && t.st.Phase != PhaseRollingBack {
+			run.NextAnalysis = t.ev.Now.Add(t.interval())
+		}
+		t.event("resumed", fmt.Sprintf("daemon restarted: resuming %s at step %d (%g%%)", t.st.Phase, run.Step+1, t.st.Weight), nil)
+	}
+	if j := t.st.Job; j != nil {
+		t.job(*j)
+		return
+	}
+	t.maybeRetire()
+}
