@@ -55,9 +55,11 @@ type Table struct {
 }
 
 // Build validates spec and returns its table. It rejects a weight outside
-// [0, 100] or NaN, an unknown colour, nil instances, empty or duplicate
-// instance IDs and addresses (across both pools), and instances without a
-// version.
+// [0, 100] or NaN, an unknown colour, nil instances, empty instance IDs or
+// addresses, an instance ID used twice (in either pool), an address used
+// twice within one pool, and instances without a version. The same address
+// may appear in both pools: a static runtime redeploying the live version
+// to the other colour does exactly that.
 func Build(spec Spec) (*Table, error) {
 	var errs []error
 	if spec.Live > Green {
@@ -67,9 +69,9 @@ func Build(spec Spec) (*Table, error) {
 		errs = append(errs, fmt.Errorf("candidate weight %v: want 0 to 100", spec.Weight))
 	}
 	ids := make(map[string]Color)
-	addrs := make(map[string]string)
 	for _, c := range Colors {
 		p := spec.Pools[c]
+		addrs := make(map[string]string)
 		if len(p.Instances) > 0 && p.Version == "" {
 			errs = append(errs, fmt.Errorf("%s pool: instances without a version", c))
 		}

@@ -42,7 +42,7 @@ func TestBuildRejects(t *testing.T) {
 		{"duplicate id across pools", Spec{Pools: [2]PoolSpec{
 			{Version: "v1", Instances: []*Instance{a}},
 			{Version: "v2", Instances: []*Instance{NewInstance("a", "127.0.0.1:2", nil)}}}}, "duplicate instance id"},
-		{"duplicate addr", Spec{Pools: [2]PoolSpec{
+		{"duplicate addr in a pool", Spec{Pools: [2]PoolSpec{
 			{Version: "v1", Instances: []*Instance{a, NewInstance("b", "127.0.0.1:1", nil)}}}}, "already used"},
 	}
 	for _, tc := range cases {
@@ -55,6 +55,12 @@ func TestBuildRejects(t *testing.T) {
 	}
 	if _, err := Build(twoPools(Green, 12.34)); err != nil {
 		t.Fatalf("valid spec rejected: %v", err)
+	}
+	same := Spec{Pools: [2]PoolSpec{
+		{Version: "v1", Instances: []*Instance{a}},
+		{Version: "v1", Instances: []*Instance{NewInstance("a-green", "127.0.0.1:1", nil)}}}}
+	if _, err := Build(same); err != nil {
+		t.Fatalf("same address in both pools rejected: %v", err)
 	}
 }
 

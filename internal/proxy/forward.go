@@ -1,0 +1,264 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cutover/cutover/internal/route"
+)
+
+// backend is the router's forwarding state for one instance; it is the
+// route.Instance's Value.
+type backend struct {
+	inst      *route.Instance
+	color     route.Color
+	rp        *httputil.ReverseProxy
+	router    *Router
+	stopWatch context.CancelFunc
+
+	mu      sync.Mutex
+	streams map[io.Closer]struct{} // long-lived responses and upgraded connections
+}
+
+func (r *Router) newBackend(c route.Color, b Backend) *backend {
+	be := &backend{color: c, router: r, stopWatch: func() {}, streams: map[io.Closer]struct{}{}}
+	be.inst = route.NewInstance(b.ID, b.Addr, be)
+	be.rp = &httputil.ReverseProxy{
+		Director:       be.direct,
+		Transport:      r.transport,
+		BufferPool:     &r.bufs,
+		ErrorHandler:   r.handleError,
+		ModifyResponse: be.modifyResponse,
+		ErrorLog:       slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
+	}
+	return be
+}
+
+var (
+	protoHTTP  = []string{"http"}
+	protoHTTPS = []string{"https"}
+)
+
+// direct points the outbound request at the instance and sets the
+// X-Forwarded-* headers (X-Forwarded-For is appended by ReverseProxy after
+// this). Incoming forwarding headers are kept only from trusted proxies.
+func (be *backend) direct(out *http.Request) {
+	out.URL.Scheme = be.router.scheme
+	out.URL.Host = be.inst.Addr
+	h := out.Header
+	if !be.router.isTrusted(out.RemoteAddr) {
+		delete(h, "X-Forwarded-For")
+		delete(h, "X-Forwarded-Host")
+		delete(h, "X-Forwarded-Proto")
+		delete(h, "Forwarded")
+	}
+	if _, ok := h["X-Forwarded-Host"]; !ok {
+		h["X-Forwarded-Host"] = []string{out.Host}
+	}
+	if _, ok := h["X-Forwarded-Proto"]; !ok {
+		if out.TLS != nil {
+			h["X-Forwarded-Proto"] = protoHTTPS
+		} else {
+			h["X-Forwarded-Proto"] = protoHTTP
+		}
+	}
+}
+
+func (r *Router) isTrusted(remote string) bool {
+	if len(r.trusted) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, p := range r.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// modifyResponse registers responses that may outlive a drain (no length,
+// or an event stream) so that a drain deadline can cut them.
+func (be *backend) modifyResponse(res *http.Response) error {
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		return nil // the body is the upgraded connection; tracked at hijack
+	}
+	if res.ContentLength == -1 || strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+		s := &stream{ReadCloser: res.Body, be: be}
+		be.track(s)
+		res.Body = s
+	}
+	return nil
+}
+
+func (be *backend) track(c io.Closer) {
+	be.mu.Lock()
+	be.streams[c] = struct{}{}
+	be.mu.Unlock()
+}
+
+func (be *backend) untrack(c io.Closer) {
+	be.mu.Lock()
+	delete(be.streams, c)
+	be.mu.Unlock()
+}
+
+// cutStreams closes every tracked stream of the instance and returns how many.
+func (be *backend) cutStreams() int {
+	be.mu.Lock()
+	cs := make([]io.Closer, 0, len(be.streams))
+	for c := range be.streams {
+		cs = append(cs, c)
+	}
+	be.mu.Unlock()
+	for _, c := range cs {
+		_ = c.Close()
+	}
+	return len(cs)
+}
+
+// stream is a tracked upstream response body.
+type stream struct {
+	io.ReadCloser
+	be   *backend
+	once sync.Once
+}
+
+func (s *stream) Close() error {
+	s.once.Do(func() { s.be.untrack(s) })
+	return s.ReadCloser.Close()
+}
+
+// trackedConn is a tracked upgraded (hijacked) client connection.
+type trackedConn struct {
+	net.Conn
+	be   *backend
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() { c.be.untrack(c) })
+	return c.Conn.Close()
+}
+
+// trackedBody records whether any byte of a request body was read, which
+// decides whether the request may be retried on another instance.
+type trackedBody struct {
+	rc   io.ReadCloser
+	read atomic.Bool
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if n > 0 {
+		b.read.Store(true)
+	}
+	return n, err
+}
+
+// Close does nothing: the server closes the inbound body after the handler,
+// and a retry may still need it.
+func (b *trackedBody) Close() error { return nil }
+
+// handleError answers a request whose upstream round trip failed. A
+// connection failure ejects the instance; when nothing of the request can
+// have reached it (a dial failure, or a body-less idempotent request) the
+// request is retried once on another instance, of the same colour when
+// there is one. Otherwise the client gets 502, or 504 on a timeout.
+func (r *Router) handleError(w http.ResponseWriter, out *http.Request, err error) {
+	st := w.(*reqState)
+	if st.in.Context().Err() != nil {
+		st.status = 499 // the client went away; nobody reads an answer
+		return
+	}
+	timeout := isTimeout(err)
+	dial := isDial(err)
+	if dial || !timeout {
+		st.be.inst.Eject(time.Now().Add(ejectFor))
+		if !st.retried && (dial && !st.bodyRead() || st.body == nil && idempotent(st.in.Method)) {
+			if r.retry(st) {
+				return
+			}
+		}
+	}
+	status := http.StatusBadGateway
+	if timeout && !dial {
+		status = http.StatusGatewayTimeout
+	}
+	st.upstreamFailed = true
+	r.log.Warn("upstream failed", "color", st.be.color, "instance", st.be.inst.ID, "status", status, "err", err)
+	if st.status == 0 && !st.hijacked {
+		st.WriteHeader(status)
+	}
+}
+
+// retry forwards the request again to another instance, if there is one.
+func (r *Router) retry(st *reqState) bool {
+	t := r.table.Load()
+	now := time.Now().UnixNano()
+	next, _ := t.Retry(st.be.inst, st.be.color, !st.preview, rngUint64(), now)
+	if next == nil {
+		return false
+	}
+	st.retried = true
+	next.Acquire()
+	st.be.inst.Release()
+	st.be = next.Value.(*backend)
+	st.be.rp.ServeHTTP(st, st.in)
+	return true
+}
+
+func isDial(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// bufferPool hands ReverseProxy 32 KiB copy buffers. It pools array
+// pointers so that neither Get nor Put allocates.
+type bufferPool struct{ p sync.Pool }
+
+const bufSize = 32 << 10
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[bufSize]byte); ok {
+		return v[:]
+	}
+	return new([bufSize]byte)[:]
+}
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) != bufSize {
+		return
+	}
+	b.p.Put((*[bufSize]byte)(buf[:bufSize]))
+}

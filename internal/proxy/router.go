@@ -1,0 +1,439 @@
+// Package proxy is cutover's data plane: one Router per service forwards
+// public and preview traffic to the instances of the blue and green pools,
+// split by the candidate weight with sticky buckets, balanced within a pool
+// by least outstanding requests, checked actively and ejected passively,
+// drained with a deadline, and counted per colour.
+//
+// Concurrency: a Router is safe for concurrent use. The request path reads
+// the routing table through an atomic pointer and per-instance state through
+// atomics; it never takes the control mutex that SetPool, SetSplit and Drain
+// hold while they build and publish a new table. A weight change is one
+// pointer swap. The Router owns one health-watch goroutine per instance and
+// one goroutine per instance being drained; Close stops them all.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/internal/health"
+	"github.com/cutover/cutover/internal/metrics"
+	"github.com/cutover/cutover/internal/route"
+)
+
+// Backend is one instance as the control plane hands it to the router.
+type Backend struct {
+	// ID is stable for the life of the instance; the router keeps an
+	// instance's live state (in flight, health) across SetPool calls by ID.
+	ID string
+	// Addr is the host:port requests are forwarded to.
+	Addr string
+}
+
+// Options configure a Router.
+type Options struct {
+	// Service is the service's configuration (after defaults): listen
+	// settings, timeouts, TLS, trusted proxies, sticky cookie, health
+	// checks, drain timeout, upstream TLS and fallback page. The router
+	// reads it in New and keeps it; the caller must not modify it after.
+	Service *config.Service
+	// Logger receives the router's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// ejectFor is how long a connection failure takes an instance out of
+// selection, unless its active health check passes sooner.
+const ejectFor = 5 * time.Second
+
+// Router forwards one service's traffic. Create it with New.
+type Router struct {
+	svc    *config.Service
+	log    *slog.Logger
+	table  atomic.Pointer[route.Table]
+	rec    [2]metrics.Recorder
+	latSum [2]atomic.Uint64 // nanoseconds, for the Prometheus histogram's _sum
+
+	fallbacks atomic.Uint64
+	transport *http.Transport
+	health    *http.Client
+	healthCfg health.Config
+	scheme    string // to instances
+	cookie    string // sticky cookie name; "" disables stickiness
+	cookieSfx string
+	trusted   []netip.Prefix
+	fallback  []byte
+	cert      *tls.Certificate
+	drainFor  time.Duration
+	bufs      bufferPool
+	states    sync.Pool
+	errLog    *slog.Logger
+
+	ctx    context.Context // cancelled by Close; parent of watchers and drains
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex // control plane only; the request path never takes it
+	live    route.Color
+	weight  float64
+	pools   [2]poolState
+	members map[string]*backend
+}
+
+type poolState struct {
+	version  string
+	members  []*backend
+	disabled bool
+}
+
+// New validates the service's router settings, loads the fallback page, the
+// TLS certificate and the upstream CA, and builds the upstream transport.
+// It starts no goroutine; health watchers start with SetPool.
+func New(opts Options) (*Router, error) {
+	svc := opts.Service
+	if svc == nil {
+		return nil, errors.New("new router: no service configuration")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("service", svc.Name)
+	r := &Router{svc: svc, log: log, scheme: "http", drainFor: svc.DrainTimeout, members: map[string]*backend{}}
+	if r.drainFor <= 0 {
+		r.drainFor = 30 * time.Second
+	}
+	r.errLog = log
+	var errs []error
+	for _, s := range svc.TrustedProxies {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				errs = append(errs, fmt.Errorf("trusted proxy %q: %w", s, err))
+				continue
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		r.trusted = append(r.trusted, p.Masked())
+	}
+	switch svc.StickyCookie {
+	case "-":
+	case "":
+		r.cookie = "cutover_" + svc.Name
+	default:
+		r.cookie = svc.StickyCookie
+	}
+	r.cookieSfx = "; Path=/; HttpOnly; SameSite=Lax"
+	r.fallback = []byte(builtinFallback)
+	if svc.FallbackPage != "" {
+		b, err := os.ReadFile(svc.FallbackPage)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("fallback page: %w", err))
+		}
+		r.fallback = b
+	}
+	if svc.TLS != nil {
+		cert, err := tls.LoadX509KeyPair(svc.TLS.Cert, svc.TLS.Key)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("tls certificate %s: %w", svc.TLS.Cert, err))
+		}
+		r.cert = &cert
+	}
+	var upstreamTLS *tls.Config
+	if u := svc.Runtime.UpstreamTLS; u != nil {
+		r.scheme = "https"
+		upstreamTLS = &tls.Config{ServerName: u.ServerName, MinVersion: tls.VersionTLS12}
+		if u.CAFile != "" {
+			pem, err := os.ReadFile(u.CAFile)
+			pool := x509.NewCertPool()
+			if err == nil && !pool.AppendCertsFromPEM(pem) {
+				err = errors.New("no certificate in file")
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("upstream tls ca %s: %w", u.CAFile, err))
+			}
+			upstreamTLS.RootCAs = pool
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("new router for service %s: %w", svc.Name, errors.Join(errs...))
+	}
+	r.transport = newTransport(svc.Timeouts.UpstreamHeader, upstreamTLS)
+	r.health = &http.Client{
+		Transport:     r.transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	h := svc.Health
+	r.healthCfg = health.Config{Path: h.Path, Interval: h.Interval, Timeout: h.Timeout,
+		HealthyThreshold: h.HealthyThreshold, UnhealthyThreshold: h.UnhealthyThreshold}
+	r.states.New = func() any { return new(reqState) }
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	t, err := route.Build(route.Spec{})
+	if err != nil {
+		return nil, fmt.Errorf("new router for service %s: %w", svc.Name, err)
+	}
+	r.table.Store(t)
+	return r, nil
+}
+
+// newTransport tunes an http.Transport for many concurrent requests to few
+// hosts: a large idle pool per host, no transparent compression (bodies
+// pass through as the instance sent them), HTTP/1.1 only so that protocol
+// upgrades (WebSocket) work.
+func newTransport(headerTimeout time.Duration, tlsConf *tls.Config) *http.Transport {
+	d := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	return &http.Transport{
+		DialContext:           d.DialContext,
+		MaxIdleConns:          0,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: headerTimeout,
+		ExpectContinueTimeout: time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+		TLSClientConfig:       tlsConf,
+		Protocols:             &protos,
+		WriteBufferSize:       32 << 10,
+		ReadBufferSize:        32 << 10,
+	}
+}
+
+// SetPool replaces a colour's membership with backends of version (nil or
+// empty: the colour has no pool). Instances whose ID (and address) were
+// already members keep their live state; new ones start healthy, since the
+// runtime gated them, and are health-checked from now on. Removed ones
+// leave rotation at once, stop being checked, and drain in the background:
+// their in-flight requests finish, bounded by the drain timeout, after
+// which their streams are cut. A pool replaced by a different version, or
+// one refilled after being empty, is back in rotation even if the colour
+// was drained. An invalid membership (duplicate IDs or addresses) is
+// logged and the previous pool kept.
+func (r *Router) SetPool(color route.Color, version string, backends []Backend) {
+	c := color & 1
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.pools[c]
+	next := poolState{version: version, disabled: old.disabled && old.version == version && len(old.members) > 0}
+	reused := map[string]bool{}
+	var fresh []*backend
+	for _, b := range backends {
+		if be := r.members[b.ID]; be != nil && be.color == c && be.inst.Addr == b.Addr && !reused[b.ID] {
+			reused[b.ID] = true
+			next.members = append(next.members, be)
+			continue
+		}
+		be := r.newBackend(c, b)
+		fresh = append(fresh, be)
+		next.members = append(next.members, be)
+	}
+	pools := r.pools
+	pools[c] = next
+	if err := r.publishLocked(r.live, r.weight, pools); err != nil {
+		r.log.Error("pool rejected; keeping the previous one", "color", c, "version", version, "err", err)
+		return
+	}
+	for _, be := range fresh {
+		r.members[be.inst.ID] = be
+		r.watch(be)
+	}
+	for _, be := range old.members {
+		if !reused[be.inst.ID] {
+			delete(r.members, be.inst.ID)
+			r.retire(be)
+		}
+	}
+	r.log.Info("pool set", "color", c, "version", version, "instances", len(next.members))
+}
+
+// SetSplit makes live the live colour and gives its other colour
+// candidateWeight percent (0 to 100, decimals allowed) of public traffic,
+// in one atomic table swap. Colours given traffic by the split (live
+// always, the candidate when its weight is above 0) are back in rotation
+// if they had been drained.
+func (r *Router) SetSplit(live route.Color, candidateWeight float64) error {
+	if live > route.Green {
+		return fmt.Errorf("set split for service %s: unknown live colour %d", r.svc.Name, live)
+	}
+	if math.IsNaN(candidateWeight) || candidateWeight < 0 || candidateWeight > 100 {
+		return fmt.Errorf("set split for service %s: candidate weight %v outside 0..100", r.svc.Name, candidateWeight)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pools := r.pools
+	pools[live].disabled = false
+	if candidateWeight > 0 {
+		pools[live.Other()].disabled = false
+	}
+	if err := r.publishLocked(live, candidateWeight, pools); err != nil {
+		return fmt.Errorf("set split for service %s: %w", r.svc.Name, err)
+	}
+	r.log.Info("split set", "color", live, "candidate_weight", candidateWeight)
+	return nil
+}
+
+// Split returns the live colour and the candidate's weight in percent.
+func (r *Router) Split() (live route.Color, candidateWeight float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.live, r.weight
+}
+
+// Pool returns a colour's version and members ("" and nil when it has no pool).
+func (r *Router) Pool(color route.Color) (version string, backends []Backend) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.pools[color&1]
+	for _, be := range p.members {
+		backends = append(backends, Backend{ID: be.inst.ID, Addr: be.inst.Addr})
+	}
+	return p.version, backends
+}
+
+// Healthy returns how many of a colour's instances are selectable now
+// (actively healthy and not passively ejected) and how many it has.
+func (r *Router) Healthy(color route.Color) (healthy, total int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	for _, be := range r.pools[color&1].members {
+		if be.inst.Healthy() && !be.inst.Ejected(now) {
+			healthy++
+		}
+	}
+	return healthy, len(r.pools[color&1].members)
+}
+
+// Counts returns a colour's cumulative request counters; the controller's
+// analysis differences two snapshots. A retried request counts once, on the
+// colour first chosen for it; fallback answers count on neither colour.
+func (r *Router) Counts(color route.Color) metrics.Counts { return r.rec[color&1].Snapshot() }
+
+// Close stops the health watchers and cuts what is still draining, then
+// waits for the router's goroutines to end. Close does not stop Serve;
+// cancel its context for that.
+func (r *Router) Close() {
+	r.cancel()
+	r.wg.Wait()
+}
+
+// publishLocked builds and publishes the table for the given state and
+// records it as current. r.mu must be held.
+func (r *Router) publishLocked(live route.Color, weight float64, pools [2]poolState) error {
+	spec := route.Spec{Live: live, Weight: weight}
+	for _, c := range route.Colors {
+		p := pools[c]
+		spec.Pools[c] = route.PoolSpec{Version: p.version, Disabled: p.disabled}
+		for _, be := range p.members {
+			spec.Pools[c].Instances = append(spec.Pools[c].Instances, be.inst)
+		}
+	}
+	t, err := route.Build(spec)
+	if err != nil {
+		return err
+	}
+	r.table.Store(t)
+	r.live, r.weight, r.pools = live, weight, pools
+	return nil
+}
+
+// watch starts the active health check of a new member.
+func (r *Router) watch(be *backend) {
+	ctx, cancel := context.WithCancel(r.ctx)
+	be.stopWatch = cancel
+	log := r.log.With("color", be.color, "instance", be.inst.ID)
+	r.wg.Go(func() {
+		health.Watch(ctx, r.health, r.scheme, be.inst.Addr, r.healthCfg, true, func(ok bool, err error) {
+			be.inst.SetHealthy(ok)
+			if ok {
+				log.Info("instance healthy")
+			} else {
+				log.Warn("instance unhealthy", "err", err)
+			}
+		})
+	})
+}
+
+// retire stops checking a removed member and drains it in the background.
+func (r *Router) retire(be *backend) {
+	be.stopWatch()
+	deadline := time.Now().Add(r.drainFor)
+	r.wg.Go(func() {
+		if !waitIdle(r.ctx, []*backend{be}, deadline) {
+			n := be.cutStreams()
+			r.log.Warn("instance drain deadline passed; streams cut", "color", be.color, "instance", be.inst.ID, "streams", n)
+		}
+	})
+}
+
+// waitIdle polls until none of members has a request in flight (true), or
+// until deadline or ctx (false).
+func waitIdle(ctx context.Context, members []*backend, deadline time.Time) bool {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		idle := !slices.ContainsFunc(members, func(be *backend) bool { return be.inst.InFlight() > 0 })
+		if idle {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+}
+
+// Drain takes a colour out of all rotation (public and preview) in one
+// table swap, then waits until its instances have no request in flight.
+// When the drain timeout passes first, long-lived streams (SSE, WebSocket
+// and other responses without a length) are cut and Drain returns once
+// they have unwound (at most a second later). It returns an error only when
+// ctx ends first (streams are cut then too). The colour stays out of
+// rotation until SetSplit gives it traffic or SetPool gives it a new pool.
+func (r *Router) Drain(ctx context.Context, color route.Color) error {
+	c := color & 1
+	r.mu.Lock()
+	pools := r.pools
+	pools[c].disabled = true
+	err := r.publishLocked(r.live, r.weight, pools)
+	members := slices.Clone(r.pools[c].members)
+	r.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("drain %s %s: %w", r.svc.Name, c, err)
+	}
+	start := time.Now()
+	if waitIdle(ctx, members, start.Add(r.drainFor)) {
+		r.log.Info("drained", "color", c, "took", time.Since(start))
+		return nil
+	}
+	cut := 0
+	for _, be := range members {
+		cut += be.cutStreams()
+	}
+	r.log.Warn("drain deadline passed; streams cut", "color", c, "streams", cut)
+	waitIdle(context.Background(), members, time.Now().Add(time.Second))
+	if ctx.Err() != nil {
+		return fmt.Errorf("drain %s %s: %w", r.svc.Name, c, ctx.Err())
+	}
+	return nil
+}

@@ -1,0 +1,135 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Serve serves the public handler on public and, when preview is not nil,
+// the preview handler on preview, until ctx is done or a listener fails.
+// Public speaks HTTP/1.1 with keep-alive, HTTP/2 over TLS when the service
+// has a certificate, and cleartext HTTP/2 (prior knowledge) when H2C is
+// set; preview speaks plain HTTP/1.1. Slow clients are bounded by the
+// service's header-read and idle timeouts.
+//
+// On shutdown the listeners close at once and in-flight requests get the
+// drain timeout to finish; then long-lived streams and upgraded connections
+// are cut and whatever remains is closed. Serve returns nil after a clean
+// shutdown, or the error of the listener that failed. It does not stop the
+// health watchers; Close does.
+func (r *Router) Serve(ctx context.Context, public, preview net.Listener) error {
+	if public == nil {
+		return fmt.Errorf("serve %s: no public listener", r.svc.Name)
+	}
+	type unit struct {
+		srv *http.Server
+		ln  net.Listener
+		tls bool
+	}
+	units := []unit{{r.newServer(r.Handler(), true), public, r.cert != nil}}
+	if preview != nil {
+		units = append(units, unit{r.newServer(r.PreviewHandler(), false), preview, false})
+	}
+	errc := make(chan error, len(units))
+	for _, u := range units {
+		go func() {
+			var err error
+			if u.tls {
+				err = u.srv.ServeTLS(u.ln, "", "")
+			} else {
+				err = u.srv.Serve(u.ln)
+			}
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			}
+			errc <- err
+		}()
+	}
+	r.log.Info("router serving", "listen", public.Addr().String())
+	var failed error
+	pending := len(units)
+	select {
+	case <-ctx.Done():
+	case failed = <-errc:
+		pending--
+		if failed != nil {
+			failed = fmt.Errorf("serve %s: %w", r.svc.Name, failed)
+		}
+	}
+	srvs := make([]*http.Server, 0, len(units))
+	for _, u := range units {
+		srvs = append(srvs, u.srv)
+	}
+	r.shutdown(srvs)
+	for range pending {
+		if err := <-errc; err != nil && failed == nil {
+			failed = fmt.Errorf("serve %s: %w", r.svc.Name, err)
+		}
+	}
+	return failed
+}
+
+// shutdown stops the servers gracefully within the drain timeout, then
+// cuts streams and upgraded connections and closes what remains.
+func (r *Router) shutdown(srvs []*http.Server) {
+	deadline := time.Now().Add(r.drainFor)
+	sctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, s := range srvs {
+		wg.Go(func() { _ = s.Shutdown(sctx) })
+	}
+	wg.Wait()
+	// Shutdown does not wait for hijacked (upgraded) connections; they
+	// count as in flight on their instance until they end.
+	r.mu.Lock()
+	all := make([]*backend, 0, len(r.members))
+	for _, be := range r.members {
+		all = append(all, be)
+	}
+	r.mu.Unlock()
+	if !waitIdle(sctx, all, deadline) {
+		n := 0
+		for _, be := range all {
+			n += be.cutStreams()
+		}
+		r.log.Warn("shutdown deadline passed; streams cut", "streams", n)
+	}
+	for _, s := range srvs {
+		_ = s.Close()
+	}
+	r.log.Info("router stopped")
+}
+
+func (r *Router) newServer(h http.Handler, public bool) *http.Server {
+	t := r.svc.Timeouts
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: t.ReadHeader,
+		IdleTimeout:       t.Idle,
+		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
+		Protocols:         new(http.Protocols),
+	}
+	if srv.ReadHeaderTimeout <= 0 {
+		srv.ReadHeaderTimeout = 10 * time.Second
+	}
+	if srv.IdleTimeout <= 0 {
+		srv.IdleTimeout = 120 * time.Second
+	}
+	srv.Protocols.SetHTTP1(true)
+	if public && r.cert != nil {
+		srv.Protocols.SetHTTP2(true)
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*r.cert}, MinVersion: tls.VersionTLS12}
+	}
+	if public && r.svc.H2C {
+		srv.Protocols.SetUnencryptedHTTP2(true)
+	}
+	return srv
+}
