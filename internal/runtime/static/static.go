@@ -1,0 +1,300 @@
+// Package static is the runtime driver for instances that something else
+// runs: a fixed list of addresses per version from the config, plus
+// addresses registered at run time (for example by an external
+// autoscaler). Starting a colour health-gates its addresses and reports
+// them; stopping it only forgets them.
+//
+// A Driver is safe for concurrent use. Start and Stop of one colour are
+// serialised; Listener calls are serialised and carry the state at the time
+// of the call.
+package static
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/internal/route"
+	"github.com/cutover/cutover/internal/runtime"
+)
+
+var (
+	_ runtime.Driver    = (*Driver)(nil)
+	_ runtime.Registrar = (*Driver)(nil)
+)
+
+// Options configure a Driver. Service is required and must have a static
+// runtime; a nil Listener discards reports and a nil Logger discards logs.
+type Options struct {
+	Service  *config.Service
+	Listener runtime.Listener
+	Logger   *slog.Logger
+	// StartTimeout bounds how long Start waits for every address to pass
+	// its health check; default 60s.
+	StartTimeout time.Duration
+}
+
+// Driver serves the pools of one service from known addresses.
+type Driver struct {
+	svc      *config.Service
+	gate     *runtime.HealthGate
+	listener runtime.Listener
+	log      *slog.Logger
+	timeout  time.Duration
+
+	opMu     [2]sync.Mutex // serialises Start/Stop per colour
+	notifyMu sync.Mutex    // serialises Listener calls
+
+	mu       sync.Mutex
+	versions map[string][]string // version -> addresses, config plus registrations
+	pools    [2]*pool
+	closed   bool
+}
+
+// pool is what a colour runs: a version and its instances.
+type pool struct {
+	version   string
+	instances []runtime.Instance
+	next      int // number for the next instance's ID
+}
+
+// New builds the driver from Service.Runtime.Static. It contacts nothing.
+func New(opts Options) (*Driver, error) {
+	svc := opts.Service
+	if svc == nil || svc.Runtime.Static == nil {
+		return nil, errors.New("static runtime: service has no static runtime")
+	}
+	gate, err := runtime.NewHealthGate(svc)
+	if err != nil {
+		return nil, err
+	}
+	d := &Driver{
+		svc: svc, gate: gate, listener: opts.Listener, log: opts.Logger,
+		timeout: opts.StartTimeout, versions: make(map[string][]string),
+	}
+	if d.listener == nil {
+		d.listener = discard{}
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	d.log = d.log.With("service", svc.Name)
+	if d.timeout <= 0 {
+		d.timeout = time.Minute
+	}
+	for v, addrs := range svc.Runtime.Static.Versions {
+		for _, a := range addrs {
+			if err := checkAddr(a); err != nil {
+				return nil, fmt.Errorf("service %s: static runtime: version %s: %w", svc.Name, v, err)
+			}
+		}
+		d.versions[v] = slices.Clone(addrs)
+	}
+	return d, nil
+}
+
+type discard struct{}
+
+func (discard) Pool(route.Color, string, []runtime.Instance) {}
+func (discard) Failed(route.Color, string, error)            {}
+
+func checkAddr(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("address %q: %w", addr, err)
+	}
+	return nil
+}
+
+// Start makes colour c serve version's addresses once every one of them
+// passes its health check within the start timeout. A colour that already
+// serves the version is returned as it is. A version without addresses,
+// or an address that stays unhealthy, fails with an error naming service,
+// colour, version and address; the colour is then left as it was.
+func (d *Driver) Start(ctx context.Context, c route.Color, version string) ([]runtime.Instance, error) {
+	d.opMu[c].Lock()
+	defer d.opMu[c].Unlock()
+	d.mu.Lock()
+	closed, cur, addrs := d.closed, d.pools[c], slices.Clone(d.versions[version])
+	d.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("service %s: start %s %s: driver closed", d.svc.Name, c, version)
+	}
+	if cur != nil && cur.version == version {
+		return d.Instances(c), nil
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("service %s: static runtime has no addresses for version %s (starting %s)",
+			d.svc.Name, version, c)
+	}
+	if err := d.gateAll(ctx, addrs); err != nil {
+		return nil, fmt.Errorf("service %s: start %s %s: %w", d.svc.Name, c, version, err)
+	}
+	p := &pool{version: version}
+	for _, a := range addrs {
+		p.add(d.svc.Name, c, version, a)
+	}
+	d.mu.Lock()
+	d.pools[c] = p
+	d.mu.Unlock()
+	d.log.Info("pool healthy", "color", c.String(), "version", version, "instances", len(addrs))
+	d.report(c)
+	return d.Instances(c), nil
+}
+
+func (p *pool) add(service string, c route.Color, version, addr string) {
+	p.next++
+	p.instances = append(p.instances, runtime.Instance{
+		ID: fmt.Sprintf("%s-%s-%d", service, c, p.next), Service: service, Color: c,
+		Version: version, Addr: addr, StartedAt: time.Now(),
+	})
+}
+
+// gateAll waits until every address is healthy, within the start timeout.
+func (d *Driver) gateAll(ctx context.Context, addrs []string) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, d.timeout, fmt.Errorf("start timeout %s passed", d.timeout))
+	defer cancel()
+	errs := make([]error, len(addrs))
+	var wg sync.WaitGroup
+	for i, a := range addrs {
+		wg.Go(func() {
+			if err := d.gate.WaitHealthy(ctx, a, nil); err != nil {
+				errs[i] = fmt.Errorf("address %s: %w", a, err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Stop forgets colour c's pool and reports it empty. The instances
+// themselves are not touched.
+func (d *Driver) Stop(ctx context.Context, c route.Color) error {
+	d.opMu[c].Lock()
+	defer d.opMu[c].Unlock()
+	d.mu.Lock()
+	p := d.pools[c]
+	d.pools[c] = nil
+	d.mu.Unlock()
+	if p != nil {
+		d.notifyMu.Lock()
+		d.listener.Pool(c, p.version, nil)
+		d.notifyMu.Unlock()
+	}
+	return nil
+}
+
+// Instances returns colour c's instances (those that passed the start gate
+// and those registered since).
+func (d *Driver) Instances(c route.Color) []runtime.Instance {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p := d.pools[c]; p != nil {
+		return slices.Clone(p.instances)
+	}
+	return nil
+}
+
+// Close marks the driver closed; later Starts fail. Nothing is stopped.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	d.gate.CloseIdle()
+	return nil
+}
+
+// Register adds addr to version (creating the version when unknown). When
+// a colour serves that version, the address joins its pool at once and the
+// listener sees the new list: the router's own health checks decide when it
+// takes traffic. Registering an address twice does nothing.
+func (d *Driver) Register(version, addr string) error {
+	if err := checkAddr(addr); err != nil {
+		return fmt.Errorf("service %s: register %s: %w", d.svc.Name, version, err)
+	}
+	d.mu.Lock()
+	if slices.Contains(d.versions[version], addr) {
+		d.mu.Unlock()
+		return nil
+	}
+	d.versions[version] = append(d.versions[version], addr)
+	changed := d.colorsRunning(version)
+	for _, c := range changed {
+		d.pools[c].add(d.svc.Name, c, version, addr)
+	}
+	d.mu.Unlock()
+	d.log.Info("address registered", "version", version, "addr", addr)
+	for _, c := range changed {
+		d.report(c)
+	}
+	return nil
+}
+
+// Deregister removes addr from version; a colour serving the version drops
+// it and the listener sees the smaller list. An address that is not
+// registered is an error.
+func (d *Driver) Deregister(version, addr string) error {
+	d.mu.Lock()
+	i := slices.Index(d.versions[version], addr)
+	if i < 0 {
+		d.mu.Unlock()
+		return fmt.Errorf("service %s: deregister %s: address %s is not registered", d.svc.Name, version, addr)
+	}
+	d.versions[version] = slices.Delete(d.versions[version], i, i+1)
+	changed := d.colorsRunning(version)
+	for _, c := range changed {
+		p := d.pools[c]
+		p.instances = slices.DeleteFunc(p.instances, func(in runtime.Instance) bool { return in.Addr == addr })
+	}
+	d.mu.Unlock()
+	d.log.Info("address deregistered", "version", version, "addr", addr)
+	for _, c := range changed {
+		d.report(c)
+	}
+	return nil
+}
+
+// Versions returns every version with at least one address, and its
+// addresses.
+func (d *Driver) Versions() map[string][]string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string][]string, len(d.versions))
+	for v, addrs := range maps.All(d.versions) {
+		if len(addrs) > 0 {
+			out[v] = slices.Clone(addrs)
+		}
+	}
+	return out
+}
+
+func (d *Driver) colorsRunning(version string) []route.Color {
+	var out []route.Color
+	for _, c := range route.Colors {
+		if p := d.pools[c]; p != nil && p.version == version {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// report sends colour c's current pool to the listener.
+func (d *Driver) report(c route.Color) {
+	d.notifyMu.Lock()
+	defer d.notifyMu.Unlock()
+	d.mu.Lock()
+	p := d.pools[c]
+	if p == nil {
+		d.mu.Unlock()
+		return
+	}
+	version, list := p.version, slices.Clone(p.instances)
+	d.mu.Unlock()
+	d.listener.Pool(c, version, list)
+}

@@ -1,0 +1,168 @@
+package static
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/internal/route"
+	"github.com/cutover/cutover/internal/runtime"
+	"github.com/cutover/cutover/internal/runtime/runtimetest"
+)
+
+// backend is a real HTTP server on 127.0.0.1 whose health can be switched.
+func backend(t *testing.T, healthy bool) (addr string, h *atomic.Bool) {
+	h = new(atomic.Bool)
+	h.Store(healthy)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" && !h.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok"))
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), h
+}
+
+func newDriver(t *testing.T, versions map[string][]string) (*Driver, *runtimetest.Recorder) {
+	rec := runtimetest.NewRecorder()
+	d, err := New(Options{
+		Service: &config.Service{
+			Name:    "web",
+			Runtime: config.Runtime{Static: &config.Static{Versions: versions}},
+			Health:  config.Health{Path: "/healthz", Timeout: time.Second},
+		},
+		Listener: rec, StartTimeout: 600 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d, rec
+}
+
+func addrs(ins []runtime.Instance) []string {
+	var out []string
+	for _, in := range ins {
+		out = append(out, in.Addr)
+	}
+	return out
+}
+
+func TestStartRegisterStop(t *testing.T) {
+	a1, _ := backend(t, true)
+	a2, _ := backend(t, true)
+	a3, _ := backend(t, true)
+	d, rec := newDriver(t, map[string][]string{"v1": {a1, a2}})
+	ctx := context.Background()
+
+	ins, err := d.Start(ctx, route.Blue, "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(addrs(ins), ","); got != a1+","+a2 {
+		t.Fatalf("Start = %s, want %s,%s", got, a1, a2)
+	}
+	if ins[0].ID != "web-blue-1" || ins[1].ID != "web-blue-2" || ins[0].PID != 0 || ins[0].Version != "v1" {
+		t.Errorf("instances %+v", ins)
+	}
+	if ev, _ := rec.Last(route.Blue); len(ev.Instances) != 2 || ev.Version != "v1" {
+		t.Errorf("listener saw %+v", ev)
+	}
+
+	if err := d.Register("v1", a3); err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := rec.Last(route.Blue)
+	if got := addrs(ev.Instances); len(got) != 3 || got[2] != a3 || ev.Instances[2].ID != "web-blue-3" {
+		t.Errorf("after Register the listener saw %+v", ev)
+	}
+	if err := d.Deregister("v1", a1); err != nil {
+		t.Fatal(err)
+	}
+	ev, _ = rec.Last(route.Blue)
+	if got := strings.Join(addrs(ev.Instances), ","); got != a2+","+a3 || ev.Instances[0].ID != "web-blue-2" {
+		t.Errorf("after Deregister the listener saw %+v", ev)
+	}
+	if err := d.Deregister("v1", a1); err == nil {
+		t.Error("Deregister of an address not registered succeeded")
+	}
+	if err := d.Register("v1", "no-port"); err == nil {
+		t.Error("Register of an address without a port succeeded")
+	}
+
+	// A version registered at run time can be started.
+	n := len(rec.PoolEvents())
+	if err := d.Register("v2", a1); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.PoolEvents()) != n {
+		t.Error("registering a version no colour runs reported a pool")
+	}
+	green, err := d.Start(ctx, route.Green, "v2")
+	if err != nil || len(green) != 1 || green[0].Addr != a1 {
+		t.Fatalf("Start green v2 = %+v, %v", green, err)
+	}
+	if got := d.Instances(route.Blue); len(got) != 2 {
+		t.Errorf("blue changed when green started: %+v", got)
+	}
+
+	if err := d.Stop(ctx, route.Blue); err != nil {
+		t.Fatal(err)
+	}
+	if ev, _ := rec.Last(route.Blue); len(ev.Instances) != 0 {
+		t.Errorf("after Stop the listener saw %+v", ev)
+	}
+	if got := d.Instances(route.Blue); len(got) != 0 {
+		t.Errorf("Instances after Stop = %+v", got)
+	}
+}
+
+func TestStartFailures(t *testing.T) {
+	up, _ := backend(t, true)
+	down, health := backend(t, false)
+	d, rec := newDriver(t, map[string][]string{"v1": {up, down}})
+	ctx := context.Background()
+
+	_, err := d.Start(ctx, route.Green, "v3")
+	if err == nil || !strings.Contains(err.Error(), "service web: static runtime has no addresses for version v3") {
+		t.Errorf("Start of an unknown version: %v", err)
+	}
+	_, err = d.Start(ctx, route.Green, "v1")
+	if err == nil {
+		t.Fatal("Start with an unhealthy address succeeded")
+	}
+	for _, want := range []string{"service web", "green", "v1", down, "status 503", "start timeout"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), up) {
+		t.Errorf("error blames the healthy address: %v", err)
+	}
+	if len(rec.PoolEvents()) != 0 || len(d.Instances(route.Green)) != 0 {
+		t.Errorf("a failed start was reported: %+v", rec.PoolEvents())
+	}
+	// Once healthy, the same start passes.
+	health.Store(true)
+	if ins, err := d.Start(ctx, route.Green, "v1"); err != nil || len(ins) != 2 {
+		t.Errorf("Start after recovery: %+v, %v", ins, err)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	if _, err := New(Options{Service: &config.Service{Name: "web"}}); err == nil {
+		t.Error("New without a static runtime succeeded")
+	}
+	_, err := New(Options{Service: &config.Service{Name: "web",
+		Runtime: config.Runtime{Static: &config.Static{Versions: map[string][]string{"v1": {"10.0.0.1"}}}}}})
+	if err == nil || !strings.Contains(err.Error(), "v1") {
+		t.Errorf("New with an address without port: %v", err)
+	}
+}
