@@ -1,0 +1,373 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/internal/route"
+)
+
+func TestHealthyCanaryPromoted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testService(), newFakeStore())
+		h.start()
+		h.firstLive()
+		d := h.deploy("v2", "")
+		took := h.waitPhase(PhaseIdle, 5*time.Minute)
+		st := h.c.Status()
+		if st.Live.Color != route.Green || st.Live.Version != "v2" || st.Weights["green"] != 100 {
+			t.Fatalf("status after promotion: %+v", st)
+		}
+		if st.Previous == nil || st.Previous.Version != "v1" || !st.Previous.Until.After(time.Now().Add(59*time.Minute)) {
+			t.Fatalf("previous pool not kept warm: %+v", st.Previous)
+		}
+		if took < 60*time.Second || took > 70*time.Second {
+			t.Errorf("two 30 s steps took %v", took)
+		}
+		if got, want := h.router.splitLog(), []string{"blue:0", "blue:10", "blue:50", "green:0"}; !slices.Equal(got, want) {
+			t.Errorf("splits = %v, want %v", got, want)
+		}
+		hist := h.history()
+		if hist[0].ID != d.ID || hist[0].Outcome != OutcomePromoted || hist[0].FromVersion != "v1" {
+			t.Fatalf("history[0] = %+v", hist[0])
+		}
+		var decisions int
+		for _, ev := range hist[0].Events {
+			if ev.Type == "decision" {
+				decisions++
+				if ev.Verdict == nil || ev.Verdict.Result != ResultPass || ev.Verdict.Candidate.Requests < 50 || ev.Actor != ActorController {
+					t.Errorf("decision without figures: %+v", ev)
+				}
+			}
+		}
+		if decisions != 2 {
+			t.Errorf("%d step decisions recorded, want 2", decisions)
+		}
+		if pools := h.rt.pools(); pools[route.Blue] != "v1" || pools[route.Green] != "v2" {
+			t.Errorf("pools = %v, want both running", pools)
+		}
+	})
+}
+
+func TestBadReleaseRolledBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testService(), newFakeStore())
+		h.rt.errRate["v2"] = 0.05
+		h.start()
+		h.firstLive()
+		h.deploy("v2", "")
+		took := h.waitPhase(PhaseIdle, 2*time.Minute)
+		if took > 10*time.Second {
+			t.Errorf("5%% errors at 10%% rolled back after %v, want within 10 s", took)
+		}
+		st := h.c.Status()
+		if st.Live.Version != "v1" || st.Weights["blue"] != 100 || st.Previous != nil {
+			t.Fatalf("status after rollback: %+v", st)
+		}
+		d := h.history()[0]
+		if d.Outcome != OutcomeRolledBack || !strings.Contains(d.Reason, "green error rate") || !strings.Contains(d.Reason, "rollback") {
+			t.Fatalf("history: outcome %s reason %q", d.Outcome, d.Reason)
+		}
+		var decided bool
+		for _, ev := range d.Events {
+			if ev.Type == "decision" && ev.Verdict != nil && ev.Verdict.Result == ResultFail {
+				decided = ev.Verdict.Candidate.ErrorRate > 0.02 && ev.Verdict.Baseline.Color == route.Blue
+			}
+		}
+		if !decided {
+			t.Errorf("no failing verdict with figures in %+v", d.Events)
+		}
+		if _, ok := h.rt.pools()[route.Green]; ok {
+			t.Error("candidate still running after rollback")
+		}
+		if !slices.Contains(h.router.drained, route.Green) {
+			t.Error("candidate stopped without draining")
+		}
+		t.Logf("rolled back after %v: %s", took, d.Reason)
+	})
+}
+
+func TestSlowReleaseRolledBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testService(), newFakeStore())
+		h.rt.latency["v2"] = 30 * time.Millisecond // 3x live's 10 ms
+		h.start()
+		h.firstLive()
+		h.deploy("v2", "")
+		h.waitPhase(PhaseIdle, 2*time.Minute)
+		if d := h.history()[0]; d.Outcome != OutcomeRolledBack || !strings.Contains(d.Reason, "p99") {
+			t.Fatalf("outcome %s reason %q", d.Outcome, d.Reason)
+		}
+	})
+}
+
+func TestManualGateAndPromote(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		svc := testService()
+		svc.Strategy.Steps = []config.Step{{Weight: 10, Manual: true}}
+		h := newHarness(t, svc, newFakeStore())
+		h.start()
+		h.firstLive()
+		h.deploy("v2", "")
+		time.Sleep(10 * time.Minute) // far past the progress deadline: a gate waits
+		st := h.c.Status()
+		if st.Phase != PhaseShifting || st.Weights["green"] != 10 || st.Deployment == nil || !st.Deployment.Manual {
+			t.Fatalf("at the gate: %+v", st)
+		}
+		if st.Analysis == nil || st.Analysis.Result != ResultPass {
+			t.Errorf("analysis at the gate: %+v", st.Analysis)
+		}
+		if err := h.c.Promote(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if st := h.c.Status(); st.Phase != PhaseIdle || st.Live.Version != "v2" {
+			t.Fatalf("after promote: %+v", st)
+		}
+		if err := h.c.Promote(context.Background()); !errors.Is(err, ErrNoDeployment) {
+			t.Errorf("second promote: %v, want ErrNoDeployment", err)
+		}
+	})
+}
+
+func TestPauseResume(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testService(), newFakeStore())
+		h.start()
+		h.firstLive()
+		h.deploy("v2", "")
+		time.Sleep(10 * time.Second)
+		if err := h.c.Pause(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Minute)
+		if st := h.c.Status(); st.Phase != PhasePaused || st.Weights["green"] != 10 {
+			t.Fatalf("while paused: %+v", st)
+		}
+		if err := h.c.Resume(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(15 * time.Second) // the step had 20 s left
+		if st := h.c.Status(); st.Weights["green"] != 10 {
+			t.Fatalf("15 s after resume: weight %v, want still 10", st.Weights["green"])
+		}
+		time.Sleep(7 * time.Second)
+		if st := h.c.Status(); st.Weights["green"] != 50 || st.Deployment.Step != 2 {
+			t.Fatalf("22 s after resume: %+v", st)
+		}
+		if err := h.c.Resume(context.Background()); !errors.Is(err, ErrNoDeployment) {
+			t.Errorf("resume while shifting: %v", err)
+		}
+	})
+}
+
+func TestAbort(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testService(), newFakeStore())
+		h.start()
+		h.firstLive()
+		h.deploy("v2", "")
+		time.Sleep(5 * time.Second)
+		if err := h.c.Abort(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if st := h.c.Status(); st.Weights["blue"] != 100 {
+			t.Fatalf("abort did not swap traffic back at once: %+v", st)
+		}
+		h.waitPhase(PhaseIdle, time.Minute)
+		d := h.history()[0]
+		if d.Outcome != OutcomeAborted || d.Reason != "aborted by user" {
+			t.Fatalf("history: %s %q", d.Outcome, d.Reason)
+		}
+		if _, ok := h.rt.pools()[route.Green]; ok {
+			t.Error("candidate still running")
+		}
+		if err := h.c.Abort(context.Background()); !errors.Is(err, ErrNoDeployment) {
+			t.Errorf("abort when idle: %v", err)
+		}
+	})
+}
+
+func TestRollbackWithinKeepPrevious(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testService(), newFakeStore())
+		h.start()
+		h.firstLive()
+		h.deploy("v2", StrategyAllAtOnce)
+		h.waitPhase(PhaseIdle, time.Minute)
+		if err := h.c.Rollback(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		st := h.c.Status()
+		if st.Live.Color != route.Blue || st.Live.Version != "v1" || st.Weights["blue"] != 100 || st.Previous != nil {
+			t.Fatalf("after instant rollback: %+v", st)
+		}
+		if got := h.router.splitLog(); got[len(got)-1] != "blue:0" {
+			t.Errorf("last split %v", got)
+		}
+		h.waitPhase(PhaseIdle, time.Minute)
+		if _, ok := h.rt.pools()[route.Green]; ok {
+			t.Error("demoted pool still running after drain and quiet period")
+		}
+		if d := h.history()[0]; d.Strategy != "rollback" || d.Version != "v1" || d.FromVersion != "v2" {
+			t.Errorf("history: %+v", d)
+		}
+		if err := h.c.Rollback(context.Background()); !errors.Is(err, ErrNoPrevious) {
+			t.Errorf("second rollback: %v, want ErrNoPrevious", err)
+		}
+	})
+}
+
+func TestRetirementAfterKeepPrevious(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		svc := testService()
+		svc.KeepPrevious = time.Minute
+		h := newHarness(t, svc, newFakeStore())
+		h.start()
+		h.firstLive()
+		h.deploy("v2", StrategyAllAtOnce)
+		h.waitPhase(PhaseIdle, time.Minute)
+		time.Sleep(55 * time.Second)
+		if h.rt.pools()[route.Blue] != "v1" || h.c.Status().Previous == nil {
+			t.Fatal("previous pool retired before keep_previous ended")
+		}
+		// A sticky client keeps using blue for a while after keep_previous.
+		h.router.mu.Lock()
+		h.router.counts[route.Blue].Requests += 1
+		h.router.mu.Unlock()
+		time.Sleep(10 * time.Second) // keep_previous over, quiet period not yet
+		if h.rt.pools()[route.Blue] != "v1" {
+			t.Fatal("previous pool stopped before it was quiet")
+		}
+		time.Sleep(15 * time.Second)
+		if _, ok := h.rt.pools()[route.Blue]; ok || h.c.Status().Previous != nil {
+			t.Fatalf("previous pool not retired: pools %v status %+v", h.rt.pools(), h.c.Status().Previous)
+		}
+		if !slices.Contains(h.router.drained, route.Blue) {
+			t.Error("retired without draining")
+		}
+		if err := h.c.Rollback(context.Background()); !errors.Is(err, ErrNoPrevious) {
+			t.Errorf("rollback after retirement: %v", err)
+		}
+	})
+}
+
+func TestRestartMidCanary(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newFakeStore()
+		h := newHarness(t, testService(), store)
+		h.start()
+		h.firstLive()
+		h.deploy("v2", "")
+		time.Sleep(35 * time.Second) // into step 2 (50%)
+		before := h.c.Status()
+		if before.Deployment == nil || before.Deployment.Step != 2 {
+			t.Fatalf("before the crash: %+v", before)
+		}
+		h.stop() // the daemon dies; the state in the store is all that survives
+
+		h2 := newHarness(t, testService(), store)
+		if err := h2.c.Restore(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if live, w := h2.router.Split(); live != route.Blue || w != 50 {
+			t.Fatalf("restored router split = %s %v, want blue 50 before anything else", live, w)
+		}
+		after := h2.c.Status()
+		if after.Deployment.ID != before.Deployment.ID || after.Deployment.Step != 2 || !after.Deployment.StepUntil.Equal(before.Deployment.StepUntil) {
+			t.Fatalf("restored deployment %+v, want %+v", after.Deployment, before.Deployment)
+		}
+		h2.rt.Start(context.Background(), route.Blue, "v1") // the daemon adopts the running instances
+		h2.rt.Start(context.Background(), route.Green, "v2")
+		h2.start()
+		took := h2.waitPhase(PhaseIdle, 2*time.Minute)
+		if took > 30*time.Second {
+			t.Errorf("resumed step ended %v after restart, want by its persisted deadline (25 s)", took)
+		}
+		d := h2.history()[0]
+		if d.Outcome != OutcomePromoted {
+			t.Fatalf("outcome %s", d.Outcome)
+		}
+		var resumed bool
+		for _, ev := range d.Events {
+			resumed = resumed || (ev.Type == "resumed" && ev.Actor == ActorDaemon)
+		}
+		if !resumed {
+			t.Error("restart not recorded in history")
+		}
+	})
+}
+
+func TestSecondDeployRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testService(), newFakeStore())
+		h.start()
+		h.firstLive()
+		d := h.deploy("v2", "")
+		_, err := h.c.Deploy(context.Background(), "v3", "", "")
+		if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), d.ID) || !strings.Contains(err.Error(), "v2") {
+			t.Fatalf("second deploy: %v, want ErrBusy naming %s v2", err, d.ID)
+		}
+		for _, tc := range []struct{ version, strategy string }{{"", ""}, {"v 3", ""}, {"v3", "blue-green-magic"}} {
+			if _, err := h.c.Deploy(context.Background(), tc.version, tc.strategy, ""); !errors.Is(err, ErrInvalid) {
+				t.Errorf("deploy %q %q: %v, want ErrInvalid", tc.version, tc.strategy, err)
+			}
+		}
+	})
+}
+
+func TestCrashLoopingCandidateRolledBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testService(), newFakeStore())
+		h.start()
+		h.firstLive()
+		h.deploy("v2", "")
+		time.Sleep(3 * time.Second)
+		h.c.PoolFailed(route.Blue, "v1", errCrash) // not the candidate: ignored
+		h.c.PoolFailed(route.Green, "v2", errCrash)
+		h.waitPhase(PhaseIdle, time.Minute)
+		d := h.history()[0]
+		if d.Outcome != OutcomeRolledBack || !strings.Contains(d.Reason, errCrash.Error()) {
+			t.Fatalf("history: %s %q", d.Outcome, d.Reason)
+		}
+		if st := h.c.Status(); st.Live.Version != "v1" || st.Weights["blue"] != 100 {
+			t.Errorf("status: %+v", st)
+		}
+	})
+}
+
+func TestStartFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testService(), newFakeStore())
+		h.rt.fail["v2"] = errors.New("no such binary")
+		h.start()
+		h.firstLive()
+		h.deploy("v2", "")
+		h.waitPhase(PhaseIdle, time.Minute)
+		if d := h.history()[0]; d.Outcome != OutcomeFailed || !strings.Contains(d.Reason, "no such binary") {
+			t.Fatalf("history: %s %q", d.Outcome, d.Reason)
+		}
+		if got := h.router.splitLog(); len(got) != 1 {
+			t.Errorf("traffic moved: %v", got)
+		}
+	})
+}
+
+func TestCorruptStateRefused(t *testing.T) {
+	store := newFakeStore()
+	store.state["web"] = []byte(`{"schema":1,"service":"web","phase":"shifting"}`)
+	h := newHarness(t, testService(), store)
+	err := h.c.Restore(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "corrupt state") {
+		t.Fatalf("Restore = %v, want corrupt state", err)
+	}
+	store.state["web"] = []byte(`{not json`)
+	if err := h.c.Restore(context.Background()); err == nil {
+		t.Fatal("Restore accepted unreadable JSON")
+	}
+}

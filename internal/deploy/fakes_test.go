@@ -1,0 +1,361 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/internal/metrics"
+	"github.com/cutover/cutover/internal/route"
+	"github.com/cutover/cutover/internal/runtime"
+)
+
+// The real router, drivers and bbolt store need the network, processes or
+// files, which do not run inside a synctest bubble; these in-memory stand-ins
+// implement the controller's small interfaces for executor tests.
+
+// fakeRouter splits synthetic traffic by the controller's weights.
+type fakeRouter struct {
+	mu      sync.Mutex
+	live    route.Color
+	weight  float64
+	splits  []string // "blue:10" per SetSplit
+	counts  [2]metrics.Counts
+	healthy [2]int
+	drained []route.Color
+	// errRate and latency per colour decide the synthetic traffic.
+	errRate [2]float64
+	latency [2]time.Duration
+	errAcc  [2]float64
+}
+
+func (r *fakeRouter) SetSplit(live route.Color, w float64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.live, r.weight = live, w
+	r.splits = append(r.splits, fmt.Sprintf("%s:%g", live, w))
+	return nil
+}
+
+func (r *fakeRouter) Split() (route.Color, float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.live, r.weight
+}
+
+func (r *fakeRouter) Drain(ctx context.Context, c route.Color) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.drained = append(r.drained, c)
+	return nil
+}
+
+func (r *fakeRouter) Counts(c route.Color) metrics.Counts {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.counts[c]
+}
+
+func (r *fakeRouter) Healthy(c route.Color) (int, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.healthy[c], r.healthy[c]
+}
+
+func (r *fakeRouter) setPool(c route.Color, healthy int, errRate float64, lat time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.healthy[c], r.errRate[c], r.latency[c] = healthy, errRate, lat
+}
+
+func (r *fakeRouter) splitLog() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.splits)
+}
+
+// serve adds n requests split by the current weights, errors spread evenly.
+func (r *fakeRouter) serve(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cand := int(float64(n)*r.weight/100 + 0.5)
+	for c, k := range map[route.Color]int{r.live: n - cand, r.live.Other(): cand} {
+		if k == 0 {
+			continue
+		}
+		var rec metrics.Recorder
+		r.errAcc[c] += float64(k) * r.errRate[c]
+		errs := int(r.errAcc[c])
+		r.errAcc[c] -= float64(errs)
+		for i := range k {
+			status := 200
+			if i < errs {
+				status = 503
+			}
+			rec.Start()
+			rec.Done(status, r.latency[c], false)
+		}
+		s := rec.Snapshot()
+		cur := &r.counts[c]
+		cur.Requests += s.Requests
+		for i := range s.Class {
+			cur.Class[i] += s.Class[i]
+		}
+		for i := range s.Latency {
+			cur.Latency[i] += s.Latency[i]
+		}
+	}
+}
+
+// traffic serves rps requests a second in 100 ms slices until ctx ends.
+func (r *fakeRouter) traffic(ctx context.Context, rps int) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.serve(rps / 10)
+		}
+	}
+}
+
+// fakeRuntime starts pools instantly; versions listed in errRate serve errors.
+type fakeRuntime struct {
+	mu      sync.Mutex
+	router  *fakeRouter
+	running map[route.Color]string
+	log     []string
+	errRate map[string]float64
+	latency map[string]time.Duration
+	fail    map[string]error
+}
+
+func newFakeRuntime(r *fakeRouter) *fakeRuntime {
+	return &fakeRuntime{router: r, running: map[route.Color]string{}, errRate: map[string]float64{}, latency: map[string]time.Duration{}, fail: map[string]error{}}
+}
+
+func (f *fakeRuntime) Start(ctx context.Context, c route.Color, v string) ([]runtime.Instance, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.log = append(f.log, "start "+c.String()+" "+v)
+	if err := f.fail[v]; err != nil {
+		return nil, err
+	}
+	f.running[c] = v
+	lat := f.latency[v]
+	if lat == 0 {
+		lat = 10 * time.Millisecond
+	}
+	f.router.setPool(c, 2, f.errRate[v], lat)
+	return []runtime.Instance{{ID: "x", Color: c, Version: v}}, nil
+}
+
+func (f *fakeRuntime) Stop(ctx context.Context, c route.Color) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.log = append(f.log, "stop "+c.String())
+	delete(f.running, c)
+	f.router.setPool(c, 0, 0, 0)
+	return nil
+}
+
+func (f *fakeRuntime) pools() map[route.Color]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[route.Color]string{}
+	for k, v := range f.running {
+		out[k] = v
+	}
+	return out
+}
+
+// fakeStore keeps JSON, as the bbolt store does, so State must round-trip.
+type fakeStore struct {
+	mu    sync.Mutex
+	state map[string][]byte
+	deps  map[string][]byte
+	order []string
+	saves int
+}
+
+func newFakeStore() *fakeStore {
+	return &fakeStore{state: map[string][]byte{}, deps: map[string][]byte{}}
+}
+
+func (s *fakeStore) SaveState(service string, st *State) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.state[service] = b
+	s.saves++
+	return nil
+}
+
+func (s *fakeStore) LoadState(service string) (*State, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.state[service]
+	if !ok {
+		return nil, false, nil
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, true, err
+	}
+	return &st, true, nil
+}
+
+func (s *fakeStore) SaveDeployment(d *Deployment) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.deps[d.ID]; !ok {
+		s.order = append(s.order, d.ID)
+	}
+	s.deps[d.ID] = b
+	return nil
+}
+
+func (s *fakeStore) Deployments(service string, limit int) ([]Deployment, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Deployment
+	for i := len(s.order) - 1; i >= 0 && (limit <= 0 || len(out) < limit); i-- {
+		var d Deployment
+		if err := json.Unmarshal(s.deps[s.order[i]], &d); err != nil {
+			return nil, err
+		}
+		if d.Service == service {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// harness wires a controller to the fakes.
+type harness struct {
+	t      *testing.T
+	svc    *config.Service
+	router *fakeRouter
+	rt     *fakeRuntime
+	store  *fakeStore
+	c      *Controller
+	cancel context.CancelFunc
+	done   chan error
+	mu     sync.Mutex
+	events []Event
+}
+
+func testService() *config.Service {
+	return &config.Service{
+		Name:         "web",
+		Instances:    2,
+		DrainTimeout: 5 * time.Second,
+		KeepPrevious: time.Hour,
+		QuietPeriod:  10 * time.Second,
+		Strategy: config.Strategy{
+			Steps:            []config.Step{{Weight: 10, Pause: 30 * time.Second}, {Weight: 50, Pause: 30 * time.Second}},
+			Analysis:         config.Analysis{Interval: time.Second, MaxErrorRate: 0.01, MaxP99Latency: time.Second, MinRequests: 50},
+			ProgressDeadline: 2 * time.Minute,
+		},
+	}
+}
+
+func newHarness(t *testing.T, svc *config.Service, store *fakeStore) *harness {
+	h := &harness{t: t, svc: svc, router: &fakeRouter{}, store: store}
+	h.rt = newFakeRuntime(h.router)
+	c, err := New(Options{Service: svc, Router: h.router, Runtime: h.rt, Store: store,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), PreviewURL: "http://127.0.0.1:8081",
+		Events: func(ev Event) { h.mu.Lock(); h.events = append(h.events, ev); h.mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.c = c
+	return h
+}
+
+// start restores and runs the controller and 500 req/s of traffic.
+func (h *harness) start() {
+	if err := h.c.Restore(context.Background()); err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	h.done = make(chan error, 1)
+	go func() { h.done <- h.c.Run(ctx) }()
+	go h.router.traffic(ctx, 500)
+	h.t.Cleanup(h.stop)
+}
+
+func (h *harness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	if err := <-h.done; err != nil {
+		h.t.Errorf("Run: %v", err)
+	}
+	h.cancel = nil
+}
+
+func (h *harness) deploy(version, strategy string) Deployment {
+	h.t.Helper()
+	d, err := h.c.Deploy(context.Background(), version, strategy, "")
+	if err != nil {
+		h.t.Fatalf("deploy %s: %v", version, err)
+	}
+	return d
+}
+
+// firstLive deploys v1 and waits until it is live.
+func (h *harness) firstLive() {
+	h.t.Helper()
+	h.deploy("v1", "")
+	h.waitPhase(PhaseIdle, time.Minute)
+	if st := h.c.Status(); st.Live == nil || st.Live.Version != "v1" || st.Live.Color != route.Blue {
+		h.t.Fatalf("after the first deployment: %+v", st)
+	}
+}
+
+// waitPhase sleeps (in fake time) until the phase is reached with no
+// deployment running, failing after limit.
+func (h *harness) waitPhase(p Phase, limit time.Duration) time.Duration {
+	h.t.Helper()
+	start := time.Now()
+	for time.Since(start) < limit {
+		time.Sleep(100 * time.Millisecond)
+		st := h.c.state()
+		if st.Phase == p && (p != PhaseIdle || st.Run == nil) {
+			return time.Since(start)
+		}
+	}
+	h.t.Fatalf("phase %s not reached within %v; status %+v", p, limit, h.c.Status())
+	return 0
+}
+
+func (h *harness) history() []Deployment {
+	h.t.Helper()
+	ds, err := h.c.History(0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return ds
+}
+
+var errCrash = errors.New("instance exited 3 times in 10s")
