@@ -70,7 +70,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		}
 	}
 	if len(problems) > 0 {
-		sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })
+		sortProblems(problems)
 		return nil, &ValidationError{Problems: problems}
 	}
 	return c, nil

@@ -40,8 +40,17 @@ func (c *Config) Validate() error {
 	if len(v.probs) == 0 {
 		return nil
 	}
-	sort.SliceStable(v.probs, func(i, j int) bool { return v.probs[i].Line < v.probs[j].Line })
+	sortProblems(v.probs)
 	return &ValidationError{Problems: v.probs}
+}
+
+// sortProblems puts problems in file order; those without a line (about
+// the file as a whole, or a Config built in code) keep their order at the end.
+func sortProblems(ps []Problem) {
+	sort.SliceStable(ps, func(i, j int) bool {
+		li, lj := ps[i].Line, ps[j].Line
+		return li != 0 && (lj == 0 || li < lj)
+	})
 }
 
 type validator struct {

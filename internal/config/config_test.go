@@ -1,0 +1,530 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// interfaceExample is the example from shared/INTERFACE.md, verbatim.
+const interfaceExample = `api:
+  listen: 127.0.0.1:7070          # control API (+ dashboard later); default 127.0.0.1:7070
+  token_file: ""                  # optional; when set, every mutating call needs "Authorization: Bearer <token>"
+state_dir: .cutover               # default: .cutover beside the config file
+services:
+  web:                            # service name: [a-z0-9-]{1,63}
+    listen: 127.0.0.1:8080        # public router address
+    preview_listen: 127.0.0.1:8081  # reaches only the candidate pool (the idle colour during a deployment)
+    instances: 2                  # per colour
+    runtime:
+      process:
+        command: ["./app", "--listen", "127.0.0.1:${PORT}", "--version", "${VERSION}"]
+        env: {APP_ENV: production}  # each instance also gets PORT, VERSION, COLOR, SERVICE, INSTANCE
+        dir: .
+        stop_timeout: 10s
+      # or, for instances managed elsewhere:
+      # static:
+      #   versions:
+      #     v1: ["10.0.1.5:8080", "10.0.1.6:8080"]
+    health:
+      path: /healthz
+      interval: 1s
+      timeout: 2s
+      healthy_threshold: 2
+      unhealthy_threshold: 3
+    drain_timeout: 30s
+    strategy:                      # no steps = all at once
+      steps:
+        - {weight: 10, pause: 30s}  # weight = percent of traffic on the candidate; pause without duration = wait for ` + "`cutover promote`" + `
+        - {weight: 50, pause: 30s}
+      analysis:
+        interval: 1s
+        max_error_rate: 1%
+        max_p99_latency: 1s
+        min_requests: 50
+    keep_previous: 1h              # how long the old pool stays warm for instant rollback
+    hooks:
+      pre_traffic: ["./smoke-test.sh"]   # env: SERVICE, VERSION, COLOR, PREVIEW_URL
+      post_traffic: []
+      on_rollback: []
+    fallback_page: ./maintenance.html
+`
+
+// writeFiles creates files (name -> content) under dir.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestLoadInterfaceExample(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"cutover.yaml":      interfaceExample,
+		"maintenance.html":  "<h1>back soon</h1>",
+		"smoke-test.sh":     "#!/bin/sh\n",
+		"app":               "#!/bin/sh\n",
+		"unrelated/file.md": "",
+	})
+	c, err := Load(filepath.Join(dir, "cutover.yaml"))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.File != filepath.Join(dir, "cutover.yaml") || c.StateDir != filepath.Join(dir, ".cutover") {
+		t.Errorf("File, StateDir = %q, %q", c.File, c.StateDir)
+	}
+	if c.API != (API{Listen: "127.0.0.1:7070"}) {
+		t.Errorf("API = %+v", c.API)
+	}
+	if !reflect.DeepEqual(c.ServiceNames, []string{"web"}) {
+		t.Errorf("ServiceNames = %v", c.ServiceNames)
+	}
+	want := defaultService("web")
+	want.Listen, want.PreviewListen, want.Instances = "127.0.0.1:8080", "127.0.0.1:8081", 2
+	want.Runtime.Process = &Process{
+		Command:      []string{"./app", "--listen", "127.0.0.1:${PORT}", "--version", "${VERSION}"},
+		Env:          map[string]string{"APP_ENV": "production"},
+		Dir:          dir,
+		StopTimeout:  10 * time.Second,
+		StartTimeout: 60 * time.Second,
+	}
+	want.Strategy.Steps = []Step{{Weight: 10, Pause: 30 * time.Second, Line: 29}, {Weight: 50, Pause: 30 * time.Second, Line: 30}}
+	want.Hooks.PreTraffic, want.Hooks.PostTraffic, want.Hooks.OnRollback = []string{"./smoke-test.sh"}, []string{}, []string{}
+	want.FallbackPage = filepath.Join(dir, "maintenance.html")
+	if got := c.Services["web"]; !reflect.DeepEqual(got, want) {
+		t.Errorf("service web:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "cutover.yaml")
+	writeFiles(t, dir, map[string]string{"sub/cutover.yaml": `
+services:
+  web:
+    listen: :8080
+    runtime: {process: {command: [./app]}}
+`})
+	c, err := Load(path)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.API.Listen != "127.0.0.1:7070" || c.API.TokenFile != "" {
+		t.Errorf("API = %+v", c.API)
+	}
+	if want := filepath.Join(dir, "sub", ".cutover"); c.StateDir != want {
+		t.Errorf("StateDir = %q, want %q", c.StateDir, want)
+	}
+	s := c.Services["web"]
+	want := &Service{
+		Name: "web", Listen: ":8080", StickyCookie: "cutover_web", Instances: 1,
+		Runtime: Runtime{Process: &Process{Command: []string{"./app"}, Dir: filepath.Join(dir, "sub"),
+			StopTimeout: 10 * time.Second, StartTimeout: 60 * time.Second}},
+		Health:       Health{Path: "/healthz", Interval: time.Second, Timeout: 2 * time.Second, HealthyThreshold: 2, UnhealthyThreshold: 3},
+		Timeouts:     Timeouts{ReadHeader: 10 * time.Second, Idle: 120 * time.Second, UpstreamHeader: 60 * time.Second},
+		DrainTimeout: 30 * time.Second,
+		Strategy: Strategy{
+			Analysis:         Analysis{Interval: time.Second, MaxErrorRate: 0.01, MaxP99Latency: time.Second, MinRequests: 50},
+			ProgressDeadline: 10 * time.Minute,
+		},
+		KeepPrevious: time.Hour,
+		QuietPeriod:  10 * time.Second,
+		Hooks:        Hooks{Timeout: 5 * time.Minute},
+	}
+	if !reflect.DeepEqual(s, want) {
+		t.Errorf("defaults:\n got %+v\nwant %+v", s, want)
+	}
+}
+
+// base is a valid service that cases extend.
+const base = `services:
+  web:
+    listen: 127.0.0.1:8080
+    runtime: {process: {command: [./app]}}
+`
+
+// TestParseValues checks how accepted values are decoded.
+func TestParseValues(t *testing.T) {
+	tests := []struct {
+		name  string
+		yaml  string
+		check func(t *testing.T, c *Config)
+	}{
+		{"percent with sign", base + "    strategy: {analysis: {max_error_rate: 0.5%}}\n", func(t *testing.T, c *Config) {
+			assertEq(t, c.Services["web"].Strategy.Analysis.MaxErrorRate, 0.005)
+		}},
+		{"bare number is percent", base + "    strategy: {analysis: {max_error_rate: 2}}\n", func(t *testing.T, c *Config) {
+			assertEq(t, c.Services["web"].Strategy.Analysis.MaxErrorRate, 0.02)
+		}},
+		{"bare fraction is percent", base + "    strategy: {analysis: {max_error_rate: 0.5}}\n", func(t *testing.T, c *Config) {
+			assertEq(t, c.Services["web"].Strategy.Analysis.MaxErrorRate, 0.005)
+		}},
+		{"explicit zero latency disables", base + "    strategy: {analysis: {max_p99_latency: 0}}\n", func(t *testing.T, c *Config) {
+			assertEq(t, c.Services["web"].Strategy.Analysis.MaxP99Latency, time.Duration(0))
+		}},
+		{"pause forms", base + `    strategy:
+      steps:
+        - {weight: 1}
+        - {weight: 2, pause: }
+        - {weight: 3, pause: ""}
+        - {weight: 4, pause: manual}
+        - {weight: 5, pause: 0s}
+        - {weight: "12.5%", pause: 1m30s}
+`, func(t *testing.T, c *Config) {
+			assertEq(t, c.Services["web"].Strategy.Steps, []Step{
+				{Weight: 1, Manual: true, Line: 7}, {Weight: 2, Manual: true, Line: 8}, {Weight: 3, Manual: true, Line: 9},
+				{Weight: 4, Manual: true, Line: 10}, {Weight: 5, Line: 11}, {Weight: 12.5, Pause: 90 * time.Second, Line: 12},
+			})
+		}},
+		{"trusted proxies normalised", base + "    trusted_proxies: [10.0.0.1, \"::1\", 10.0.0.0/8]\n", func(t *testing.T, c *Config) {
+			assertEq(t, c.Services["web"].TrustedProxies, []string{"10.0.0.1/32", "::1/128", "10.0.0.0/8"})
+		}},
+		{"single hook string", base + "    hooks: {pre_traffic: ./smoke.sh}\n", func(t *testing.T, c *Config) {
+			assertEq(t, c.Services["web"].Hooks.PreTraffic, []string{"./smoke.sh"})
+		}},
+		{"argv and env scalars as text", base[:len(base)-len("    runtime: {process: {command: [./app]}}\n")] +
+			"    runtime: {process: {command: [./app, --port, 8080], env: {N: 3, B: true}}}\n", func(t *testing.T, c *Config) {
+			p := c.Services["web"].Runtime.Process
+			assertEq(t, p.Command, []string{"./app", "--port", "8080"})
+			assertEq(t, p.Env, map[string]string{"N": "3", "B": "true"})
+		}},
+		{"anchors and aliases", `x-common: &common
+services:
+  web: &web
+    listen: 127.0.0.1:8080
+    runtime: {process: {command: [./app]}}
+`, nil},
+		{"port 0 never conflicts", `services:
+  a: {listen: "127.0.0.1:0", preview_listen: "127.0.0.1:0", runtime: {static: {}}}
+  b: {listen: "127.0.0.1:0", runtime: {static: {versions: {"1.2": ["10.0.0.1:80"]}}}}
+`, func(t *testing.T, c *Config) {
+			assertEq(t, c.ServiceNames, []string{"a", "b"})
+			assertEq(t, c.Services["b"].Runtime.Static.Versions, map[string][]string{"1.2": {"10.0.0.1:80"}})
+		}},
+		{"public api with token", "api: {listen: \":7070\", token_file: token}\n" + base, func(t *testing.T, c *Config) {
+			assertEq(t, c.API.TokenFile, filepath.Join(filepath.Dir(c.File), "token"))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFiles(t, dir, map[string]string{"token": "secret\n"})
+			c, err := Parse(filepath.Join(dir, "cutover.yaml"), []byte(tt.yaml))
+			if tt.name == "anchors and aliases" {
+				// x-common is not a key cutover knows: strictness wins over convenience.
+				if err == nil || !strings.Contains(err.Error(), `x-common: unknown key`) {
+					t.Fatalf("want unknown key x-common, got %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if tt.check != nil {
+				tt.check(t, c)
+			}
+		})
+	}
+}
+
+func assertEq[T any](t *testing.T, got, want T) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %#v, want %#v", got, want)
+	}
+}
+
+// TestParseProblems checks the exact problem lines users see. "F" stands
+// for the config file's path.
+func TestParseProblems(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"empty file", "", []string{"F: services: at least one service is required"}},
+		{"not a mapping", "- a\n", []string{
+			"F:1: must be a mapping, got a list",
+			"F: services: at least one service is required",
+		}},
+		{"syntax error", "services:\n  web: [\n", []string{"F:2: invalid YAML: did not find expected node content"}},
+		{"second document", base + "---\napi: {}\n", []string{"F:5: holds a second YAML document (after ---); a config file holds one"}},
+		{"unknown key with suggestion", base + "    helth: {path: /}\n", []string{
+			`F:5: services.web.helth: unknown key (did you mean "health"?)`,
+		}},
+		{"unknown top-level key", "colour: blue\n" + base, []string{
+			`F:1: colour: unknown key (known keys: [api services state_dir])`,
+		}},
+		{"duplicate key", base + "    listen: 127.0.0.1:9090\n", []string{
+			"F:5: services.web.listen: set twice (first on line 3)",
+		}},
+		{"wrong type", base + "    instances: two\n", []string{`F:5: services.web.instances: must be an integer, got "two"`}},
+		{"zero instances", base + "    instances: 0\n", []string{"F:5: services.web.instances: must be at least 1 (got 0)"}},
+		{"bool", base + "    h2c: yes please\n", []string{`F:5: services.web.h2c: must be true or false, got "yes please"`}},
+		{"bad duration", base + "    drain_timeout: 30 seconds\n", []string{
+			`F:5: services.web.drain_timeout: must be a duration like 500ms, 30s, 1m30s or 1h, got "30 seconds"`,
+		}},
+		{"bare number duration", base + "    keep_previous: 3600\n", []string{
+			`F:5: services.web.keep_previous: must be a duration like 500ms, 30s, 1m30s or 1h, got 3600`,
+		}},
+		{"negative duration", base + "    quiet_period: -1s\n", []string{"F:5: services.web.quiet_period: must not be negative (got -1s)"}},
+		{"zero timeout", base + "    health: {timeout: 0s}\n", []string{"F:5: services.web.health.timeout: must be greater than 0 (got 0s)"}},
+		{"thresholds", base + "    health:\n      healthy_threshold: 0\n      unhealthy_threshold: -2\n", []string{
+			"F:6: services.web.health.healthy_threshold: must be at least 1 (got 0)",
+			"F:7: services.web.health.unhealthy_threshold: must be at least 1 (got -2)",
+		}},
+		{"health path", base + "    health: {path: healthz}\n", []string{
+			`F:5: services.web.health.path: must be an absolute URL path like /healthz (got "healthz")`,
+		}},
+		{"bad percent", base + "    strategy: {analysis: {max_error_rate: lots}}\n", []string{
+			`F:5: services.web.strategy.analysis.max_error_rate: must be a percentage like 1% or 0.5, got "lots"`,
+		}},
+		{"percent over 100", base + "    strategy: {analysis: {max_error_rate: 150%}}\n", []string{
+			`F:5: services.web.strategy.analysis.max_error_rate: must be between 0% and 100% (got 150%)`,
+		}},
+		{"weights", base + `    strategy:
+      steps:
+        - {weight: 50, pause: 30s}
+        - {weight: 30}
+        - {weight: 0}
+        - {weight: 101}
+        - {pause: 1s}
+        - {weight: 60, pause: soon}
+`, []string{
+			"F:8: services.web.strategy.steps[1].weight: must be greater than the previous step's 50 (got 30)",
+			"F:9: services.web.strategy.steps[2].weight: must be greater than 0 and at most 100 (got 0)",
+			"F:10: services.web.strategy.steps[3].weight: must be greater than 0 and at most 100 (got 101)",
+			"F:11: services.web.strategy.steps[4].weight: must be greater than 0 and at most 100 (got 0)",
+			`F:12: services.web.strategy.steps[5].pause: must be a duration like 500ms, 30s, 1m30s or 1h, or "manual", got "soon"`,
+			"F:12: services.web.strategy.steps[5].weight: must be greater than the previous step's 101 (got 60)",
+		}},
+		{"service name", "services:\n  Web_1: {listen: \":80\", runtime: {static: {}}}\n", []string{
+			`F:2: services.Web_1: service name must be 1-63 characters of a-z, 0-9 and '-' (got "Web_1")`,
+		}},
+		{"missing listen and runtime", "services:\n  web: {}\n", []string{
+			"F:2: services.web.listen: required (an address like 127.0.0.1:8080)",
+			"F:2: services.web.runtime: needs one of process (local processes) or static (fixed addresses)",
+		}},
+		{"listen not host:port", "services:\n  web:\n    listen: 8080\n    runtime: {static: {}}\n", []string{
+			"F:3: services.web.listen: must be a string, got 8080",
+		}},
+		{"listen without port", "services:\n  web:\n    listen: localhost\n    runtime: {static: {}}\n", []string{
+			`F:3: services.web.listen: must be host:port with a numeric port, like 127.0.0.1:8080 or :8080 (got "localhost")`,
+		}},
+		{"duplicate listens", `api: {listen: "127.0.0.1:9000"}
+services:
+  a: {listen: "127.0.0.1:8080", preview_listen: "127.0.0.1:9000", runtime: {static: {}}}
+  b: {listen: ":8080", runtime: {static: {}}}
+  c: {listen: "localhost:8081", preview_listen: "127.0.0.1:8081", runtime: {static: {}}}
+`, []string{
+			"F:3: services.a.preview_listen: 127.0.0.1:9000 is already used by api.listen (line 1)",
+			"F:4: services.b.listen: :8080 is already used by services.a.listen (line 3)",
+			"F:5: services.c.preview_listen: 127.0.0.1:8081 is already used by services.c.listen (line 5)",
+		}},
+		{"both runtimes", "services:\n  web:\n    listen: :80\n    runtime:\n      process: {command: [a]}\n      static: {}\n", []string{
+			"F:5: services.web.runtime: sets both process and static; choose one",
+		}},
+		{"empty command", "services:\n  web:\n    listen: :80\n    runtime:\n      process: {command: []}\n", []string{
+			`F:5: services.web.runtime.process.command: must not be empty (argv, like ["./app", "--port", "${PORT}"])`,
+		}},
+		{"command not a list", "services:\n  web:\n    listen: :80\n    runtime:\n      process: {command: ./app --port 1}\n", []string{
+			`F:5: services.web.runtime.process.command: must be a list, got "./app --port 1"`,
+		}},
+		{"process dir missing", "services:\n  web:\n    listen: :80\n    runtime:\n      process: {command: [a], dir: nowhere}\n", []string{
+			"F:5: services.web.runtime.process.dir: cannot use D/nowhere: no such file or directory",
+		}},
+		{"static addresses", `services:
+  web:
+    listen: :80
+    runtime:
+      static:
+        versions:
+          v1: []
+          v2: ["10.0.0.1", ":8080", "10.0.0.2:0", "10.0.0.3:80"]
+`, []string{
+			"F:7: services.web.runtime.static.versions.v1: lists no addresses",
+			`F:8: services.web.runtime.static.versions.v2[0]: must be host:port with a numeric port, like 127.0.0.1:8080 or :8080 (got "10.0.0.1")`,
+			`F:8: services.web.runtime.static.versions.v2[1]: needs a host, like 10.0.1.5:8080 (got ":8080")`,
+			`F:8: services.web.runtime.static.versions.v2[2]: needs a port other than 0 (got "10.0.0.2:0")`,
+		}},
+		{"missing files", `api: {token_file: token.txt}
+services:
+  web:
+    listen: :80
+    tls: {cert: cert.pem}
+    runtime: {static: {}, upstream_tls: {ca_file: ca.pem}}
+    fallback_page: down.html
+`, []string{
+			"F:1: api.token_file: cannot use D/token.txt: no such file or directory",
+			"F:5: services.web.tls.cert: cannot use D/cert.pem: no such file or directory",
+			"F:5: services.web.tls.key: required when tls is set (a PEM file)",
+			"F:6: services.web.runtime.upstream_tls.ca_file: cannot use D/ca.pem: no such file or directory",
+			"F:7: services.web.fallback_page: cannot use D/down.html: no such file or directory",
+		}},
+		{"fallback page is a directory", base + "    fallback_page: .\n", []string{
+			"F:5: services.web.fallback_page: D is a directory, not a file",
+		}},
+		{"trusted proxies", base + "    trusted_proxies: [10.0.0.0/8, example.com]\n", []string{
+			`F:5: services.web.trusted_proxies[1]: must be a CIDR like 10.0.0.0/8 or an IP address (got "example.com")`,
+		}},
+		{"sticky cookie", base + "    sticky_cookie: \"a b\"\n", []string{
+			`F:5: services.web.sticky_cookie: must be a cookie name, or "-" to disable stickiness (got "a b")`,
+		}},
+		{"public api without token", "api: {listen: \"0.0.0.0:7070\"}\n" + base, []string{
+			"F:1: api.listen: 0.0.0.0:7070 is reachable from other machines, and the API can deploy and roll back: " +
+				"set api.token_file, or listen on 127.0.0.1",
+		}},
+		{"empty hooks", base + "    hooks:\n      pre_traffic: [\"\", ./ok.sh]\n      on_rollback: [\"  \"]\n", []string{
+			"F:6: services.web.hooks.pre_traffic[0]: must not be an empty command",
+			"F:7: services.web.hooks.on_rollback[0]: must not be an empty command",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			file := filepath.Join(dir, "cutover.yaml")
+			c, err := Parse(file, []byte(tt.yaml))
+			var verr *ValidationError
+			if !errors.As(err, &verr) {
+				t.Fatalf("Parse returned %v (config %v), want a *ValidationError", err, c)
+			}
+			if c != nil {
+				t.Errorf("Parse returned a config with an error")
+			}
+			got := make([]string, len(verr.Problems))
+			for i, p := range verr.Problems {
+				got[i] = strings.ReplaceAll(strings.ReplaceAll(p.String(), file, "F"), dir, "D")
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("problems:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(tt.want, "\n     "))
+			}
+			if verr.Error() != strings.Join(func() []string {
+				s := make([]string, len(verr.Problems))
+				for i, p := range verr.Problems {
+					s[i] = p.String()
+				}
+				return s
+			}(), "\n") {
+				t.Errorf("Error() is not the problems one per line")
+			}
+		})
+	}
+}
+
+// TestManyProblemsAtOnce proves a user fixing a config sees everything
+// wrong in one run, in file order.
+func TestManyProblemsAtOnce(t *testing.T) {
+	const yaml = `api:
+  listen: 0.0.0.0:7070
+services:
+  Web_1:
+    lisen: 127.0.0.1:8080
+    instances: two
+    runtime:
+      process: {command: []}
+      static: {versions: {v1: ["nohost"]}}
+    health: {interval: 1, timeout: -1s, healthy_threshold: 0}
+    strategy:
+      steps:
+        - {weight: 50, pause: 30s}
+        - {weight: 30}
+      analysis: {max_error_rate: "1 percent"}
+  api:
+    listen: 127.0.0.1:7070
+    hooks: {pre_traffic: [""]}
+`
+	_, err := Parse("cutover.yaml", []byte(yaml))
+	var verr *ValidationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("want *ValidationError, got %v", err)
+	}
+	wantKeys := []string{
+		"api.listen", "services.Web_1.lisen", "services.Web_1", "services.Web_1.listen",
+		"services.Web_1.instances", "services.Web_1.runtime", "services.Web_1.runtime.process.command",
+		"services.Web_1.runtime.static.versions.v1[0]", "services.Web_1.health.interval",
+		"services.Web_1.health.timeout", "services.Web_1.health.healthy_threshold",
+		"services.Web_1.strategy.steps[1].weight", "services.Web_1.strategy.analysis.max_error_rate",
+		"services.api.runtime", "services.api.listen", "services.api.hooks.pre_traffic[0]",
+	}
+	got := map[string]bool{}
+	last := 0
+	for _, p := range verr.Problems {
+		got[p.Key] = true
+		if p.Line < last {
+			t.Errorf("problems out of file order: %v", p)
+		}
+		last = p.Line
+		if !strings.HasPrefix(p.String(), "cutover.yaml:") {
+			t.Errorf("problem without file:line: %s", p)
+		}
+	}
+	for _, k := range wantKeys {
+		if !got[k] {
+			t.Errorf("no problem reported for %s; got:\n%v", k, err)
+		}
+	}
+	if len(verr.Problems) != len(wantKeys) {
+		t.Errorf("got %d problems, want %d:\n%v", len(verr.Problems), len(wantKeys), err)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "nope.yaml") {
+		t.Fatalf("want a not-exist error naming the file, got %v", err)
+	}
+}
+
+func TestValidateCodeBuilt(t *testing.T) {
+	c := &Config{API: API{Listen: "127.0.0.1:7070"}, StateDir: t.TempDir(), Services: map[string]*Service{"web": defaultService("web")}}
+	c.Services["web"].Listen = "127.0.0.1:8080"
+	c.Services["web"].Runtime.Static = &Static{}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	c.Services["web"].Health.Interval = 0
+	err := c.Validate()
+	if err == nil || err.Error() != "services.web.health.interval: must be greater than 0 (got 0s)" {
+		t.Fatalf("Validate = %v", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(interfaceExample))
+	f.Add([]byte(base))
+	f.Add([]byte("services:\n  web: {listen: ':1', runtime: {static: {versions: {v: [a]}}}, strategy: {steps: [{weight: 5%}]}}\n"))
+	f.Add([]byte("a: &a [*a]\n"))
+	f.Add([]byte("services: {web: &w {listen: ':1'}, api: *w}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("cutover.yaml", data)
+		if err == nil {
+			if c == nil {
+				t.Fatal("nil config without error")
+			}
+			if verr := c.Validate(); verr != nil {
+				t.Fatalf("Parse accepted a config Validate rejects: %v", verr)
+			}
+			return
+		}
+		var verr *ValidationError
+		if !errors.As(err, &verr) || len(verr.Problems) == 0 {
+			t.Fatalf("error is not a non-empty *ValidationError: %v", err)
+		}
+		for _, p := range verr.Problems {
+			if p.Msg == "" || p.File != "cutover.yaml" {
+				t.Fatalf("bad problem %#v", p)
+			}
+		}
+	})
+}
