@@ -26,7 +26,9 @@ type instance struct {
 	hits atomic.Int64
 }
 
-func (in *instance) addr() string { return strings.TrimPrefix(in.srv.Listener.Addr().String(), "http://") }
+func (in *instance) addr() string {
+	return strings.TrimPrefix(in.srv.Listener.Addr().String(), "http://")
+}
 
 func (in *instance) backend() Backend { return Backend{ID: in.id, Addr: in.addr()} }
 
@@ -169,3 +171,10 @@ func eventually(t testing.TB, what string, d time.Duration, cond func() bool) {
 }
 
 var _ = fmt.Sprint
+
+// newTestServer serves h on a real loopback listener and returns its URL.
+func newTestServer(t testing.TB, h http.Handler) string {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cutover/cutover/internal/route"
@@ -17,15 +18,25 @@ func TestWeightSplit(t *testing.T) {
 	r.SetPool(route.Green, "v2", backends(green))
 	mustSplit(t, r.Router, route.Blue, 10)
 	c := client()
-	const n = 5000
+	const n, workers = 5000, 8
+	var mu sync.Mutex
 	got := map[string]int{}
-	for range n {
-		code, id, _ := get(t, c, r.url+"/")
-		if code != 200 {
-			t.Fatalf("status %d", code)
-		}
-		got[id]++
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range n / workers {
+				code, id, _ := get(t, c, r.url+"/")
+				if code != 200 {
+					t.Errorf("status %d", code)
+					return
+				}
+				mu.Lock()
+				got[id]++
+				mu.Unlock()
+			}
+		})
 	}
+	wg.Wait()
 	share := float64(got["web-green-1"]) * 100 / n
 	if math.Abs(share-10) > 2 {
 		t.Fatalf("green got %.2f%% of %d requests at weight 10 (%v)", share, n, got)
