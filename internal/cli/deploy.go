@@ -1,0 +1,145 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cutover/cutover/internal/api/client"
+	"github.com/cutover/cutover/internal/deploy"
+)
+
+// pollInterval is how often deploy --wait reads the service's status.
+const pollInterval = 300 * time.Millisecond
+
+// maxPollFailures is how many status reads in a row may fail (daemon
+// restarting) before deploy --wait gives up: about 15 seconds.
+const maxPollFailures = 50
+
+func (a *app) deploy(o *opts, pos []string) int {
+	service, version := pos[0], pos[1]
+	c := a.client()
+
+	// Subscribe before starting, so that no event of the deployment is missed.
+	var events <-chan deploy.Event
+	followCtx, stopFollow := context.WithCancel(a.ctx)
+	defer stopFollow()
+	if o.wait {
+		ch, err := c.Events(followCtx, service)
+		var unreachable *client.UnreachableError
+		switch {
+		case errors.As(err, &unreachable):
+			return a.fail(err)
+		case err != nil:
+			// Events unavailable (an older daemon, a proxy): poll only.
+			fmt.Fprintf(a.stderr, "cutover: no event stream (%v); following by polling\n", err)
+		default:
+			events = ch
+		}
+	}
+
+	ctx, cancel := a.callCtx()
+	d, err := c.Deploy(ctx, service, version, o.strategy)
+	cancel()
+	if err != nil {
+		return a.fail(fmt.Errorf("deploy %s %s: %w", service, version, err))
+	}
+	if !o.wait {
+		if o.json {
+			return a.printJSON(d)
+		}
+		fmt.Fprintf(a.stdout, "%s: deploying %s to %s (deployment %s); follow with: cutover status %s\n",
+			service, version, d.Color, d.ID, service)
+		return ExitOK
+	}
+	p := a.newProgress(o.json, d, events == nil)
+	return a.follow(followCtx, c, d, events, p)
+}
+
+// follow watches deployment d until it ends, feeding p with its events and
+// the service's status, and returns the exit code of its outcome.
+func (a *app) follow(ctx context.Context, c *client.Client, d deploy.Deployment, events <-chan deploy.Event, p progress) int {
+	p.start(d)
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			p.stop()
+			fmt.Fprintf(a.stderr, "cutover: stopped following deployment %s of %s; it continues (`cutover abort %s` stops it)\n",
+				d.ID, d.Service, d.Service)
+			return ExitError
+		case ev, ok := <-events:
+			if !ok {
+				events = nil // stream ended (daemon restarting?): keep polling
+				continue
+			}
+			if ev.Deployment != d.ID {
+				continue
+			}
+			p.event(ev)
+			if terminalEvent(ev.Type) {
+				return a.finish(ctx, c, d, p, deploy.Outcome(ev.Type), ev.Message)
+			}
+		case <-tick.C:
+			st, err := c.Status(ctx, d.Service)
+			if err != nil {
+				if ctx.Err() != nil {
+					continue
+				}
+				if failures++; failures >= maxPollFailures {
+					p.stop()
+					return a.fail(fmt.Errorf("follow deployment %s of %s: %w", d.ID, d.Service, err))
+				}
+				continue
+			}
+			failures = 0
+			p.status(st)
+			if st.Deployment == nil || st.Deployment.ID != d.ID {
+				// Ended, unless the controller has not shown it yet.
+				if final, err := c.Deployment(ctx, d.Service, d.ID); err == nil && final.Outcome != deploy.OutcomeRunning {
+					return a.done(p, final)
+				}
+			}
+		}
+	}
+}
+
+// terminalEvent reports whether an event type ends a deployment.
+func terminalEvent(typ string) bool {
+	switch deploy.Outcome(typ) {
+	case deploy.OutcomePromoted, deploy.OutcomeRolledBack, deploy.OutcomeAborted, deploy.OutcomeFailed:
+		return true
+	}
+	return false
+}
+
+// finish fetches the final record of a deployment that an event said has
+// ended; if the daemon cannot give it, the event's outcome stands.
+func (a *app) finish(ctx context.Context, c *client.Client, d deploy.Deployment, p progress, outcome deploy.Outcome, reason string) int {
+	for range 10 {
+		final, err := c.Deployment(ctx, d.Service, d.ID)
+		if err == nil && final.Outcome != deploy.OutcomeRunning {
+			return a.done(p, final)
+		}
+		if err != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // the history record follows the event
+	}
+	d.Outcome, d.Reason = outcome, reason
+	return a.done(p, d)
+}
+
+func (a *app) done(p progress, d deploy.Deployment) int {
+	p.done(d)
+	switch d.Outcome {
+	case deploy.OutcomePromoted:
+		return ExitOK
+	case deploy.OutcomeRolledBack, deploy.OutcomeAborted, deploy.OutcomeFailed:
+		return ExitRollback
+	}
+	return ExitError
+}
