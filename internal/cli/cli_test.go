@@ -142,7 +142,7 @@ func TestStatus(t *testing.T) {
 	}
 	for key, want := range map[string]string{
 		"service": `"api"`, "phase": `"idle"`, "candidate": "null", "deployment": "null",
-		"live": `{"color":"green","version":"2026.03.1"}`,
+		"live":    `{"color":"green","version":"2026.03.1"}`,
 		"weights": `{"blue":0,"green":100}`,
 	} {
 		var got bytes.Buffer
