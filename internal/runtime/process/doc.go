@@ -20,6 +20,9 @@
 // A Driver is safe for concurrent use. Start and Stop of one colour are
 // serialised; the two colours proceed independently. Listener calls are
 // serialised per driver and always carry the state at the time of the call,
-// so the last call for a colour is its current pool. Each pool slot has one
+// so the last call for a colour is its current pool. A Listener must not
+// call Start or Stop of the same driver from inside Pool or Failed (those
+// calls are made while a colour's operation may be in progress); hand the
+// work to another goroutine instead. Each pool slot has one
 // supervising goroutine, owned by the pool and stopped by Stop or Close.
 package process

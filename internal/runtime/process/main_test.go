@@ -24,6 +24,9 @@ import (
 var appPath string
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv("CUTOVER_TEST_DAEMON_DIR"); dir != "" {
+		os.Exit(fakeDaemon(dir, os.Getenv("CUTOVER_TEST_APP")))
+	}
 	dir, err := os.MkdirTemp("", "cutover-process-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -190,4 +193,22 @@ func readAll(t *testing.T, r io.Reader) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// fakeDaemon is what the test binary runs when re-executed as a daemon: it
+// starts blue v1 with two instances in stateDir, says "ready" and waits to
+// be killed.
+func fakeDaemon(stateDir, app string) int {
+	appPath = app
+	d, err := New(Options{Service: testService(2, nil), StateDir: stateDir})
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	if _, err := d.Start(context.Background(), route.Blue, "v1"); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	fmt.Println("ready")
+	select {}
 }
