@@ -3,8 +3,8 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"hash/crc32"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
