@@ -245,29 +245,38 @@ func (d *Driver) newPool(c route.Color, version string, n int) *pool {
 }
 
 // gatePool waits until every instance is healthy, within the start timeout.
-// The first failure cancels the others.
+// The first failure cancels the others and is the one reported.
 func (d *Driver) gatePool(ctx context.Context, ins []*instance) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, d.startTimeout(),
 		fmt.Errorf("start timeout %s passed", d.startTimeout()))
 	defer cancel()
-	errs := make([]error, len(ins))
-	var wg sync.WaitGroup
-	for i, in := range ins {
+	var (
+		mu     sync.Mutex
+		first  error
+		failed int
+		wg     sync.WaitGroup
+	)
+	for _, in := range ins {
 		wg.Go(func() {
-			if err := d.gate.WaitHealthy(ctx, in.addr(), in.done); err != nil {
-				errs[i] = d.instanceError(in, err)
+			err := d.gate.WaitHealthy(ctx, in.addr(), in.done)
+			if err == nil {
+				return
+			}
+			err = d.instanceError(in, err)
+			mu.Lock()
+			defer mu.Unlock()
+			if first == nil {
+				first = err
 				cancel()
 			}
+			failed++
 		})
 	}
 	wg.Wait()
-	// Report the instance that failed first, not the ones it cancelled.
-	for i, err := range errs {
-		if err != nil && ins[i].exited() {
-			return err
-		}
+	if first != nil && failed > 1 {
+		return fmt.Errorf("%w\n(%d of %d instances did not become healthy)", first, failed, len(ins))
 	}
-	return errors.Join(errs...)
+	return first
 }
 
 // instanceError adds the instance's exit status and last output to err.
