@@ -1,5 +1,3 @@
-//go:build cutover_router
-
 package bench
 
 import (

@@ -57,8 +57,8 @@ echo "building"
 go build -o "$tmp/backend" ./bench/backend
 go build -o "$tmp/baseline" ./bench/baseline
 have_cutover=
-if go build -tags cutover_router -o "$tmp/cutoverbench" ./bench/cutoverbench 2>"$tmp/build.err" &&
-	go build -tags cutover_router -o "$tmp/switchtest" ./bench/switchtest 2>>"$tmp/build.err"; then
+if go build -o "$tmp/cutoverbench" ./bench/cutoverbench 2>"$tmp/build.err" &&
+	go build -o "$tmp/switchtest" ./bench/switchtest 2>>"$tmp/build.err"; then
 	have_cutover=1
 else
 	echo "warning: cutover's router does not build yet; skipping it:"; head -5 "$tmp/build.err"
@@ -265,7 +265,9 @@ if [ -n "$have_cutover" ]; then
 	wait "${pid[cutover]}" || true
 	echo
 	echo "== where cutoverbench spent its CPU (go tool pprof -top)"
-	go tool pprof -top -nodecount=35 "$tmp/cutoverbench" "$tmp/cutover.pprof" 2>/dev/null | sed -n '1,45p'
+	go tool pprof -top -nodecount=20 "$tmp/cutoverbench" "$tmp/cutover.pprof" 2>/dev/null | sed -n '5,30p'
+	echo "-- cumulative"
+	go tool pprof -top -cum -nodecount=30 "$tmp/cutoverbench" "$tmp/cutover.pprof" 2>/dev/null | sed -n '7,40p'
 	cp "$tmp/cutover.pprof" bench/results/cutover.pprof
 	if [ -z "${BENCH_NO_SWITCH:-}" ]; then
 		echo

@@ -1,5 +1,3 @@
-//go:build cutover_router
-
 // Command cutoverbench runs cutover's router in-process with a blue and a
 // green pool (one backend each, started separately) split by weight, and
 // prints its public address as its first line of output. With -cpuprofile

@@ -1,5 +1,3 @@
-//go:build cutover_router
-
 // Command switchtest checks that changing cutover's weights loses no request
 // and takes effect at once. It runs the router in-process with a blue and a
 // green backend, holds 32 keep-alive connections on it at full speed with a
