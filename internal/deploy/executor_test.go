@@ -371,3 +371,43 @@ func TestCorruptStateRefused(t *testing.T) {
 		t.Fatal("Restore accepted unreadable JSON")
 	}
 }
+
+// failingStore refuses to persist once broken.
+type failingStore struct {
+	*fakeStore
+	broken bool
+}
+
+func (s *failingStore) SaveState(service string, st *State) error {
+	if s.broken {
+		return errors.New("disk full")
+	}
+	return s.fakeStore.SaveState(service, st)
+}
+
+func TestNothingHappensUnlessPersisted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testService(), newFakeStore())
+		fs := &failingStore{fakeStore: h.store}
+		h.c.opts.Store = fs
+		h.start()
+		h.firstLive()
+		fs.broken = true
+		_, err := h.c.Deploy(context.Background(), "v2", "", "")
+		if err == nil || !strings.Contains(err.Error(), "disk full") {
+			t.Fatalf("deploy with a broken store: %v", err)
+		}
+		time.Sleep(time.Second)
+		if st := h.c.Status(); st.Phase != PhaseIdle || st.Deployment != nil {
+			t.Fatalf("state advanced without being persisted: %+v", st)
+		}
+		if _, ok := h.rt.pools()[route.Green]; ok {
+			t.Fatal("acted on a state that was not persisted")
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if len(h.events) == 0 || h.events[0].Type != "started" || h.events[0].Service != "web" {
+			t.Errorf("events stream: %+v", h.events)
+		}
+	})
+}

@@ -50,6 +50,7 @@ func runHook(ctx context.Context, line string, env []string, timeout time.Durati
 	cmd.Env = append(os.Environ(), env...)
 	var out tailBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	ownProcessGroup(cmd)
 	cmd.WaitDelay = 5 * time.Second // a grandchild holding the pipes cannot hang us
 	err := cmd.Run()
 	if err == nil {
