@@ -124,10 +124,10 @@ func (a *app) finish(ctx context.Context, c *client.Client, d deploy.Deployment,
 		if err == nil && final.Outcome != deploy.OutcomeRunning {
 			return a.done(p, final)
 		}
-		if err != nil {
-			break
+		if err != nil || sleepCtx(ctx, 100*time.Millisecond) != nil {
+			break // the event's outcome stands
 		}
-		time.Sleep(100 * time.Millisecond) // the history record follows the event
+		// The history record may trail the event by a moment.
 	}
 	d.Outcome, d.Reason = outcome, reason
 	return a.done(p, d)
@@ -142,4 +142,16 @@ func (a *app) done(p progress, d deploy.Deployment) int {
 		return ExitRollback
 	}
 	return ExitError
+}
+
+// sleepCtx waits for d or until ctx is done, returning ctx's error then.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

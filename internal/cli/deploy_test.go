@@ -1,6 +1,8 @@
 package cli_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/cutover/cutover/internal/api"
 	"github.com/cutover/cutover/internal/api/apitest"
+	"github.com/cutover/cutover/internal/cli"
 	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/route"
 )
@@ -135,5 +138,25 @@ func TestDeployWithoutWait(t *testing.T) {
 	var d deploy.Deployment
 	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil || r.code != 0 || d.Version != "v2" || d.Outcome != deploy.OutcomeRunning {
 		t.Fatalf("deploy --json: %d %v %q", r.code, err, r.stdout)
+	}
+}
+
+// TestDeployWaitInterrupted: Ctrl-C stops following, not the deployment.
+func TestDeployWaitInterrupted(t *testing.T) {
+	b := apitest.New("web")
+	url := daemon(t, b, api.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{"CUTOVER_API": url}
+	code := cli.MainWith(ctx, []string{"deploy", "web", "v2", "--wait"}, func(k string) string { return env[k] },
+		strings.NewReader(""), &stdout, &stderr, cli.Commands{})
+	if code != 1 || !strings.Contains(stderr.String(), "it continues (`cutover abort web` stops it)") {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	for _, c := range b.Calls() {
+		if strings.HasPrefix(c, "[abort") || strings.HasPrefix(c, "[rollback") {
+			t.Fatalf("interrupting the CLI changed the deployment: %v", b.Calls())
+		}
 	}
 }
