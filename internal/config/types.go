@@ -52,19 +52,24 @@ type Service struct {
 	StickyCookie string
 	// Instances is the number of instances per colour; default 1.
 	Instances int
-	Runtime   Runtime
-	Health    Health
-	Timeouts  Timeouts
+	// Runtime says what starts the instances (processes or static addresses).
+	Runtime Runtime
+	// Health configures the active checks every instance must pass.
+	Health Health
+	// Timeouts protect the router from slow clients and instances.
+	Timeouts Timeouts
 	// DrainTimeout bounds how long a pool or instance leaving rotation may
 	// finish in-flight requests and streams; default 30s.
 	DrainTimeout time.Duration
-	Strategy     Strategy
+	// Strategy is how traffic moves to a candidate and how it is judged.
+	Strategy Strategy
 	// KeepPrevious is how long the old pool stays warm after a promotion; default 1h.
 	KeepPrevious time.Duration
 	// QuietPeriod is how long the previous pool must have seen no requests
 	// before it is retired once KeepPrevious has passed; default 10s.
 	QuietPeriod time.Duration
-	Hooks       Hooks
+	// Hooks are commands run at lifecycle points of a deployment.
+	Hooks Hooks
 	// FallbackPage is a file served with 503 when no pool is healthy; ""
 	// serves a built-in page. Resolved against the config file's directory.
 	FallbackPage string
@@ -72,6 +77,8 @@ type Service struct {
 
 // TLS names a certificate and key in PEM files.
 type TLS struct {
+	// Cert is the certificate chain file; Key its private key file. Both
+	// are required and resolved against the config file's directory.
 	Cert string
 	Key  string
 }
