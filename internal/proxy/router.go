@@ -91,6 +91,7 @@ type Router struct {
 	weight  float64
 	pools   [2]poolState
 	members map[string]*backend
+	closed  bool // set by Close; no goroutine starts after it
 }
 
 type poolState struct {
@@ -255,7 +256,9 @@ func (r *Router) SetPool(color route.Color, version string, backends []Backend) 
 	}
 	for _, be := range old.members {
 		if !reused[be.inst.ID] {
-			delete(r.members, be.inst.ID)
+			if r.members[be.inst.ID] == be {
+				delete(r.members, be.inst.ID)
+			}
 			r.retire(be)
 		}
 	}
@@ -329,6 +332,9 @@ func (r *Router) Counts(color route.Color) metrics.Counts { return r.rec[color&1
 // waits for the router's goroutines to end. Close does not stop Serve;
 // cancel its context for that.
 func (r *Router) Close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()
 }
@@ -353,8 +359,11 @@ func (r *Router) publishLocked(live route.Color, weight float64, pools [2]poolSt
 	return nil
 }
 
-// watch starts the active health check of a new member.
+// watch starts the active health check of a new member. r.mu must be held.
 func (r *Router) watch(be *backend) {
+	if r.closed {
+		return
+	}
 	ctx, cancel := context.WithCancel(r.ctx)
 	be.stopWatch = cancel
 	log := r.log.With("color", be.color, "instance", be.inst.ID)
@@ -371,8 +380,13 @@ func (r *Router) watch(be *backend) {
 }
 
 // retire stops checking a removed member and drains it in the background.
+// r.mu must be held.
 func (r *Router) retire(be *backend) {
 	be.stopWatch()
+	if r.closed {
+		be.cutStreams()
+		return
+	}
 	deadline := time.Now().Add(r.drainFor)
 	r.wg.Go(func() {
 		if !waitIdle(r.ctx, []*backend{be}, deadline) {

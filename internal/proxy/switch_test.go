@@ -139,6 +139,13 @@ func TestSetPoolReplacesAndDrainsRemoved(t *testing.T) {
 	if v, bs := r.Pool(route.Blue); v != "v1" || len(bs) != 1 || bs[0].ID != "web-blue-2" {
 		t.Fatalf("Pool(blue) = %s %v", v, bs)
 	}
+	// The same ID at a new address is a new instance; the old one leaves.
+	r.SetPool(route.Blue, "v1", []Backend{{ID: "web-blue-2", Addr: old.addr()}})
+	if _, id, _ := get(t, c, r.url+"/"); id != "web-blue-1" {
+		t.Fatalf("after moving web-blue-2 to the old address routed to %s", id)
+	}
+	old.down.Store(true)
+	eventually(t, "moved instance still health-checked", 3*time.Second, func() bool { h, n := r.Healthy(route.Blue); return h == 0 && n == 1 })
 }
 
 func TestServeShutdownIsClean(t *testing.T) {
