@@ -100,9 +100,10 @@ type Controller struct {
 	cmds chan command
 	job  *runningJob // owned by Run
 
-	mu     sync.Mutex
-	st     State // owned by Run; mu guards reads by Status
-	loaded bool  // Restore found a persisted state
+	mu       sync.Mutex
+	st       State // owned by Run; mu guards reads by Status
+	loaded   bool  // Restore found a persisted state
+	restored bool  // Restore ran
 
 	failMu   sync.Mutex
 	failed   []Observation
@@ -159,6 +160,9 @@ func policyFor(s *config.Service) Policy {
 // deployment. A state that cannot be read or makes no sense is an error
 // (the daemon must stop, not start empty). Call it once, before Run.
 func (c *Controller) Restore(ctx context.Context) error {
+	c.mu.Lock()
+	c.restored = true
+	c.mu.Unlock()
 	st, found, err := c.opts.Store.LoadState(c.svc.Name)
 	if err != nil {
 		return fmt.Errorf("restore %s: load state: %w", c.svc.Name, err)

@@ -20,12 +20,21 @@ type runningJob struct {
 
 // Run executes the controller until ctx is done; it returns nil then. It
 // resumes a state loaded by Restore (calling Restore itself if the caller
-// did not). A state that cannot be persisted stops nothing: the command
-// that caused it fails and the old state stays in force.
+// did not, and returning its error). A state that cannot be persisted
+// stops nothing: the command that caused it fails and the old state stays
+// in force.
 func (c *Controller) Run(ctx context.Context) error {
 	c.mu.Lock()
-	loaded := c.loaded
+	loaded, restored := c.loaded, c.restored
 	c.mu.Unlock()
+	if !restored {
+		if err := c.Restore(ctx); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		loaded = c.loaded
+		c.mu.Unlock()
+	}
 	if loaded {
 		if err := c.apply(ctx, Observation{Kind: ObsRestart, Actor: ActorDaemon}); err != nil {
 			c.log.Error("resuming after restart", "err", err)
