@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cutover/cutover/internal/config"
@@ -95,7 +96,7 @@ type Options struct {
 // Controller runs the deployments of one service.
 type Controller struct {
 	opts Options
-	svc  *config.Service
+	svc  atomic.Pointer[config.Service] // swapped by SetConfig
 	log  *slog.Logger
 	cmds chan command
 	job  *runningJob // owned by Run
@@ -133,13 +134,28 @@ func New(opts Options) (*Controller, error) {
 	}
 	c := &Controller{
 		opts:     opts,
-		svc:      opts.Service,
 		log:      opts.Logger.With("service", opts.Service.Name),
 		cmds:     make(chan command),
 		failWake: make(chan struct{}, 1),
 	}
-	c.st = State{Schema: StateSchema, Service: c.svc.Name, Phase: PhaseIdle, Policy: policyFor(c.svc)}
+	c.svc.Store(opts.Service)
+	c.st = State{Schema: StateSchema, Service: c.cfg().Name, Phase: PhaseIdle, Policy: policyFor(c.cfg())}
 	return c, nil
+}
+
+// cfg returns the service's current configuration.
+func (c *Controller) cfg() *config.Service { return c.svc.Load() }
+
+// SetConfig replaces the service's configuration after a reload. Hooks,
+// timeouts and retirement settings apply at once; strategy and analysis
+// apply from the next deployment on, so a running deployment is judged by
+// the rules it started with. The service name must not change.
+func (c *Controller) SetConfig(svc *config.Service) error {
+	if svc == nil || svc.Name != c.cfg().Name {
+		return fmt.Errorf("reload: controller of %s cannot take another service's configuration", c.cfg().Name)
+	}
+	c.svc.Store(svc)
+	return nil
 }
 
 func policyFor(s *config.Service) Policy {
@@ -163,22 +179,22 @@ func (c *Controller) Restore(ctx context.Context) error {
 	c.mu.Lock()
 	c.restored = true
 	c.mu.Unlock()
-	st, found, err := c.opts.Store.LoadState(c.svc.Name)
+	st, found, err := c.opts.Store.LoadState(c.cfg().Name)
 	if err != nil {
-		return fmt.Errorf("restore %s: load state: %w", c.svc.Name, err)
+		return fmt.Errorf("restore %s: load state: %w", c.cfg().Name, err)
 	}
 	if !found {
 		return nil
 	}
-	if err := checkState(st, c.svc.Name); err != nil {
-		return fmt.Errorf("restore %s: corrupt state: %w", c.svc.Name, err)
+	if err := checkState(st, c.cfg().Name); err != nil {
+		return fmt.Errorf("restore %s: corrupt state: %w", c.cfg().Name, err)
 	}
 	if st.Live != nil {
 		if err := c.opts.Router.SetSplit(st.Live.Color, st.Weight); err != nil {
-			return fmt.Errorf("restore %s: routing %g%% beside live %s %s: %w", c.svc.Name, st.Weight, st.Live.Color, st.Live.Version, err)
+			return fmt.Errorf("restore %s: routing %g%% beside live %s %s: %w", c.cfg().Name, st.Weight, st.Live.Color, st.Live.Version, err)
 		}
 	}
-	st.Policy = policyFor(c.svc)
+	st.Policy = policyFor(c.cfg())
 	c.mu.Lock()
 	c.st, c.loaded = *st, true
 	c.mu.Unlock()
@@ -250,9 +266,9 @@ func (c *Controller) Status() Status {
 
 // History returns the service's deployments, newest first, at most limit.
 func (c *Controller) History(limit int) ([]Deployment, error) {
-	ds, err := c.opts.Store.Deployments(c.svc.Name, limit)
+	ds, err := c.opts.Store.Deployments(c.cfg().Name, limit)
 	if err != nil {
-		return nil, fmt.Errorf("history of %s: %w", c.svc.Name, err)
+		return nil, fmt.Errorf("history of %s: %w", c.cfg().Name, err)
 	}
 	return ds, nil
 }
@@ -263,12 +279,13 @@ func (c *Controller) History(limit int) ([]Deployment, error) {
 // ErrInvalid for a bad version or strategy and ErrBusy, naming the running
 // deployment, while another one is under way. actor is recorded in history.
 func (c *Controller) Deploy(ctx context.Context, version, strategy, actor string) (Deployment, error) {
-	steps, err := Steps(strategy, c.svc.Strategy)
+	steps, err := Steps(strategy, c.cfg().Strategy)
 	if err != nil {
-		return Deployment{}, fmt.Errorf("deploy %s %s: %w", c.svc.Name, version, err)
+		return Deployment{}, fmt.Errorf("deploy %s %s: %w", c.cfg().Name, version, err)
 	}
 	now := c.opts.Now()
-	obs := Observation{Kind: ObsDeploy, Now: now, Actor: actorOr(actor), ID: c.newID(now), Version: version, Strategy: strategy, Steps: steps}
+	policy := policyFor(c.cfg())
+	obs := Observation{Kind: ObsDeploy, Now: now, Actor: actorOr(actor), ID: c.newID(now), Version: version, Strategy: strategy, Steps: steps, Policy: &policy}
 	st, err := c.do(ctx, obs)
 	if err != nil {
 		return Deployment{}, err
@@ -324,13 +341,13 @@ func (c *Controller) do(ctx context.Context, obs Observation) (State, error) {
 	select {
 	case c.cmds <- cmd:
 	case <-ctx.Done():
-		return State{}, fmt.Errorf("%s %s: %w", obs.Kind, c.svc.Name, ctx.Err())
+		return State{}, fmt.Errorf("%s %s: %w", obs.Kind, c.cfg().Name, ctx.Err())
 	}
 	select {
 	case r := <-cmd.reply:
 		return r.st, r.err
 	case <-ctx.Done():
-		return State{}, fmt.Errorf("%s %s: %w", obs.Kind, c.svc.Name, ctx.Err())
+		return State{}, fmt.Errorf("%s %s: %w", obs.Kind, c.cfg().Name, ctx.Err())
 	}
 }
 
@@ -344,5 +361,5 @@ func actorOr(a string) string {
 func (c *Controller) newID(now time.Time) string {
 	var b [3]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	return fmt.Sprintf("%s-%s-%s", c.svc.Name, now.UTC().Format("20060102-150405"), hex.EncodeToString(b[:]))
+	return fmt.Sprintf("%s-%s-%s", c.cfg().Name, now.UTC().Format("20060102-150405"), hex.EncodeToString(b[:]))
 }

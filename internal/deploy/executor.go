@@ -139,8 +139,8 @@ func (c *Controller) apply(ctx context.Context, obs Observation) error {
 	if len(acts) == 0 && obs.Kind != ObsTick {
 		return nil
 	}
-	if err := c.opts.Store.SaveState(c.svc.Name, &next); err != nil {
-		return fmt.Errorf("%s %s: persist state: %w", obs.Kind, c.svc.Name, err)
+	if err := c.opts.Store.SaveState(c.cfg().Name, &next); err != nil {
+		return fmt.Errorf("%s %s: persist state: %w", obs.Kind, c.cfg().Name, err)
 	}
 	c.mu.Lock()
 	c.st = next

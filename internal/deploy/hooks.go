@@ -16,7 +16,7 @@ const hookOutputLimit = 2048
 // hookEnv is the environment every hook of a job gets on top of the daemon's.
 func (c *Controller) hookEnv(j Job) []string {
 	return []string{
-		"SERVICE=" + c.svc.Name,
+		"SERVICE=" + c.cfg().Name,
 		"VERSION=" + j.Version,
 		"COLOR=" + j.Color.String(),
 		"PREVIEW_URL=" + c.opts.PreviewURL,
@@ -31,7 +31,7 @@ func (c *Controller) runHooks(ctx context.Context, kind string, cmds []string, e
 	if len(cmds) == 0 {
 		return "", nil
 	}
-	timeout := c.svc.Hooks.Timeout
+	timeout := c.cfg().Hooks.Timeout
 	if timeout <= 0 {
 		timeout = 5 * time.Minute
 	}

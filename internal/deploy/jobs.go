@@ -21,11 +21,11 @@ func (c *Controller) runJob(ctx context.Context, j Job) (string, error) {
 	case JobStart:
 		return "", c.startPool(ctx, j)
 	case JobPreTraffic:
-		return c.runHooks(ctx, "pre_traffic", c.svc.Hooks.PreTraffic, c.hookEnv(j))
+		return c.runHooks(ctx, "pre_traffic", c.cfg().Hooks.PreTraffic, c.hookEnv(j))
 	case JobPostTraffic:
-		return c.runHooks(ctx, "post_traffic", c.svc.Hooks.PostTraffic, c.hookEnv(j))
+		return c.runHooks(ctx, "post_traffic", c.cfg().Hooks.PostTraffic, c.hookEnv(j))
 	case JobRollback:
-		detail, herr := c.runHooks(ctx, "on_rollback", c.svc.Hooks.OnRollback, append(c.hookEnv(j), "REASON="+j.Reason))
+		detail, herr := c.runHooks(ctx, "on_rollback", c.cfg().Hooks.OnRollback, append(c.hookEnv(j), "REASON="+j.Reason))
 		if herr != nil {
 			log.Error("on_rollback hook failed", "err", herr)
 		}
@@ -48,7 +48,7 @@ func (c *Controller) runJob(ctx context.Context, j Job) (string, error) {
 // least one of its instances healthy (the health gate before any traffic).
 func (c *Controller) startPool(ctx context.Context, j Job) error {
 	timeout := time.Minute
-	if p := c.svc.Runtime.Process; p != nil && p.StartTimeout > 0 {
+	if p := c.cfg().Runtime.Process; p != nil && p.StartTimeout > 0 {
 		timeout = p.StartTimeout
 	}
 	if _, err := c.opts.Runtime.Start(ctx, j.Color, j.Version); err != nil {
@@ -76,7 +76,7 @@ func (c *Controller) drainStop(ctx context.Context, color route.Color) error {
 }
 
 func (c *Controller) drain(ctx context.Context, color route.Color) error {
-	timeout := c.svc.DrainTimeout
+	timeout := c.cfg().DrainTimeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
@@ -99,7 +99,7 @@ func (c *Controller) stop(ctx context.Context, color route.Color) error {
 // waitQuiet returns once the colour has served no request and has none in
 // flight for the quiet period.
 func (c *Controller) waitQuiet(ctx context.Context, color route.Color) error {
-	quiet := c.svc.QuietPeriod
+	quiet := c.cfg().QuietPeriod
 	last := c.countsOf(color)
 	since := c.opts.Now()
 	tick := time.NewTicker(min(healthPoll*10, max(quiet/10, healthPoll)))

@@ -48,6 +48,10 @@ type Observation struct {
 	Version  string
 	Strategy string
 	Steps    []Step
+	// Policy, when set on ObsDeploy, replaces the state's policy for the
+	// new deployment: a reloaded configuration applies from the next
+	// deployment on, never to one already running.
+	Policy *Policy
 	// Color and Version name the failed pool (ObsPoolFailed).
 	Color route.Color
 	// Job is the Seq of the finished job (ObsJobDone).
@@ -178,6 +182,9 @@ func Transition(st State, ev Observation) (State, []Action) {
 	t.st.Updated = ev.Now
 	switch ev.Kind {
 	case ObsDeploy:
+		if ev.Policy != nil && t.st.Run == nil {
+			t.st.Policy = *ev.Policy
+		}
 		t.deploy()
 	case ObsJobDone:
 		if t.st.Job == nil || ev.Job != t.st.Job.Seq {
