@@ -46,6 +46,9 @@ type Commands struct {
 	Serve func(ctx context.Context, configPath string, stdout, stderr io.Writer) int
 	// Demo runs the self-contained showcase; args are those after "demo".
 	Demo func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+	// DemoApp runs the demo's web application (hidden: the demo starts it
+	// as its instances, through this same binary).
+	DemoApp func(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
 // Main runs cutover with args (without the program name), reading the
@@ -164,6 +167,9 @@ func (a *app) usageError(cmd *command, msg string) int {
 func (a *app) usage(w io.Writer) {
 	fmt.Fprint(w, "cutover makes blue/green releases of HTTP services safe.\n\nusage: cutover [--api URL] COMMAND [ARGS]\n\ncommands:\n")
 	for _, c := range commandList() {
+		if c.hidden {
+			continue
+		}
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, `

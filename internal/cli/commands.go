@@ -20,6 +20,9 @@ type command struct {
 	do               func(a *app, o *opts, pos []string) int
 	// raw commands get their arguments unparsed (demo).
 	raw func(a *app, args []string) int
+	// hidden commands are left out of help (demo-app, which the demo runs
+	// as its instances).
+	hidden bool
 }
 
 // opts holds every flag any command declares; each command binds only its own.
@@ -69,6 +72,7 @@ func commandList() []*command {
 			flags: func(fs *flag.FlagSet, o *opts) { configFlag(fs, o); jsonFlag(fs, o) }, do: (*app).validate},
 		{name: "reload", args: "", summary: "make the daemon re-read its config (a bad one is refused)", do: (*app).reload},
 		{name: "demo", args: "[--keep]", summary: "the self-contained showcase", raw: (*app).demo},
+		{name: "demo-app", args: "[--listen ADDR] [--version V] [--faults FILE]", summary: "the demo's web app", raw: (*app).demoApp, hidden: true},
 		{name: "version", args: "", summary: "print cutover's version", do: (*app).version},
 		{name: "help", args: "[COMMAND]", summary: "show help", maxArgs: 1, do: (*app).help},
 	}
@@ -194,6 +198,14 @@ func (a *app) demo(args []string) int {
 		return ExitError
 	}
 	return a.cmds.Demo(a.ctx, args, a.stdout, a.stderr)
+}
+
+func (a *app) demoApp(args []string) int {
+	if a.cmds.DemoApp == nil {
+		fmt.Fprintln(a.stderr, "cutover: demo-app is not available in this build")
+		return ExitError
+	}
+	return a.cmds.DemoApp(a.ctx, args, a.stdout, a.stderr)
 }
 
 // joinNonEmpty joins the non-empty parts with sep.

@@ -1,0 +1,235 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+
+	"github.com/cutover/cutover/internal/api"
+	"github.com/cutover/cutover/internal/deploy"
+	"github.com/cutover/cutover/internal/proxy"
+	"github.com/cutover/cutover/internal/route"
+	"github.com/cutover/cutover/internal/runtime"
+)
+
+// The Daemon is the API's backend.
+var _ api.Backend = (*Daemon)(nil)
+
+// classified keeps an error's own message while letting errors.Is find the
+// API sentinel that picks its status code.
+type classified struct{ err, kind error }
+
+func (c classified) Error() string   { return c.err.Error() }
+func (c classified) Unwrap() []error { return []error{c.err, c.kind} }
+
+// classify maps the controller's and runtime's errors to API sentinels.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	switch {
+	case errors.Is(err, deploy.ErrBusy), errors.Is(err, deploy.ErrNoDeployment), errors.Is(err, deploy.ErrNoPrevious):
+		return classified{err, api.ErrConflict}
+	case errors.Is(err, deploy.ErrInvalid):
+		return classified{err, api.ErrInvalid}
+	case errors.Is(err, runtime.ErrNotSupported):
+		return classified{err, api.ErrNotSupported}
+	}
+	return err
+}
+
+func (d *Daemon) service(name string) (*service, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	svc, ok := d.services[name]
+	if !ok {
+		return nil, classified{fmt.Errorf("service %q is not configured", name), api.ErrUnknownService}
+	}
+	return svc, nil
+}
+
+// Services implements api.Backend.
+func (d *Daemon) Services() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	names := make([]string, 0, len(d.services))
+	for n := range d.services {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Status implements api.Backend.
+func (d *Daemon) Status(name string) (deploy.Status, error) {
+	svc, err := d.service(name)
+	if err != nil {
+		return deploy.Status{}, err
+	}
+	return svc.ctrl.Status(), nil
+}
+
+// Deploy implements api.Backend.
+func (d *Daemon) Deploy(ctx context.Context, name, version, strategy, actor string) (deploy.Deployment, error) {
+	svc, err := d.service(name)
+	if err != nil {
+		return deploy.Deployment{}, err
+	}
+	dep, err := svc.ctrl.Deploy(ctx, version, strategy, actor)
+	return dep, classify(err)
+}
+
+func (d *Daemon) control(name string, op func(*deploy.Controller) error) error {
+	svc, err := d.service(name)
+	if err != nil {
+		return err
+	}
+	return classify(op(svc.ctrl))
+}
+
+// Promote implements api.Backend.
+func (d *Daemon) Promote(ctx context.Context, name string) error {
+	return d.control(name, func(c *deploy.Controller) error { return c.Promote(ctx) })
+}
+
+// Pause implements api.Backend.
+func (d *Daemon) Pause(ctx context.Context, name string) error {
+	return d.control(name, func(c *deploy.Controller) error { return c.Pause(ctx) })
+}
+
+// Resume implements api.Backend.
+func (d *Daemon) Resume(ctx context.Context, name string) error {
+	return d.control(name, func(c *deploy.Controller) error { return c.Resume(ctx) })
+}
+
+// Abort implements api.Backend.
+func (d *Daemon) Abort(ctx context.Context, name string) error {
+	return d.control(name, func(c *deploy.Controller) error { return c.Abort(ctx) })
+}
+
+// Rollback implements api.Backend.
+func (d *Daemon) Rollback(ctx context.Context, name string) error {
+	return d.control(name, func(c *deploy.Controller) error { return c.Rollback(ctx) })
+}
+
+// History implements api.Backend.
+func (d *Daemon) History(name string, limit int) ([]deploy.Deployment, error) {
+	svc, err := d.service(name)
+	if err != nil {
+		return nil, err
+	}
+	h, err := svc.ctrl.History(limit)
+	return h, classify(err)
+}
+
+// Logs implements api.Backend.
+func (d *Daemon) Logs(ctx context.Context, name string, color *route.Color, follow bool, w io.Writer) error {
+	svc, err := d.service(name)
+	if err != nil {
+		return err
+	}
+	lr, ok := svc.driver.(runtime.LogReader)
+	if !ok {
+		return classified{fmt.Errorf("service %s: its runtime keeps no instance output", name), api.ErrNotSupported}
+	}
+	return lr.Logs(ctx, color, follow, w)
+}
+
+func (d *Daemon) registrar(name string) (runtime.Registrar, error) {
+	svc, err := d.service(name)
+	if err != nil {
+		return nil, err
+	}
+	reg, ok := svc.driver.(runtime.Registrar)
+	if !ok {
+		return nil, classified{fmt.Errorf("service %s: instances can be registered only with runtime.static", name), api.ErrNotSupported}
+	}
+	return reg, nil
+}
+
+// Register implements api.Backend.
+func (d *Daemon) Register(_ context.Context, name, version, addr string) error {
+	reg, err := d.registrar(name)
+	if err != nil {
+		return err
+	}
+	return classify(reg.Register(version, addr))
+}
+
+// Deregister implements api.Backend.
+func (d *Daemon) Deregister(_ context.Context, name, version, addr string) error {
+	reg, err := d.registrar(name)
+	if err != nil {
+		return err
+	}
+	return classify(reg.Deregister(version, addr))
+}
+
+// Subscribe implements api.Backend.
+func (d *Daemon) Subscribe(ctx context.Context, name string) (<-chan deploy.Event, error) {
+	if name != "" {
+		if _, err := d.service(name); err != nil {
+			return nil, err
+		}
+	}
+	return d.events.subscribe(ctx, name), nil
+}
+
+// outcomes counts finished deployments by service and outcome for /metrics.
+type outcomes struct {
+	mu sync.Mutex
+	n  map[[2]string]uint64
+}
+
+func (o *outcomes) observe(ev deploy.Event) {
+	switch ev.Type {
+	case "promoted", "rolled_back", "aborted", "failed":
+	default:
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.n == nil {
+		o.n = map[[2]string]uint64{}
+	}
+	o.n[[2]string{ev.Service, ev.Type}]++
+}
+
+// WritePrometheus implements api.Backend: every router's figures, then the
+// controller's (phase, weights, deployments by outcome).
+func (d *Daemon) WritePrometheus(w io.Writer) {
+	names := d.Services()
+	var routers []*proxy.Router
+	for _, n := range names {
+		if svc, err := d.service(n); err == nil {
+			routers = append(routers, svc.router)
+		}
+	}
+	proxy.WritePrometheus(w, routers...)
+	fmt.Fprintln(w, "# HELP cutover_weight_percent Share of public traffic on each colour, in percent.")
+	fmt.Fprintln(w, "# TYPE cutover_weight_percent gauge")
+	for _, n := range names {
+		st, err := d.Status(n)
+		if err != nil {
+			continue
+		}
+		for _, c := range route.Colors {
+			fmt.Fprintf(w, "cutover_weight_percent{service=%q,color=%q} %g\n", n, c, st.Weights[c.String()])
+		}
+	}
+	fmt.Fprintln(w, "# HELP cutover_deployments_total Finished deployments by outcome.")
+	fmt.Fprintln(w, "# TYPE cutover_deployments_total counter")
+	d.done.mu.Lock()
+	defer d.done.mu.Unlock()
+	keys := make([][2]string, 0, len(d.done.n))
+	for k := range d.done.n {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i][0]+keys[i][1] < keys[j][0]+keys[j][1] })
+	for _, k := range keys {
+		fmt.Fprintf(w, "cutover_deployments_total{service=%q,outcome=%q} %d\n", k[0], k[1], d.done.n[k])
+	}
+}

@@ -1,0 +1,185 @@
+// Package daemon is cutover's composition root: it builds the store, and for
+// every service a router, a runtime driver and a deployment controller, wires
+// them together, serves the control API, and shuts everything down in order.
+//
+// Start-up follows invariant 5 of the design: the persisted routing split is
+// applied and surviving instances are adopted before any listener opens, so
+// the first request after a restart sees the weights the API acknowledged.
+// Only this package knows every other package.
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/cutover/cutover/internal/api"
+	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/internal/deploy"
+	"github.com/cutover/cutover/internal/runtime"
+	"github.com/cutover/cutover/internal/store"
+)
+
+// Options tunes a daemon run. The zero value is what `cutover serve` uses.
+type Options struct {
+	// Logger receives the daemon's logs; nil logs text to stderr.
+	Logger *slog.Logger
+	// Ready, if set, is called once every listener is bound, with the
+	// control API's base URL.
+	Ready func(apiURL string)
+	// StopInstancesOnExit stops every pool on shutdown. `cutover serve`
+	// leaves instances running so a restarted daemon adopts them; the demo
+	// cleans up after itself.
+	StopInstancesOnExit bool
+}
+
+// Serve loads the configuration at path and runs the daemon until ctx is
+// done. SIGHUP reloads the configuration. It returns the process exit code:
+// 0 on a clean shutdown, 1 on any error (printed to stderr).
+func Serve(ctx context.Context, path string, stdout, stderr io.Writer) int {
+	if path == "" {
+		path = "cutover.yaml"
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "cutover serve: %v\n", err)
+		return 1
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	d, err := New(cfg, Options{Logger: logger, Ready: func(u string) {
+		fmt.Fprintf(stdout, "cutover: control API on %s\n", u)
+	}})
+	if err != nil {
+		fmt.Fprintf(stderr, "cutover serve: %v\n", err)
+		return 1
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := d.Reload(ctx); err != nil {
+					logger.Error("reload refused; the running configuration is kept", "err", err)
+				}
+			}
+		}
+	}()
+	if err := d.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "cutover serve: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// Daemon is one running cutover: its store, services and control API.
+type Daemon struct {
+	opts   Options
+	log    *slog.Logger
+	events *broker
+	ports  *runtime.PortAllocator
+	done   outcomes // finished deployments by outcome, for /metrics
+
+	reloadMu sync.Mutex // one reload at a time
+	mu       sync.Mutex // guards cfg and services
+	cfg      *config.Config
+	services map[string]*service
+	store    *store.Store
+}
+
+// New validates that the daemon can start with cfg; Run starts it.
+func New(cfg *config.Config, opts Options) (*Daemon, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return &Daemon{opts: opts, log: opts.Logger, cfg: cfg, events: newBroker(), ports: &runtime.PortAllocator{}, services: map[string]*service{}}, nil
+}
+
+// Run starts everything and blocks until ctx is done, then shuts down in
+// order: API, routers (draining in-flight requests), controllers, drivers,
+// store.
+func (d *Daemon) Run(ctx context.Context) (err error) {
+	if err := os.MkdirAll(d.cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	st, err := store.Open(filepath.Join(d.cfg.StateDir, "cutover.db"))
+	if err != nil {
+		return err
+	}
+	d.store = st
+	defer st.Close()
+
+	token, err := readToken(d.cfg.API.TokenFile)
+	if err != nil {
+		return err
+	}
+	if err := api.CheckListen(d.cfg.API.Listen, token); err != nil {
+		return err
+	}
+
+	// Shutdown runs in reverse: stop the API, stop routers (they drain
+	// in-flight requests) and controllers, and only then release the
+	// runtimes, so no instance is stopped under a request.
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+		d.stopServices()
+	}()
+	for _, name := range d.cfg.ServiceNames {
+		svc, err := d.startService(runCtx, d.cfg.Services[name], &wg)
+		if err != nil {
+			return fmt.Errorf("service %s: %w", name, err)
+		}
+		d.mu.Lock()
+		d.services[name] = svc
+		d.mu.Unlock()
+	}
+
+	apiLn, err := net.Listen("tcp", d.cfg.API.Listen)
+	if err != nil {
+		return fmt.Errorf("api.listen %s: %w", d.cfg.API.Listen, err)
+	}
+	srv := api.NewServer(d, api.Options{Token: token, Logger: d.log.With("component", "api")})
+	apiURL := "http://" + apiLn.Addr().String()
+	d.log.Info("cutover started", "api", apiURL, "state_dir", d.cfg.StateDir, "services", len(d.cfg.ServiceNames))
+	if d.opts.Ready != nil {
+		d.opts.Ready(apiURL)
+	}
+	err = srv.Serve(ctx, apiLn)
+	d.log.Info("cutover stopping")
+	return err
+}
+
+// publish records an event for /metrics and sends it to subscribers.
+func (d *Daemon) publish(ev deploy.Event) {
+	d.done.observe(ev)
+	d.events.publish(ev)
+}
+
+func readToken(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("api.token_file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("api.token_file %s is empty", path)
+	}
+	return tok, nil
+}

@@ -1,0 +1,181 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/internal/deploy"
+	"github.com/cutover/cutover/internal/proxy"
+	"github.com/cutover/cutover/internal/route"
+	"github.com/cutover/cutover/internal/runtime"
+	"github.com/cutover/cutover/internal/runtime/process"
+	"github.com/cutover/cutover/internal/runtime/static"
+)
+
+// service is one service's running parts.
+type service struct {
+	cfg    *config.Service
+	log    *slog.Logger
+	router *proxy.Router
+	driver runtime.Driver
+	ctrl   *deploy.Controller
+}
+
+// listener forwards runtime pool changes to the router and pool failures to
+// the controller. ctrl is set once the controller exists; failures reported
+// before that (during adoption) are logged, and the controller sees the
+// missing pool through its own health checks.
+type listener struct {
+	svc *service
+}
+
+func (l listener) Pool(color route.Color, version string, insts []runtime.Instance) {
+	backends := make([]proxy.Backend, len(insts))
+	for i, in := range insts {
+		backends[i] = proxy.Backend{ID: in.ID, Addr: in.Addr}
+	}
+	l.svc.router.SetPool(color, version, backends)
+	l.svc.log.Info("pool changed", "color", color, "version", version, "instances", len(insts))
+}
+
+func (l listener) Failed(color route.Color, version string, err error) {
+	l.svc.log.Error("pool failed", "color", color, "version", version, "err", err)
+	if c := l.svc.ctrl; c != nil {
+		c.PoolFailed(color, version, err)
+	}
+}
+
+// startService builds and starts one service in the order invariant 5 asks:
+// router with the persisted split and adopted instances first, listeners
+// next, then the controller's executor.
+func (d *Daemon) startService(ctx context.Context, sc *config.Service, wg *sync.WaitGroup) (*service, error) {
+	log := d.log.With("service", sc.Name)
+	svc := &service{cfg: sc, log: log}
+	r, err := proxy.New(proxy.Options{Service: sc, Logger: log.With("component", "router")})
+	if err != nil {
+		return nil, err
+	}
+	svc.router = r
+	lis := listener{svc: svc}
+	var adopt func(context.Context) ([]runtime.Instance, error)
+	switch {
+	case sc.Runtime.Process != nil:
+		drv, err := process.New(process.Options{Service: sc, StateDir: d.cfg.StateDir, Listener: lis, Logger: log.With("component", "runtime"), Ports: d.ports})
+		if err != nil {
+			return nil, err
+		}
+		svc.driver, adopt = drv, drv.Adopt
+	default:
+		drv, err := static.New(static.Options{Service: sc, Listener: lis, Logger: log.With("component", "runtime")})
+		if err != nil {
+			return nil, err
+		}
+		svc.driver = drv
+	}
+	ctrl, err := deploy.New(deploy.Options{
+		Service:    sc,
+		Router:     r,
+		Runtime:    svc.driver,
+		Store:      stateStore{d.store},
+		Logger:     log.With("component", "controller"),
+		PreviewURL: previewURL(sc),
+		Events:     d.publish,
+	})
+	if err != nil {
+		return nil, err
+	}
+	svc.ctrl = ctrl
+	if err := ctrl.Restore(ctx); err != nil {
+		return nil, err
+	}
+	if adopt != nil {
+		if _, err := adopt(ctx); err != nil {
+			return nil, fmt.Errorf("adopt instances: %w", err)
+		}
+	} else {
+		d.restartStaticPools(ctx, svc)
+	}
+
+	pub, err := net.Listen("tcp", sc.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", sc.Listen, err)
+	}
+	var prev net.Listener
+	if sc.PreviewListen != "" {
+		if prev, err = net.Listen("tcp", sc.PreviewListen); err != nil {
+			pub.Close()
+			return nil, fmt.Errorf("preview_listen %s: %w", sc.PreviewListen, err)
+		}
+	}
+	wg.Go(func() {
+		if err := r.Serve(ctx, pub, prev); err != nil {
+			log.Error("router stopped", "err", err)
+		}
+	})
+	wg.Go(func() {
+		if err := ctrl.Run(ctx); err != nil && ctx.Err() == nil {
+			log.Error("controller stopped", "err", err)
+		}
+	})
+	return svc, nil
+}
+
+// restartStaticPools re-establishes the pools the persisted state names for
+// a static runtime, which has no processes to adopt.
+func (d *Daemon) restartStaticPools(ctx context.Context, svc *service) {
+	st := svc.ctrl.Status()
+	var pools []deploy.PoolRef
+	if st.Live != nil {
+		pools = append(pools, *st.Live)
+	}
+	if st.Candidate != nil {
+		pools = append(pools, *st.Candidate)
+	}
+	if st.Previous != nil {
+		pools = append(pools, deploy.PoolRef{Color: st.Previous.Color, Version: st.Previous.Version})
+	}
+	for _, p := range pools {
+		if _, err := svc.driver.Start(ctx, p.Color, p.Version); err != nil {
+			svc.log.Error("restoring static pool", "color", p.Color, "version", p.Version, "err", err)
+		}
+	}
+}
+
+// stopServices releases every service's runtime: with StopInstancesOnExit
+// the pools are drained and stopped, otherwise instances keep running for
+// the next daemon to adopt.
+func (d *Daemon) stopServices() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, svc := range d.services {
+		if d.opts.StopInstancesOnExit {
+			ctx, cancel := context.WithTimeout(context.Background(), svc.cfg.DrainTimeout+30*time.Second)
+			for _, c := range route.Colors {
+				if err := svc.driver.Stop(ctx, c); err != nil {
+					svc.log.Error("stopping pool", "color", c, "err", err)
+				}
+			}
+			cancel()
+		}
+		if err := svc.driver.Close(); err != nil {
+			svc.log.Error("closing runtime", "err", err)
+		}
+		svc.router.Close()
+	}
+}
+
+func previewURL(sc *config.Service) string {
+	if sc.PreviewListen == "" {
+		return ""
+	}
+	scheme := "http"
+	if sc.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + sc.PreviewListen
+}
