@@ -25,14 +25,27 @@ exec > >(tee "$RESULTS") 2>&1
 
 tmp=$(mktemp -d /tmp/cutover-bench.XXXXXX)
 pids=()
+child=
 cleanup() {
 	local p
+	[ -n "$child" ] && kill "$child" 2>/dev/null
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# fg CMD...: runs CMD as a background job and waits for it, so that a signal
+# to this script runs the cleanup at once instead of after CMD ends.
+fg() {
+	local rc=0
+	"$@" &
+	child=$!
+	wait "$child" || rc=$?
+	child=
+	return "$rc"
+}
 
 # --- tools -----------------------------------------------------------------
 need=()
@@ -207,7 +220,8 @@ to_us() {
 measure() {
 	local round=$1 s=$2 before after out rps p50 p99 reqs errs cpu
 	before=$(cputicks "${procs[$s]}")
-	out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "http://${addr[$s]}/")
+	fg wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "http://${addr[$s]}/" >"$tmp/wrk.out"
+	out=$(<"$tmp/wrk.out")
 	after=$(cputicks "${procs[$s]}")
 	rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
 	p50=$(to_us "$(awk '$1 == "50%" {print $2}' <<<"$out")")
@@ -227,7 +241,7 @@ echo "tools: $(go version | cut -d' ' -f3), wrk $(wrk -v 2>&1 | awk 'NR==1 {prin
 echo "load: wrk -t$THREADS -c$CONNS -d$DURATION, $ROUNDS interleaved rounds; cutover at $((100 - WEIGHT))/$WEIGHT blue/green"
 echo "subjects: ${subjects[*]}"
 echo "warming up"
-for s in "${subjects[@]}"; do wrk -t"$THREADS" -c"$CONNS" -d1s "http://${addr[$s]}/" >/dev/null; done
+for s in "${subjects[@]}"; do fg wrk -t"$THREADS" -c"$CONNS" -d1s "http://${addr[$s]}/" >/dev/null; done
 : >"$tmp/runs"
 n=${#subjects[@]}
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -272,7 +286,7 @@ if [ -n "$have_cutover" ]; then
 	if [ -z "${BENCH_NO_SWITCH:-}" ]; then
 		echo
 		echo "== switch test (32 connections, 1000 flips)"
-		"$tmp/switchtest" || status=$?
+		fg "$tmp/switchtest" || status=$?
 	fi
 fi
 exit "$status"

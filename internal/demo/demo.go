@@ -240,10 +240,10 @@ func (s *story) tell(ctx context.Context, d *demo, rps int, keep bool) error {
 	if err != nil {
 		return err
 	}
-	firstErr := s.load.firstError("v3")
+	firstErr, decided := s.load.firstError("v3"), decisionTime(v3)
 	var detect time.Duration
-	if !firstErr.IsZero() && !v3.EndedAt.IsZero() {
-		detect = v3.EndedAt.Sub(firstErr)
+	if !firstErr.IsZero() && !decided.IsZero() {
+		detect = decided.Sub(firstErr)
 	}
 	fmt.Fprintf(s.out, "     rolled back: %s\n", v3.Reason)
 
@@ -269,6 +269,17 @@ func (s *story) tell(ctx context.Context, d *demo, rps int, keep bool) error {
 		<-ctx.Done()
 	}
 	return nil
+}
+
+// decisionTime is when the controller decided to roll back: the time of the
+// recorded decision (the candidate's drain and stop come after it).
+func decisionTime(dep deploy.Deployment) time.Time {
+	for i := len(dep.Events) - 1; i >= 0; i-- {
+		if ev := dep.Events[i]; ev.Type == "decision" && ev.Verdict != nil {
+			return ev.Time
+		}
+	}
+	return dep.EndedAt
 }
 
 func sum(t tally) uint64 { return t.ok + t.fail }
