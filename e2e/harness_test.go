@@ -66,7 +66,7 @@ type env struct {
 	daemon   *exec.Cmd
 	daemonMu sync.Mutex
 	exited   chan struct{}
-	logs     *bytes.Buffer
+	logs     *lockedWriter // the daemon's stdout and stderr, interleaved
 }
 
 // steps is the YAML of the strategy's steps, e.g. "{weight: 10, pause: 2s}".
@@ -125,9 +125,9 @@ func (e *env) start() {
 	e.t.Helper()
 	e.daemonMu.Lock()
 	defer e.daemonMu.Unlock()
-	e.logs = &bytes.Buffer{}
+	e.logs = &lockedWriter{}
 	cmd := exec.Command(binary, "serve", "-c", e.cfg)
-	cmd.Stdout, cmd.Stderr = &lockedWriter{w: e.logs}, &lockedWriter{w: e.logs}
+	cmd.Stdout, cmd.Stderr = e.logs, e.logs
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
@@ -223,15 +223,23 @@ func pidsIn(data []byte) []int {
 	return out
 }
 
+// lockedWriter is a buffer that exec's copying goroutines (one for stdout,
+// one for stderr) and the test may use at once.
 type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	return l.buf.Write(p)
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 // cli runs the cutover binary with args against this env's API and returns
