@@ -198,28 +198,18 @@ func (o *outcomes) observe(ev deploy.Event) {
 	o.n[[2]string{ev.Service, ev.Type}]++
 }
 
-// WritePrometheus implements api.Backend: every router's figures, then the
-// controller's (phase, weights, deployments by outcome).
+// WritePrometheus implements api.Backend: every router's figures (which
+// include cutover_weight_percent, the split the router applies), then the
+// deployments by outcome. Each metric family is written once: Prometheus
+// rejects a whole scrape that declares a family twice.
 func (d *Daemon) WritePrometheus(w io.Writer) {
-	names := d.Services()
 	var routers []*proxy.Router
-	for _, n := range names {
+	for _, n := range d.Services() {
 		if svc, err := d.service(n); err == nil {
 			routers = append(routers, svc.router)
 		}
 	}
 	proxy.WritePrometheus(w, routers...)
-	fmt.Fprintln(w, "# HELP cutover_weight_percent Share of public traffic on each colour, in percent.")
-	fmt.Fprintln(w, "# TYPE cutover_weight_percent gauge")
-	for _, n := range names {
-		st, err := d.Status(n)
-		if err != nil {
-			continue
-		}
-		for _, c := range route.Colors {
-			fmt.Fprintf(w, "cutover_weight_percent{service=%q,color=%q} %g\n", n, c, st.Weights[c.String()])
-		}
-	}
 	fmt.Fprintln(w, "# HELP cutover_deployments_total Finished deployments by outcome.")
 	fmt.Fprintln(w, "# TYPE cutover_deployments_total counter")
 	d.done.mu.Lock()
