@@ -69,8 +69,15 @@ type env struct {
 	logs     *lockedWriter // the daemon's stdout and stderr, interleaved
 }
 
-// steps is the YAML of the strategy's steps, e.g. "{weight: 10, pause: 2s}".
+// newEnv writes a config whose strategy has the given steps (YAML flow
+// maps, e.g. "{weight: 10, pause: 2s}") and keeps the previous pool for an hour.
 func newEnv(t *testing.T, steps ...string) *env {
+	t.Helper()
+	return newEnvKeep(t, "1h", steps...)
+}
+
+// newEnvKeep is newEnv with keep_previous set to keep.
+func newEnvKeep(t *testing.T, keep string, steps ...string) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir()}
 	e.api = "127.0.0.1:" + freePort(t)
@@ -109,9 +116,9 @@ services:
         max_error_rate: 1%%
         max_p99_latency: 2s
         min_requests: 20
-    keep_previous: 1h
+    keep_previous: %s
     quiet_period: 1s
-`, e.api, e.public, e.preview, binary, faults, stepYAML)
+`, e.api, e.public, e.preview, binary, faults, stepYAML, keep)
 	e.cfg = filepath.Join(e.dir, "cutover.yaml")
 	if err := os.WriteFile(e.cfg, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

@@ -147,10 +147,22 @@ func (a *app) fail(err error) int {
 		fmt.Fprintf(a.stderr, "cutover: %s (the daemon requires a token: set CUTOVER_TOKEN)\n", apiErr.Message)
 	case errors.Is(err, context.Canceled) && a.ctx.Err() != nil:
 		fmt.Fprintln(a.stderr, "cutover: interrupted")
+	case errors.As(err, &apiErr) && saysItsContext(err.Error(), apiErr.Message):
+		// The daemon's controller messages already name the operation
+		// and service ("pause web: no deployment in progress"); the CLI's
+		// own prefix would say it twice.
+		fmt.Fprintf(a.stderr, "cutover: %s\n", apiErr.Message)
 	default:
 		fmt.Fprintf(a.stderr, "cutover: %v\n", err)
 	}
 	return ExitError
+}
+
+// saysItsContext reports whether full is msg behind a "op service: "
+// prefix that msg itself already starts with.
+func saysItsContext(full, msg string) bool {
+	prefix, ok := strings.CutSuffix(full, msg)
+	return ok && prefix != "" && strings.HasPrefix(msg, prefix)
 }
 
 // usageError prints msg and the command's usage line on stderr and returns ExitUsage.

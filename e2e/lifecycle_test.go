@@ -1,0 +1,100 @@
+package e2e
+
+import (
+	"encoding/json"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// pause holds a deployment past its step's pause, resume lets it finish,
+// and abort puts all traffic back on live and stops the candidate; the
+// history says who did what.
+func TestPauseResumeAbort(t *testing.T) {
+	e := newEnv(t, "{weight: 20, pause: 5s}")
+	e.start()
+	e.mustCLI(0, "deploy", "web", "v1", "--wait")
+	tr := e.startTraffic(3)
+
+	e.mustCLI(0, "deploy", "web", "v2")
+	e.waitFor("v2 shifting at 20%", 30*time.Second, func(s status) bool { return s.Phase == "shifting" })
+	e.mustCLI(0, "pause", "web")
+	time.Sleep(6 * time.Second) // longer than the step's 5s pause
+	if st := e.status(); st.Phase != "paused" || st.Weights[st.Candidate.Color] != 20 {
+		t.Fatalf("a paused deployment must hold its step: %+v", st)
+	}
+	e.mustCLI(0, "resume", "web")
+	e.waitFor("v2 promoted after resume", 20*time.Second, func(s status) bool {
+		return s.Phase == "idle" && s.Live != nil && s.Live.Version == "v2"
+	})
+
+	e.mustCLI(0, "deploy", "web", "v3")
+	e.waitFor("v3 shifting", 30*time.Second, func(s status) bool { return s.Phase == "shifting" })
+	e.mustCLI(0, "abort", "web")
+	st := e.waitFor("v2 alone again", 20*time.Second, func(s status) bool {
+		return s.Phase == "idle" && s.Live != nil && s.Live.Version == "v2" && s.Weights[s.Live.Color] == 100
+	})
+	if st.Candidate != nil {
+		t.Fatalf("after abort there is still a candidate: %+v", st)
+	}
+	tr.halt()
+	if f := tr.failed.Load(); f != 0 {
+		t.Fatalf("%d requests failed across pause, resume and abort (last: %v)", f, tr.lastErr.Load())
+	}
+
+	out := e.mustCLI(0, "history", "web", "--json")
+	var hist []struct {
+		Version string `json:"version"`
+		Outcome string `json:"outcome"`
+		Events  []struct {
+			Type  string `json:"type"`
+			Actor string `json:"actor"`
+		} `json:"events"`
+	}
+	if err := json.Unmarshal([]byte(out), &hist); err != nil {
+		t.Fatalf("history --json: %v", err)
+	}
+	if len(hist) < 3 || hist[0].Version != "v3" || hist[0].Outcome != "aborted" || hist[1].Version != "v2" || hist[1].Outcome != "promoted" {
+		t.Fatalf("history = %+v", hist)
+	}
+	var sawPause, sawResume bool
+	for _, ev := range hist[1].Events {
+		sawPause = sawPause || (ev.Type == "paused" && ev.Actor == "user")
+		sawResume = sawResume || (ev.Type == "resumed" && ev.Actor == "user")
+	}
+	if !sawPause || !sawResume {
+		t.Fatalf("v2's history should record the user's pause and resume: %+v", hist[1].Events)
+	}
+}
+
+// After keep_previous the old pool is retired: it stops being reported as
+// previous and its processes exit; before that, rollback is instant.
+func TestPreviousPoolRetired(t *testing.T) {
+	e := newEnvKeep(t, "3s") // all at once
+	e.start()
+	e.mustCLI(0, "deploy", "web", "v1", "--wait")
+	v1PIDs := recordedPIDs(t, e.dir)
+	e.mustCLI(0, "deploy", "web", "v2", "--wait")
+	st := e.status()
+	if st.Previous == nil || st.Previous.Version != "v1" {
+		t.Fatalf("right after promotion v1 should be kept warm: %+v", st)
+	}
+	if _, err := time.Parse(time.RFC3339, st.Previous.Until); err != nil {
+		t.Fatalf("previous.until %q is not RFC 3339: %v", st.Previous.Until, err)
+	}
+	e.waitFor("v1 retired", 30*time.Second, func(s status) bool { return s.Previous == nil })
+	deadline := time.Now().Add(15 * time.Second)
+	for _, pid := range v1PIDs {
+		for syscall.Kill(pid, 0) == nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("v1 instance pid %d still runs after retirement", pid)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	code, out := e.cli("rollback", "web")
+	if code != 1 || !strings.Contains(strings.ToLower(out), "previous") {
+		t.Fatalf("rollback with nothing kept: exit %d, want 1 with a message about the previous pool:\n%s", code, out)
+	}
+}
