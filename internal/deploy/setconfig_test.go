@@ -1,0 +1,77 @@
+package deploy
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/cutover/cutover/internal/config"
+)
+
+// A reloaded configuration changes the steps and analysis limits of the
+// next deployment only: the one already running is judged, and shifted, by
+// the rules it started with.
+func TestSetConfigAppliesFromNextDeployment(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testService(), newFakeStore())
+		h.rt.errRate["v2"] = 0.05 // over the configured 1% limit
+		h.rt.errRate["v3"] = 0.05 // within the reloaded 50% limit
+		h.start()
+		h.firstLive()
+
+		h.deploy("v2", "")
+		next := testService()
+		next.Strategy.Steps = []config.Step{{Weight: 30, Pause: 20 * time.Second}}
+		next.Strategy.Analysis.MaxErrorRate = 0.5
+		if err := h.c.SetConfig(next); err != nil {
+			t.Fatalf("SetConfig: %v", err)
+		}
+		h.waitPhase(PhaseIdle, 2*time.Minute)
+		d := h.history()[0]
+		if d.Version != "v2" || d.Outcome != OutcomeRolledBack || !strings.Contains(d.Reason, "limit 1%") {
+			t.Fatalf("running deployment after SetConfig: %s %s %q, want v2 rolled back by the 1%% limit it started with", d.Version, d.Outcome, d.Reason)
+		}
+		if got := h.router.splitLog(); slices.Contains(got, "blue:30") || !slices.Contains(got, "blue:10") {
+			t.Errorf("running deployment's splits %v: want its own first step (10), not the reloaded one (30)", got)
+		}
+
+		h.deploy("v3", "")
+		took := h.waitPhase(PhaseIdle, 2*time.Minute)
+		d = h.history()[0]
+		if d.Version != "v3" || d.Outcome != OutcomePromoted {
+			t.Fatalf("next deployment: %s %s %q, want v3 promoted under the reloaded 50%% limit", d.Version, d.Outcome, d.Reason)
+		}
+		var steps []float64
+		for _, ev := range d.Events {
+			if ev.Type == "step" {
+				steps = append(steps, ev.Weight)
+			}
+		}
+		if !slices.Equal(steps, []float64{30}) {
+			t.Errorf("next deployment's steps %v, want the reloaded [30]", steps)
+		}
+		if took < 20*time.Second || took > 30*time.Second {
+			t.Errorf("the reloaded 20 s step took %v", took)
+		}
+		if got := h.router.splitLog(); got[len(got)-2] != "blue:30" {
+			t.Errorf("splits %v: want the reloaded 30%% before the promotion", got)
+		}
+	})
+}
+
+// A controller refuses another service's configuration.
+func TestSetConfigRefusesOtherService(t *testing.T) {
+	h := newHarness(t, testService(), newFakeStore())
+	other := testService()
+	other.Name = "api"
+	for _, svc := range []*config.Service{nil, other} {
+		if err := h.c.SetConfig(svc); err == nil {
+			t.Errorf("SetConfig(%v) accepted", svc)
+		}
+	}
+	if h.c.cfg().Name != "web" {
+		t.Errorf("the controller now serves %q", h.c.cfg().Name)
+	}
+}
