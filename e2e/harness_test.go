@@ -84,7 +84,7 @@ func newEnvKeep(t *testing.T, keep string, steps ...string) *env {
 	e.public = "127.0.0.1:" + freePort(t)
 	e.preview = "127.0.0.1:" + freePort(t)
 	faults := filepath.Join(e.dir, "faults.json")
-	os.WriteFile(faults, []byte(`{"bad": {"error_rate": 0.3}, "slow": {"latency": "300ms"}}`), 0o644)
+	os.WriteFile(faults, []byte(`{"bad": {"error_rate": 0.3}, "slow": {"latency": "300ms"}, "broken": {"broken": true}}`), 0o644)
 	stepYAML := ""
 	if len(steps) > 0 {
 		stepYAML = "      steps:\n"

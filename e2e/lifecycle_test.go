@@ -98,3 +98,37 @@ func TestPreviousPoolRetired(t *testing.T) {
 		t.Fatalf("rollback with nothing kept: exit %d, want 1 with a message about the previous pool:\n%s", code, out)
 	}
 }
+
+// A release whose instances cannot start fails before any user traffic
+// moves: deploy --wait exits 3, the message carries the instance's own
+// output, and the live pool keeps serving every request.
+func TestBrokenReleaseFailsCleanly(t *testing.T) {
+	e := newEnv(t, "{weight: 20, pause: 1s}")
+	e.start()
+	e.mustCLI(0, "deploy", "web", "v1", "--wait")
+	tr := e.startTraffic(3)
+	e.mustCLI(3, "deploy", "web", "broken", "--wait")
+	st := e.status()
+	if st.Phase != "idle" || st.Live == nil || st.Live.Version != "v1" || st.Weights[st.Live.Color] != 100 || st.Candidate != nil {
+		t.Fatalf("after a failed start v1 must be alone and untouched: %+v", st)
+	}
+	out := e.mustCLI(0, "history", "web", "--json")
+	var hist []struct {
+		Version, Outcome, Reason string
+	}
+	if err := json.Unmarshal([]byte(out), &hist); err != nil {
+		t.Fatal(err)
+	}
+	if hist[0].Version != "broken" || hist[0].Outcome != "failed" {
+		t.Fatalf("history[0] = %+v, want broken failed", hist[0])
+	}
+	for _, want := range []string{"web", "broken", "configured as broken"} {
+		if !strings.Contains(hist[0].Reason, want) {
+			t.Errorf("the failure reason should name %q (service, version and the instance's output): %q", want, hist[0].Reason)
+		}
+	}
+	tr.halt()
+	if f := tr.failed.Load(); f != 0 || tr.served("v1") == 0 {
+		t.Fatalf("v1 must keep serving: %d failed, %d served (last: %v)", f, tr.served("v1"), tr.lastErr.Load())
+	}
+}

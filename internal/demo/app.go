@@ -24,6 +24,9 @@ type Faults struct {
 	ErrorRate float64 `json:"error_rate"`
 	// Latency is added to every request.
 	Latency time.Duration `json:"latency"`
+	// Broken makes the app exit with status 1 at start, like a release
+	// that cannot start (a bad build, a missing setting).
+	Broken bool `json:"broken"`
 }
 
 // App runs the demo web application until ctx is done: a page that shows its
@@ -52,6 +55,10 @@ func App(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if v, ok := byVersion[*version]; ok {
 			f = v
 		}
+	}
+	if f.Broken {
+		fmt.Fprintf(stderr, "demo-app %s: refusing to start: this version is configured as broken\n", *version)
+		return 1
 	}
 	a := &app{version: *version, color: os.Getenv("COLOR"), instance: os.Getenv("INSTANCE")}
 	a.faults.Store(&f)
@@ -84,13 +91,14 @@ func readFaults(path string) (map[string]Faults, error) {
 	var raw map[string]struct {
 		ErrorRate float64 `json:"error_rate"`
 		Latency   string  `json:"latency"`
+		Broken    bool    `json:"broken"`
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, fmt.Errorf("faults file %s: %w", path, err)
 	}
 	out := make(map[string]Faults, len(raw))
 	for v, r := range raw {
-		f := Faults{ErrorRate: r.ErrorRate}
+		f := Faults{ErrorRate: r.ErrorRate, Broken: r.Broken}
 		if r.Latency != "" {
 			d, err := time.ParseDuration(r.Latency)
 			if err != nil {
