@@ -1,0 +1,148 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// SIGHUP re-reads the config: the next deployment follows the new steps.
+// A config that does not validate is refused by `cutover reload` with
+// file:line, and the daemon goes on serving without dropping a request.
+func TestReloadStepsBySIGHUP(t *testing.T) {
+	e := newEnv(t, "{weight: 20, pause: 1s}")
+	e.start()
+	e.mustCLI(0, "deploy", "web", "v1", "--wait")
+	tr := e.startTraffic(4)
+
+	e.editConfig("        - {weight: 20, pause: 1s}\n", "        - {weight: 30, pause: 1s}\n        - {weight: 60, pause: 1s}\n")
+	e.daemonMu.Lock()
+	e.daemon.Process.Signal(syscall.SIGHUP)
+	e.daemonMu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(e.logs.String(), "configuration reloaded") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload logged within 10s of SIGHUP:\n%s", e.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	e.mustCLI(0, "deploy", "web", "v2", "--wait")
+	if got := e.stepWeights("v2"); !slices.Equal(got, []float64{30, 60}) {
+		t.Errorf("deployment after SIGHUP went through steps %v, want the reloaded [30 60]", got)
+	}
+
+	// An invalid file: refused, with the line of the bad value.
+	e.editConfig("{weight: 60, pause: 1s}", "{weight: 160, pause: 1s}")
+	line := e.lineOf("weight: 160")
+	code, out := e.cli("reload")
+	if code != 1 {
+		t.Errorf("cutover reload of an invalid config: exit %d, want 1:\n%s", code, out)
+	}
+	if loc := fmt.Sprintf("%s:%d", e.cfg, line); !strings.Contains(out, loc) {
+		t.Errorf("cutover reload output does not point at %s:\n%s", loc, out)
+	}
+	// The running configuration (steps 30, 60) is kept and the daemon serves.
+	e.mustCLI(0, "deploy", "web", "v3", "--wait")
+	if got := e.stepWeights("v3"); !slices.Equal(got, []float64{30, 60}) {
+		t.Errorf("deployment after a refused reload went through steps %v, want the running [30 60]", got)
+	}
+	tr.halt()
+	if n := tr.failed.Load(); n != 0 {
+		t.Errorf("%d of %d requests failed across the reloads (last: %v)", n, n+tr.ok.Load(), tr.lastErr.Load())
+	}
+	if tr.served("v3") == 0 {
+		t.Error("no request reached v3")
+	}
+}
+
+// `cutover reload` under continuous traffic drops no request.
+func TestReloadUnderTrafficDropsNothing(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	e.mustCLI(0, "deploy", "web", "v1", "--wait")
+	tr := e.startTraffic(4)
+	time.Sleep(300 * time.Millisecond)
+	for i := range 5 {
+		e.editConfig(fmt.Sprintf("keep_previous: %dh", i+1), fmt.Sprintf("keep_previous: %dh", i+2))
+		if out := e.mustCLI(0, "reload"); !strings.Contains(out, "reloaded") {
+			t.Errorf("cutover reload said %q", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	tr.halt()
+	if n := tr.failed.Load(); n != 0 {
+		t.Errorf("%d of %d requests failed across 5 reloads (last: %v)", n, n+tr.ok.Load(), tr.lastErr.Load())
+	}
+	if tr.ok.Load() < 100 {
+		t.Errorf("only %d requests were served; the test did not load the router", tr.ok.Load())
+	}
+}
+
+// editConfig replaces old with new in the config file, failing when old is
+// not there.
+func (e *env) editConfig(old, new string) {
+	e.t.Helper()
+	b, err := os.ReadFile(e.cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(old)) {
+		e.t.Fatalf("config has no %q:\n%s", old, b)
+	}
+	if err := os.WriteFile(e.cfg, bytes.Replace(b, []byte(old), []byte(new), 1), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// lineOf returns the 1-based line of the config that holds s.
+func (e *env) lineOf(s string) int {
+	e.t.Helper()
+	b, _ := os.ReadFile(e.cfg)
+	i := bytes.Index(b, []byte(s))
+	if i < 0 {
+		e.t.Fatalf("config has no %q", s)
+	}
+	return 1 + bytes.Count(b[:i], []byte("\n"))
+}
+
+// stepWeights reads `cutover history web --json` and returns the weights
+// of the step events of the newest deployment of version.
+func (e *env) stepWeights(version string) []float64 {
+	e.t.Helper()
+	out := e.mustCLI(0, "history", "web", "--json")
+	var ds []struct {
+		Version string `json:"version"`
+		Outcome string `json:"outcome"`
+		Events  []struct {
+			Type   string  `json:"type"`
+			Weight float64 `json:"weight"`
+		} `json:"events"`
+	}
+	if err := json.Unmarshal([]byte(out), &ds); err != nil {
+		e.t.Fatalf("history --json: %v\n%s", err, out)
+	}
+	for _, d := range ds {
+		if d.Version != version {
+			continue
+		}
+		if d.Outcome != "promoted" {
+			e.t.Errorf("%s: outcome %s", version, d.Outcome)
+		}
+		var ws []float64
+		for _, ev := range d.Events {
+			if ev.Type == "step" {
+				ws = append(ws, ev.Weight)
+			}
+		}
+		return ws
+	}
+	e.t.Fatalf("no deployment of %s in history:\n%s", version, out)
+	return nil
+}
