@@ -138,34 +138,36 @@ func (d *Daemon) Logs(ctx context.Context, name string, color *route.Color, foll
 	return lr.Logs(ctx, color, follow, w)
 }
 
-func (d *Daemon) registrar(name string) (runtime.Registrar, error) {
+func (d *Daemon) staticService(name string) (*service, staticPools, error) {
 	svc, err := d.service(name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	reg, ok := svc.driver.(runtime.Registrar)
+	sp, ok := svc.driver.(staticPools)
 	if !ok {
-		return nil, classified{fmt.Errorf("service %s: instances can be registered only with runtime.static", name), api.ErrNotSupported}
+		return nil, nil, classified{fmt.Errorf("service %s: instances can be registered only with runtime.static", name), api.ErrNotSupported}
 	}
-	return reg, nil
+	return svc, sp, nil
 }
 
-// Register implements api.Backend.
+// Register implements api.Backend. The new address map is persisted before
+// the call returns.
 func (d *Daemon) Register(_ context.Context, name, version, addr string) error {
-	reg, err := d.registrar(name)
+	svc, sp, err := d.staticService(name)
 	if err != nil {
 		return err
 	}
-	return classify(reg.Register(version, addr))
+	return d.changeRegistration(svc, sp, true, version, addr)
 }
 
-// Deregister implements api.Backend.
+// Deregister implements api.Backend. The new address map is persisted
+// before the call returns.
 func (d *Daemon) Deregister(_ context.Context, name, version, addr string) error {
-	reg, err := d.registrar(name)
+	svc, sp, err := d.staticService(name)
 	if err != nil {
 		return err
 	}
-	return classify(reg.Deregister(version, addr))
+	return d.changeRegistration(svc, sp, false, version, addr)
 }
 
 // Subscribe implements api.Backend.

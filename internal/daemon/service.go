@@ -24,6 +24,7 @@ type service struct {
 	router *proxy.Router
 	driver runtime.Driver
 	ctrl   *deploy.Controller
+	reg    registrations // static runtime only
 }
 
 // listener forwards runtime pool changes to the router and pool failures to
@@ -53,7 +54,7 @@ func (l listener) Failed(color route.Color, version string, err error) {
 // startService builds and starts one service in the order invariant 5 asks:
 // router with the persisted split and adopted instances first, listeners
 // next, then the controller's executor.
-func (d *Daemon) startService(ctx context.Context, sc *config.Service, wg *sync.WaitGroup) (*service, error) {
+func (d *Daemon) startService(ctx context.Context, sc *config.Service, wg *sync.WaitGroup) (_ *service, err error) {
 	log := d.log.With("service", sc.Name)
 	svc := &service{cfg: sc, log: log}
 	r, err := proxy.New(proxy.Options{Service: sc, Logger: log.With("component", "router")})
@@ -61,6 +62,14 @@ func (d *Daemon) startService(ctx context.Context, sc *config.Service, wg *sync.
 		return nil, err
 	}
 	svc.router = r
+	defer func() {
+		if err != nil { // release what this service holds; instances keep running for the next start
+			if svc.driver != nil {
+				svc.driver.Close()
+			}
+			r.Close()
+		}
+	}()
 	lis := listener{svc: svc}
 	var adopt func(context.Context) ([]runtime.Instance, error)
 	switch {
@@ -98,6 +107,9 @@ func (d *Daemon) startService(ctx context.Context, sc *config.Service, wg *sync.
 			return nil, fmt.Errorf("adopt instances: %w", err)
 		}
 	} else {
+		if err := d.restoreRegistrations(svc); err != nil {
+			return nil, err
+		}
 		d.restartStaticPools(ctx, svc)
 	}
 
@@ -126,7 +138,11 @@ func (d *Daemon) startService(ctx context.Context, sc *config.Service, wg *sync.
 }
 
 // restartStaticPools re-establishes the pools the persisted state names for
-// a static runtime, which has no processes to adopt.
+// a static runtime, which has no processes to adopt. The pools are
+// health-gated concurrently; the listeners open after at most
+// staticRestoreWait, so one unreachable address cannot hold the whole
+// daemon's start-up, and a pool that is still gating joins the router when
+// its gate passes.
 func (d *Daemon) restartStaticPools(ctx context.Context, svc *service) {
 	st := svc.ctrl.Status()
 	var pools []deploy.PoolRef
@@ -139,12 +155,28 @@ func (d *Daemon) restartStaticPools(ctx context.Context, svc *service) {
 	if st.Previous != nil {
 		pools = append(pools, deploy.PoolRef{Color: st.Previous.Color, Version: st.Previous.Version})
 	}
+	done := make(chan struct{}, len(pools))
 	for _, p := range pools {
-		if _, err := svc.driver.Start(ctx, p.Color, p.Version); err != nil {
-			svc.log.Error("restoring static pool", "color", p.Color, "version", p.Version, "err", err)
+		go func() {
+			defer func() { done <- struct{}{} }()
+			if _, err := svc.driver.Start(ctx, p.Color, p.Version); err != nil {
+				svc.log.Error("restoring static pool", "color", p.Color, "version", p.Version, "err", err)
+			}
+		}()
+	}
+	timeout := time.After(staticRestoreWait)
+	for range pools {
+		select {
+		case <-done:
+		case <-timeout:
+			svc.log.Warn("static pools still gating; opening listeners", "wait", staticRestoreWait)
+			return
 		}
 	}
 }
+
+// staticRestoreWait bounds how long start-up waits for static pools.
+const staticRestoreWait = 5 * time.Second
 
 // stopServices releases every service's runtime: with StopInstancesOnExit
 // the pools are drained and stopped, otherwise instances keep running for
