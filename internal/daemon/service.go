@@ -54,7 +54,7 @@ func (l listener) Failed(color route.Color, version string, err error) {
 // startService builds and starts one service in the order invariant 5 asks:
 // router with the persisted split and adopted instances first, listeners
 // next, then the controller's executor.
-func (d *Daemon) startService(ctx context.Context, sc *config.Service, wg *sync.WaitGroup) (_ *service, err error) {
+func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.Service, wg *sync.WaitGroup) (_ *service, err error) {
 	log := d.log.With("service", sc.Name)
 	svc := &service{cfg: sc, log: log}
 	r, err := proxy.New(proxy.Options{Service: sc, Logger: log.With("component", "router")})
@@ -74,7 +74,7 @@ func (d *Daemon) startService(ctx context.Context, sc *config.Service, wg *sync.
 	var adopt func(context.Context) ([]runtime.Instance, error)
 	switch {
 	case sc.Runtime.Process != nil:
-		drv, err := process.New(process.Options{Service: sc, StateDir: d.cfg.StateDir, Listener: lis, Logger: log.With("component", "runtime"), Ports: d.ports})
+		drv, err := process.New(process.Options{Service: sc, StateDir: stateDir, Listener: lis, Logger: log.With("component", "runtime"), Ports: d.ports})
 		if err != nil {
 			return nil, err
 		}
