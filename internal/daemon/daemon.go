@@ -110,21 +110,35 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 // order: API, routers (draining in-flight requests), controllers, drivers,
 // store.
 func (d *Daemon) Run(ctx context.Context) (err error) {
-	if err := os.MkdirAll(d.cfg.StateDir, 0o700); err != nil {
+	// A reload (SIGHUP) that arrives while the services start waits for
+	// them, so that it compares against, and updates, the configuration
+	// they run with instead of racing with the start and being lost.
+	d.reloadMu.Lock()
+	starting := true
+	defer func() {
+		if starting {
+			d.reloadMu.Unlock()
+		}
+	}()
+	d.mu.Lock()
+	cfg := d.cfg
+	d.mu.Unlock()
+
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
-	st, err := store.Open(filepath.Join(d.cfg.StateDir, "cutover.db"))
+	st, err := store.Open(filepath.Join(cfg.StateDir, "cutover.db"))
 	if err != nil {
 		return err
 	}
 	d.store = st
 	defer st.Close()
 
-	token, err := readToken(d.cfg.API.TokenFile)
+	token, err := readToken(cfg.API.TokenFile)
 	if err != nil {
 		return err
 	}
-	if err := api.CheckListen(d.cfg.API.Listen, token); err != nil {
+	if err := api.CheckListen(cfg.API.Listen, token); err != nil {
 		return err
 	}
 
@@ -138,8 +152,8 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		wg.Wait()
 		d.stopServices()
 	}()
-	for _, name := range d.cfg.ServiceNames {
-		svc, err := d.startService(runCtx, d.cfg.Services[name], &wg)
+	for _, name := range cfg.ServiceNames {
+		svc, err := d.startService(runCtx, cfg.StateDir, cfg.Services[name], &wg)
 		if err != nil {
 			return fmt.Errorf("service %s: %w", name, err)
 		}
@@ -147,14 +161,16 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		d.services[name] = svc
 		d.mu.Unlock()
 	}
+	starting = false
+	d.reloadMu.Unlock()
 
-	apiLn, err := net.Listen("tcp", d.cfg.API.Listen)
+	apiLn, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
-		return fmt.Errorf("api.listen %s: %w", d.cfg.API.Listen, err)
+		return fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
 	}
 	srv := api.NewServer(d, api.Options{Token: token, Logger: d.log.With("component", "api")})
 	apiURL := "http://" + apiLn.Addr().String()
-	d.log.Info("cutover started", "api", apiURL, "state_dir", d.cfg.StateDir, "services", len(d.cfg.ServiceNames))
+	d.log.Info("cutover started", "api", apiURL, "state_dir", cfg.StateDir, "services", len(cfg.ServiceNames))
 	if d.opts.Ready != nil {
 		d.opts.Ready(apiURL)
 	}

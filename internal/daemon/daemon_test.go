@@ -470,3 +470,46 @@ func servedBy(t *testing.T, addr, version string) int {
 	t.Fatalf("%s never answered", version)
 	return 0
 }
+
+// A reload (SIGHUP) that arrives while the daemon is starting neither races
+// with the start nor gets lost: the services run with the reloaded steps.
+func TestReloadDuringStart(t *testing.T) {
+	v1, v2 := newInstance(t, "v1"), newInstance(t, "v2")
+	f := newFixture(t, spec{Runtime: staticRuntime(map[string]*instance{"v1": v1, "v2": v2}), Steps: "        - {weight: 25}\n"})
+	cfg, err := config.Load(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := f.spec
+	s.Steps = "        - {weight: 35}\n"
+	f.write(s)
+	ready := make(chan string, 1)
+	d, err := daemon.New(cfg, daemon.Options{Logger: discardLogger(), StopInstancesOnExit: true, Ready: func(u string) { ready <- u }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- d.Reload(ctx) }()
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	if err := <-reloaded; err != nil {
+		t.Fatalf("reload during start: %v", err)
+	}
+	c := client.New(<-ready, "", nil)
+	r := &running{t: t, c: c, logs: &syncBuffer{}}
+	r.deployLive("v1", "")
+	r.deploy("v2", "")
+	st := r.waitFor("the manual gate", 30*time.Second, func(st deploy.Status) bool {
+		return st.Phase == deploy.PhaseShifting && st.Deployment != nil && st.Deployment.Step == 1
+	})
+	if st.Weights["green"] != 35 {
+		t.Errorf("a reload during start was lost: the deployment holds at %v, want the reloaded 35%%", st.Weights)
+	}
+}
