@@ -99,12 +99,16 @@ func differingFields(a, b config.Service) []string {
 }
 
 // snake turns a Go field name into its config key: PreviewListen ->
-// preview_listen, TLS -> tls.
+// preview_listen, TLS -> tls, HTTPPort -> http_port (a word starts at an
+// upper-case letter after a lower-case one, or at the last upper-case
+// letter of an acronym followed by a lower-case one).
 func snake(s string) string {
 	var b strings.Builder
 	rs := []rune(s)
 	for i, r := range rs {
-		if i > 0 && unicode.IsUpper(r) && unicode.IsLower(rs[i-1]) {
+		wordStart := i > 0 && unicode.IsUpper(r) && (unicode.IsLower(rs[i-1]) ||
+			unicode.IsUpper(rs[i-1]) && i+1 < len(rs) && unicode.IsLower(rs[i+1]))
+		if wordStart {
 			b.WriteByte('_')
 		}
 		b.WriteRune(unicode.ToLower(r))

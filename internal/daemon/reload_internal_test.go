@@ -1,0 +1,118 @@
+package daemon
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cutover/cutover/internal/config"
+)
+
+func TestSnake(t *testing.T) {
+	for in, want := range map[string]string{
+		"Listen":         "listen",
+		"PreviewListen":  "preview_listen",
+		"TLS":            "tls",
+		"H2C":            "h2c",
+		"TrustedProxies": "trusted_proxies",
+		"DrainTimeout":   "drain_timeout",
+		"KeepPrevious":   "keep_previous",
+		"FallbackPage":   "fallback_page",
+		"HTTPPort":       "http_port",
+		"UpstreamTLS":    "upstream_tls",
+	} {
+		if got := snake(in); got != want {
+			t.Errorf("snake(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Every field of a service that a reload can refuse is named by the key a
+// user writes in the file; a new field whose Go name does not turn into its
+// key fails here instead of producing a message naming a key that does not
+// exist.
+func TestRestartKeysNameConfigKeys(t *testing.T) {
+	keys := []string{"name", "listen", "preview_listen", "tls", "h2c", "trusted_proxies", "sticky_cookie", "instances",
+		"runtime", "health", "timeouts", "drain_timeout", "strategy", "keep_previous", "quiet_period", "hooks", "fallback_page"}
+	typ := reflect.TypeFor[config.Service]()
+	for i := range typ.NumField() {
+		if k := snake(typ.Field(i).Name); !slices.Contains(keys, k) {
+			t.Errorf("config.Service.%s would be reported as %q, which is not a config key", typ.Field(i).Name, k)
+		}
+	}
+}
+
+const base = `api:
+  listen: 127.0.0.1:7070
+state_dir: /tmp/cutover-state
+services:
+  web:
+    listen: 127.0.0.1:8080
+    preview_listen: 127.0.0.1:8081
+    instances: 2
+    runtime:
+      process:
+        command: ["./app", "--port", "${PORT}"]
+    health:
+      interval: 1s
+    strategy:
+      steps:
+        - {weight: 10, pause: 30s}
+      analysis:
+        max_error_rate: 1%
+    keep_previous: 1h
+    hooks:
+      pre_traffic: ["./smoke.sh"]
+`
+
+func TestRestartKeys(t *testing.T) {
+	tests := []struct {
+		name      string
+		old, repl string // replaced in base to make the new file
+		want      []string
+	}{
+		{"unchanged", "", "", nil},
+		{"lines moved by a comment", "api:", "# moved\n\napi:", nil},
+		{"steps", "- {weight: 10, pause: 30s}", "- {weight: 20, pause: 1m}\n        - {weight: 60}", nil},
+		{"analysis", "max_error_rate: 1%", "max_error_rate: 5%", nil},
+		{"keep_previous", "keep_previous: 1h", "keep_previous: 2h\n    quiet_period: 30s", nil},
+		{"hooks", `["./smoke.sh"]`, `["./other.sh"]`, nil},
+		{"listen", "listen: 127.0.0.1:8080", "listen: 127.0.0.1:9090", []string{"services.web.listen"}},
+		{"preview_listen", "127.0.0.1:8081", "127.0.0.1:9091", []string{"services.web.preview_listen"}},
+		{"instances", "instances: 2", "instances: 3", []string{"services.web.instances"}},
+		{"command", `"--port"`, `"--listen"`, []string{"services.web.runtime"}},
+		{"health", "interval: 1s\n    strategy", "interval: 2s\n    strategy", []string{"services.web.health"}},
+		{"api", "listen: 127.0.0.1:7070", "listen: 127.0.0.1:7071", []string{"api"}},
+		{"state_dir", "/tmp/cutover-state", "/tmp/other-state", []string{"state_dir"}},
+		{"two at once", "instances: 2", "instances: 3\n    drain_timeout: 1m", []string{"services.web.instances", "services.web.drain_timeout"}},
+		{"service added", "services:\n", "services:\n  api:\n    listen: 127.0.0.1:8090\n    runtime:\n      static:\n        versions: {v1: [\"127.0.0.1:1\"]}\n",
+			[]string{"services.api (added)"}},
+		{"service renamed", "  web:", "  www:", []string{"services.web (removed)", "services.www (added)"}},
+	}
+	old := parse(t, base)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			text := base
+			if tc.old != "" {
+				if !strings.Contains(base, tc.old) {
+					t.Fatalf("base has no %q", tc.old)
+				}
+				text = strings.Replace(base, tc.old, tc.repl, 1)
+			}
+			got := restartKeys(old, parse(t, text))
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("restartKeys = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func parse(t *testing.T, text string) *config.Config {
+	t.Helper()
+	c, err := config.Parse("/tmp/cutover.yaml", []byte(text))
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, text)
+	}
+	return c
+}
