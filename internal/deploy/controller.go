@@ -312,7 +312,14 @@ func (c *Controller) Abort(ctx context.Context) error { return c.command(ctx, Ob
 // Rollback returns all traffic to the previous pool now: it rolls back the
 // running deployment, or, when idle, swaps back to the pool kept warm after
 // the last promotion (ErrNoPrevious when there is none).
-func (c *Controller) Rollback(ctx context.Context) error { return c.command(ctx, ObsRollback) }
+//
+// The instant rollback is recorded in history as a deployment of its own
+// (strategy "rollback"), so it gets an id like any other.
+func (c *Controller) Rollback(ctx context.Context) error {
+	now := c.opts.Now()
+	_, err := c.do(ctx, Observation{Kind: ObsRollback, Now: now, Actor: ActorUser, ID: c.newID(now)})
+	return err
+}
 
 // PoolFailed reports that a pool cannot be kept running (the runtime's
 // Listener.Failed); a failing candidate is rolled back. It never blocks.

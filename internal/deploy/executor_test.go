@@ -214,8 +214,14 @@ func TestRollbackWithinKeepPrevious(t *testing.T) {
 		if _, ok := h.rt.pools()[route.Green]; ok {
 			t.Error("demoted pool still running after drain and quiet period")
 		}
-		if d := h.history()[0]; d.Strategy != "rollback" || d.Version != "v1" || d.FromVersion != "v2" {
+		d := h.history()[0]
+		if d.Strategy != "rollback" || d.Version != "v1" || d.FromVersion != "v2" || d.ID == "" {
 			t.Errorf("history: %+v", d)
+		}
+		for _, ev := range d.Events {
+			if ev.Deployment != d.ID {
+				t.Errorf("event %q of the rollback record carries deployment %q, want %q", ev.Type, ev.Deployment, d.ID)
+			}
 		}
 		if err := h.c.Rollback(context.Background()); !errors.Is(err, ErrNoPrevious) {
 			t.Errorf("second rollback: %v, want ErrNoPrevious", err)
