@@ -158,11 +158,20 @@ func (c *trackedConn) Close() error {
 // trackedBody records whether any byte of a request body was read, which
 // decides whether the request may be retried on another instance.
 type trackedBody struct {
-	rc   io.ReadCloser
-	read atomic.Bool
+	rc     io.ReadCloser
+	read   atomic.Bool
+	closed atomic.Bool // the handler returned
 }
 
+var errBodyAfterHandler = errors.New("read of a request body after its handler returned")
+
 func (b *trackedBody) Read(p []byte) (int, error) {
+	// The transport's write loop can outlive the handler (an upstream that
+	// answers before it has read the body); the server's body must not be
+	// read then.
+	if b.closed.Load() {
+		return 0, errBodyAfterHandler
+	}
 	n, err := b.rc.Read(p)
 	if n > 0 {
 		b.read.Store(true)
@@ -218,7 +227,7 @@ func (r *Router) retry(st *reqState) bool {
 	next.Acquire()
 	st.be.inst.Release()
 	st.be = next.Value.(*backend)
-	st.be.rp.ServeHTTP(st, st.in)
+	st.be.forward(st, st.in)
 	return true
 }
 

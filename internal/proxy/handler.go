@@ -74,14 +74,17 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, preview bool) {
 	}
 	r.rec[c].Start()
 	defer r.finish(st, start)
-	st.be.rp.ServeHTTP(st, req)
+	st.be.forward(st, req)
 }
 
 // finish records the request and releases its instance. It runs deferred,
-// so a stream cut by a drain (ReverseProxy panics with ErrAbortHandler)
+// so a stream cut by a drain (forward panics with ErrAbortHandler)
 // is recorded too.
 func (r *Router) finish(st *reqState, start time.Time) {
 	d := time.Since(start)
+	if st.body != nil {
+		st.body.closed.Store(true)
+	}
 	st.be.inst.Release()
 	status := st.status
 	if status == 0 {
