@@ -81,8 +81,8 @@ func checkVersion(v string) error {
 	switch {
 	case v == "":
 		return errorf(http.StatusBadRequest, CodeInvalid, "version is required")
-	case len(v) > 256:
-		return errorf(http.StatusBadRequest, CodeInvalid, "version is longer than 256 bytes")
+	case len(v) > 128: // the controller's limit; checked here so the client hears it as 400 at once
+		return errorf(http.StatusBadRequest, CodeInvalid, "version is longer than 128 bytes")
 	case !utf8.ValidString(v):
 		return errorf(http.StatusBadRequest, CodeInvalid, "version is not valid UTF-8")
 	}

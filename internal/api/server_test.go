@@ -106,6 +106,8 @@ func TestRoutes(t *testing.T) {
 		{"deploy trailing garbage", "POST", "/v1/services/web/deployments", `{"version":"v2"} x`, json, 400, "invalid", ""},
 		{"deploy empty body", "POST", "/v1/services/web/deployments", ``, json, 400, "invalid", ""},
 		{"deploy no version", "POST", "/v1/services/web/deployments", `{"strategy":"x"}`, json, 400, "invalid", ""},
+		{"deploy version too long", "POST", "/v1/services/web/deployments", `{"version":"` + strings.Repeat("v", 129) + `"}`, json, 400, "invalid", "longer than 128"},
+		{"deploy version at the limit", "POST", "/v1/services/web/deployments", `{"version":"` + strings.Repeat("v", 128) + `"}`, json, 201, "", ""},
 		{"deploy version with space", "POST", "/v1/services/web/deployments", `{"version":"v 2"}`, json, 400, "invalid", ""},
 		{"deploy bad strategy", "POST", "/v1/services/web/deployments", `{"version":"v2","strategy":"A B"}`, json, 400, "invalid", ""},
 		{"deploy wrong type", "POST", "/v1/services/web/deployments", `{"version":2}`, json, 400, "invalid", ""},

@@ -43,7 +43,7 @@ func commandList() []*command {
 		{name: "deploy", args: "SERVICE VERSION [--wait] [--strategy S] [--json]", summary: "start a deployment; --wait follows it to the end",
 			minArgs: 2, maxArgs: 2, do: (*app).deploy, flags: func(fs *flag.FlagSet, o *opts) {
 				fs.BoolVar(&o.wait, "wait", false, "follow the deployment to its end; exit 0 promoted, 3 rolled back or aborted")
-				fs.StringVar(&o.strategy, "strategy", "", "strategy instead of the configured steps (all-at-once)")
+				fs.StringVar(&o.strategy, "strategy", "", "strategy instead of the configured steps: all-at-once, canary10-5m or linear10-1m")
 				jsonFlag(fs, o)
 			}},
 		{name: "status", args: "[SERVICE] [--json]", summary: "live colour and version, candidate, weights, phase",

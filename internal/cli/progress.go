@@ -93,7 +93,10 @@ func (p *lineProgress) stop()                    {}
 // eventLine formats an event as "15:04:05  type  message [verdict]".
 func eventLine(ev deploy.Event, loc *time.Location) string {
 	msg := ev.Message
-	if ev.Type == "step" || ev.Type == "promoted" || ev.Type == "rolled_back" {
+	// An event's weight is the candidate's share; once promoted or rolled
+	// back that is 0, which reads as if nothing were served, so only steps
+	// show it.
+	if ev.Type == "step" {
 		msg = joinNonEmpty(" ", fmt.Sprintf("weight %s%%", percent(ev.Weight)), msg)
 	}
 	if v := ev.Verdict; v != nil && !strings.Contains(msg, v.Reason) {

@@ -35,7 +35,14 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	keep := fs.Bool("keep", false, "leave the daemon and the demo app running for exploration (stop with Ctrl-C)")
 	rps := fs.Int("rps", 400, "requests per second of demo traffic")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: cutover demo [--keep] [--rps N]\n\nA blue/green release start to finish on this machine: v1 live, v2 canaried\nwith zero failed requests, a bad v3 rolled back automatically.\n\nflags:")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if *rps < 50 || *rps > 5000 {
