@@ -417,3 +417,30 @@ func TestNothingHappensUnlessPersisted(t *testing.T) {
 		}
 	})
 }
+
+// A daemon that shuts down while a rolled-back candidate drains must not
+// stop it under its requests in flight: the persisted job drains and stops
+// it after the restart.
+func TestShutdownDuringDrainStopsNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testService(), newFakeStore())
+		h.start()
+		h.firstLive()
+		h.deploy("v2", "")
+		time.Sleep(5 * time.Second)
+		h.router.mu.Lock()
+		h.router.drainHold = true
+		h.router.mu.Unlock()
+		if err := h.c.Abort(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second) // draining green, well within the 5 s drain timeout
+		h.stop()
+		if v := h.rt.pools()[route.Green]; v != "v2" {
+			t.Fatalf("candidate stopped during shutdown while draining (pools %v, log %v)", h.rt.pools(), h.rt.log)
+		}
+		if st, _, _ := h.store.LoadState("web"); st.Job == nil || st.Job.Kind != JobRollback {
+			t.Fatalf("persisted job %+v, want the rollback to run again after a restart", st.Job)
+		}
+	})
+}

@@ -31,6 +31,9 @@ type fakeRouter struct {
 	counts  [2]metrics.Counts
 	healthy [2]int
 	drained []route.Color
+	// drainHold makes Drain wait for its context, as a pool with a
+	// long-lived stream in flight does.
+	drainHold bool
 	// errRate and latency per colour decide the synthetic traffic.
 	errRate [2]float64
 	latency [2]time.Duration
@@ -53,8 +56,13 @@ func (r *fakeRouter) Split() (route.Color, float64) {
 
 func (r *fakeRouter) Drain(ctx context.Context, c route.Color) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.drained = append(r.drained, c)
+	hold := r.drainHold
+	r.mu.Unlock()
+	if hold {
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	return nil
 }
 

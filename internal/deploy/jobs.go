@@ -29,17 +29,11 @@ func (c *Controller) runJob(ctx context.Context, j Job) (string, error) {
 		if herr != nil {
 			log.Error("on_rollback hook failed", "err", herr)
 		}
-		return detail, errors.Join(herr, c.drainStop(ctx, j.Color))
+		return detail, errors.Join(herr, c.drainStop(ctx, j.Color, false))
 	case JobStop:
-		return "", c.drainStop(ctx, j.Color)
+		return "", c.drainStop(ctx, j.Color, false)
 	case JobRetire:
-		if err := c.drain(ctx, j.Color); err != nil {
-			return "", err
-		}
-		if err := c.waitQuiet(ctx, j.Color); err != nil {
-			return "", err
-		}
-		return "", c.stop(ctx, j.Color)
+		return "", c.drainStop(ctx, j.Color, true)
 	}
 	return "", fmt.Errorf("unknown job %q", j.Kind)
 }
@@ -71,10 +65,25 @@ func (c *Controller) startPool(ctx context.Context, j Job) error {
 	}
 }
 
-func (c *Controller) drainStop(ctx context.Context, color route.Color) error {
-	return errors.Join(c.drain(ctx, color), c.stop(ctx, color))
+// drainStop drains the colour, with quiet also waits until it has been
+// quiet for the quiet period, then stops it. When ctx ends first (the daemon
+// shuts down) it stops nothing and returns ctx's error: the pool may still
+// have requests in flight, and the persisted job runs again after a restart.
+func (c *Controller) drainStop(ctx context.Context, color route.Color, quiet bool) error {
+	if err := c.drain(ctx, color); err != nil {
+		return err
+	}
+	if quiet {
+		if err := c.waitQuiet(ctx, color); err != nil {
+			return err
+		}
+	}
+	return c.stop(ctx, color)
 }
 
+// drain takes the colour out of rotation and waits, at most DrainTimeout,
+// for its requests in flight. It returns ctx's error only: an incomplete
+// drain is logged, since past the timeout the pool is stopped anyway.
 func (c *Controller) drain(ctx context.Context, color route.Color) error {
 	timeout := c.cfg().DrainTimeout
 	if timeout <= 0 {
