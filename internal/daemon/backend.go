@@ -181,23 +181,40 @@ func (d *Daemon) Subscribe(ctx context.Context, name string) (<-chan deploy.Even
 }
 
 // outcomes counts finished deployments by service and outcome for /metrics.
+// A deployment's end can show up as more than one event (a user's abort,
+// then the candidate's drain and stop), so each deployment is counted once,
+// by id, with the first final outcome seen.
 type outcomes struct {
-	mu sync.Mutex
-	n  map[[2]string]uint64
+	mu      sync.Mutex
+	n       map[[2]string]uint64
+	counted map[string]bool // deployment ids already counted
 }
 
 func (o *outcomes) observe(ev deploy.Event) {
 	switch ev.Type {
 	case "promoted", "rolled_back", "aborted", "failed":
+	case "decision":
+		if ev.Phase != deploy.PhaseRollingBack {
+			return
+		}
 	default:
 		return
+	}
+	outcome := ev.Type
+	if outcome == "decision" {
+		outcome = string(deploy.OutcomeRolledBack)
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.n == nil {
-		o.n = map[[2]string]uint64{}
+		o.n, o.counted = map[[2]string]uint64{}, map[string]bool{}
 	}
-	o.n[[2]string{ev.Service, ev.Type}]++
+	key := ev.Service + "/" + ev.Deployment
+	if ev.Deployment != "" && o.counted[key] {
+		return
+	}
+	o.counted[key] = true
+	o.n[[2]string{ev.Service, outcome}]++
 }
 
 // WritePrometheus implements api.Backend: every router's figures (which

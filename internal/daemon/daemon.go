@@ -125,7 +125,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	d.mu.Unlock()
 
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return fmt.Errorf("state dir: %w", err)
+		return fmt.Errorf("state dir %s: %w", cfg.StateDir, err)
 	}
 	st, err := store.Open(filepath.Join(cfg.StateDir, "cutover.db"))
 	if err != nil {

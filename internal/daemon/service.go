@@ -55,9 +55,12 @@ func (l listener) Failed(color route.Color, version string, err error) {
 // router with the persisted split and adopted instances first, listeners
 // next, then the controller's executor.
 func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.Service, wg *sync.WaitGroup) (_ *service, err error) {
+	// Components add the service key themselves; the daemon's own lines
+	// about this service carry it through svc.log.
 	log := d.log.With("service", sc.Name)
+	component := func(name string) *slog.Logger { return d.log.With("component", name) }
 	svc := &service{cfg: sc, log: log}
-	r, err := proxy.New(proxy.Options{Service: sc, Logger: log.With("component", "router")})
+	r, err := proxy.New(proxy.Options{Service: sc, Logger: component("router")})
 	if err != nil {
 		return nil, err
 	}
@@ -74,13 +77,13 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 	var adopt func(context.Context) ([]runtime.Instance, error)
 	switch {
 	case sc.Runtime.Process != nil:
-		drv, err := process.New(process.Options{Service: sc, StateDir: stateDir, Listener: lis, Logger: log.With("component", "runtime"), Ports: d.ports})
+		drv, err := process.New(process.Options{Service: sc, StateDir: stateDir, Listener: lis, Logger: component("runtime"), Ports: d.ports})
 		if err != nil {
 			return nil, err
 		}
 		svc.driver, adopt = drv, drv.Adopt
 	default:
-		drv, err := static.New(static.Options{Service: sc, Listener: lis, Logger: log.With("component", "runtime")})
+		drv, err := static.New(static.Options{Service: sc, Listener: lis, Logger: component("runtime")})
 		if err != nil {
 			return nil, err
 		}
@@ -91,7 +94,7 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 		Router:     r,
 		Runtime:    svc.driver,
 		Store:      stateStore{d.store},
-		Logger:     log.With("component", "controller"),
+		Logger:     component("controller"),
 		PreviewURL: previewURL(sc),
 		Events:     d.publish,
 	})
@@ -201,13 +204,12 @@ func (d *Daemon) stopServices() {
 	}
 }
 
+// previewURL is what pre_traffic hooks get as PREVIEW_URL. The preview
+// listener speaks plain HTTP even when the public one has TLS (it is meant
+// for smoke tests from the same host), so the scheme is always http.
 func previewURL(sc *config.Service) string {
 	if sc.PreviewListen == "" {
 		return ""
 	}
-	scheme := "http"
-	if sc.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + sc.PreviewListen
+	return "http://" + sc.PreviewListen
 }
