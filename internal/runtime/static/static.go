@@ -2,7 +2,10 @@
 // runs: a fixed list of addresses per version from the config, plus
 // addresses registered at run time (for example by an external
 // autoscaler). Starting a colour health-gates its addresses and reports
-// them; stopping it only forgets them.
+// them; stopping it only forgets them. Restoring a colour after a daemon
+// restart reports its addresses at once without gating: they were gated
+// when the pool was deployed, and the router's own health checks take out
+// any that died since.
 //
 // A Driver is safe for concurrent use. Start and Stop of one colour are
 // serialised; Listener calls are serialised and carry the state at the time
@@ -144,6 +147,42 @@ func (d *Driver) Start(ctx context.Context, c route.Color, version string) ([]ru
 	d.pools[c] = p
 	d.mu.Unlock()
 	d.log.Info("pool healthy", "color", c.String(), "version", version, "instances", len(addrs))
+	d.report(c)
+	return d.Instances(c), nil
+}
+
+// Restore re-establishes colour c's pool of version after a daemon restart,
+// without health-gating: the pool was gated when it was first deployed, and
+// gating again would let one dead address keep the whole pool (and so the
+// service) down. Every address of the version joins the pool and the
+// listener sees it at once; addresses that are down are left to the
+// router's active health checks and passive ejection. A colour that already
+// serves the version is returned as it is. Only a version without any
+// address is an error.
+func (d *Driver) Restore(c route.Color, version string) ([]runtime.Instance, error) {
+	d.opMu[c].Lock()
+	defer d.opMu[c].Unlock()
+	d.mu.Lock()
+	closed, cur, addrs := d.closed, d.pools[c], slices.Clone(d.versions[version])
+	d.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("service %s: restore %s %s: driver closed", d.svc.Name, c, version)
+	}
+	if cur != nil && cur.version == version {
+		return d.Instances(c), nil
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("service %s: static runtime has no addresses for version %s (restoring %s)",
+			d.svc.Name, version, c)
+	}
+	p := &pool{version: version}
+	for _, a := range addrs {
+		p.add(d.svc.Name, c, version, a)
+	}
+	d.mu.Lock()
+	d.pools[c] = p
+	d.mu.Unlock()
+	d.log.Info("pool restored without health gate", "color", c.String(), "version", version, "instances", len(addrs))
 	d.report(c)
 	return d.Instances(c), nil
 }

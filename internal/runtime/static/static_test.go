@@ -166,3 +166,45 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		t.Errorf("New with an address without port: %v", err)
 	}
 }
+
+// TestRestoreDoesNotGate is the daemon restart: a pool that was deployed
+// healthy comes back with every address at once, even though one of them
+// is down now, so the service keeps serving from the others.
+func TestRestoreDoesNotGate(t *testing.T) {
+	up, _ := backend(t, true)
+	down, _ := backend(t, false)
+	d, rec := newDriver(t, map[string][]string{"v1": {up, down}})
+
+	start := time.Now()
+	ins, err := d.Restore(route.Blue, "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Errorf("Restore took %s; it must not wait for health", took)
+	}
+	if got := strings.Join(addrs(ins), ","); got != up+","+down {
+		t.Errorf("Restore = %s, want %s,%s", got, up, down)
+	}
+	ev, ok := rec.Last(route.Blue)
+	if !ok || ev.Version != "v1" || strings.Join(addrs(ev.Instances), ",") != up+","+down {
+		t.Errorf("listener after Restore saw %+v", ev)
+	}
+	// Restoring again, or starting the same version, keeps the pool.
+	n := len(rec.PoolEvents())
+	if again, err := d.Restore(route.Blue, "v1"); err != nil || len(again) != 2 || again[0].ID != ins[0].ID {
+		t.Errorf("second Restore = %+v, %v", again, err)
+	}
+	if again, err := d.Start(context.Background(), route.Blue, "v1"); err != nil || len(again) != 2 {
+		t.Errorf("Start after Restore = %+v, %v", again, err)
+	}
+	if len(rec.PoolEvents()) != n {
+		t.Errorf("restoring a pool that runs reported it again")
+	}
+	if _, err := d.Restore(route.Green, "v9"); err == nil || !strings.Contains(err.Error(), "no addresses for version v9") {
+		t.Errorf("Restore of a version without addresses: %v", err)
+	}
+	if len(d.Instances(route.Green)) != 0 {
+		t.Errorf("a failed Restore left green with instances")
+	}
+}
