@@ -122,8 +122,8 @@ func nextWake(st State, now time.Time) time.Time {
 	return at
 }
 
-// apply runs one observation through Admit and Transition, persists the new
-// state, then performs its actions.
+// apply runs one observation through Admit and Transition, persists the
+// history records and the new state, then performs its actions.
 func (c *Controller) apply(ctx context.Context, obs Observation) error {
 	if obs.Now.IsZero() {
 		obs.Now = c.opts.Now()
@@ -139,14 +139,34 @@ func (c *Controller) apply(ctx context.Context, obs Observation) error {
 	if len(acts) == 0 && obs.Kind != ObsTick {
 		return nil
 	}
-	if err := c.opts.Store.SaveState(c.cfg().Name, &next); err != nil {
-		return fmt.Errorf("%s %s: persist state: %w", obs.Kind, c.cfg().Name, err)
+	if err := c.persist(obs, &next, acts); err != nil {
+		return err
 	}
 	c.mu.Lock()
 	c.st = next
 	c.mu.Unlock()
 	for _, a := range acts {
 		c.perform(ctx, next, a)
+	}
+	return nil
+}
+
+// persist saves the history records the actions carry, then the state.
+// Records go first: a run that ends leaves the state, so a crash between
+// the two writes must not lose its final record. A crash after the records
+// leaves the old state, which resumes the run and saves them again (records
+// are idempotent). Any failed write fails the step: nothing is acted on.
+func (c *Controller) persist(obs Observation, next *State, acts []Action) error {
+	for _, a := range acts {
+		if a.Kind != ActRecord {
+			continue
+		}
+		if err := c.opts.Store.SaveDeployment(a.Deployment); err != nil {
+			return fmt.Errorf("%s %s: persist history of deployment %s: %w", obs.Kind, c.cfg().Name, a.Deployment.ID, err)
+		}
+	}
+	if err := c.opts.Store.SaveState(c.cfg().Name, next); err != nil {
+		return fmt.Errorf("%s %s: persist state: %w", obs.Kind, c.cfg().Name, err)
 	}
 	return nil
 }
@@ -161,9 +181,7 @@ func (c *Controller) perform(ctx context.Context, st State, a Action) {
 			}
 		}
 	case ActRecord:
-		if err := c.opts.Store.SaveDeployment(a.Deployment); err != nil {
-			c.log.Error("saving history", "deployment", a.Deployment.ID, "err", err)
-		}
+		// Saved by persist, before the state.
 	case ActEmit:
 		c.logEvent(*a.Event)
 		if c.opts.Events != nil {

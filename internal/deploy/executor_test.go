@@ -378,10 +378,19 @@ func TestCorruptStateRefused(t *testing.T) {
 	}
 }
 
-// failingStore refuses to persist once broken.
+// failingStore refuses to persist the state once broken, and the history
+// once historyBroken.
 type failingStore struct {
 	*fakeStore
-	broken bool
+	broken        bool
+	historyBroken bool
+}
+
+func (s *failingStore) SaveDeployment(d *Deployment) error {
+	if s.historyBroken {
+		return errors.New("history bucket full")
+	}
+	return s.fakeStore.SaveDeployment(d)
 }
 
 func (s *failingStore) SaveState(service string, st *State) error {
@@ -441,6 +450,68 @@ func TestShutdownDuringDrainStopsNothing(t *testing.T) {
 		}
 		if st, _, _ := h.store.LoadState("web"); st.Job == nil || st.Job.Kind != JobRollback {
 			t.Fatalf("persisted job %+v, want the rollback to run again after a restart", st.Job)
+		}
+	})
+}
+
+// A run's final record is written before the state that forgets the run: a
+// kill -9 between the two writes must not lose the deployment from history.
+func TestFinalRecordSavedBeforeState(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testService(), newFakeStore())
+		h.start()
+		h.firstLive()
+		d := h.deploy("v2", StrategyAllAtOnce)
+		h.waitPhase(PhaseIdle, time.Minute)
+		h.store.mu.Lock()
+		ops := slices.Clone(h.store.ops)
+		h.store.mu.Unlock()
+		lastRecord := -1
+		for i, op := range ops {
+			if strings.HasPrefix(op, "record "+d.ID+" ") {
+				lastRecord = i
+			}
+		}
+		ran := slices.Index(ops, "state "+d.ID)
+		if lastRecord < 0 || ran < 0 {
+			t.Fatalf("writes %v: no record or state of %s", ops, d.ID)
+		}
+		ended := ran + slices.Index(ops[ran:], "state -")
+		if ended < ran {
+			t.Fatalf("writes %v: the run never ended", ops)
+		}
+		if lastRecord > ended {
+			t.Errorf("writes %v: final record of %s (at %d) saved after the state without the run (at %d)", ops, d.ID, lastRecord, ended)
+		}
+		if got := ops[ended-1]; got != "record "+d.ID+" promoted" {
+			t.Errorf("write before the run leaves the state = %q, want its final record", got)
+		}
+	})
+}
+
+// A history that cannot be written fails the step like a state that cannot:
+// the command is refused and nothing is acted on.
+func TestNothingHappensUnlessHistoryPersisted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testService(), newFakeStore())
+		fs := &failingStore{fakeStore: h.store}
+		h.c.opts.Store = fs
+		h.start()
+		h.firstLive()
+		fs.historyBroken = true
+		_, err := h.c.Deploy(context.Background(), "v2", "", "")
+		if err == nil || !strings.Contains(err.Error(), "history bucket full") {
+			t.Fatalf("deploy with a broken history: %v", err)
+		}
+		time.Sleep(time.Second)
+		if st := h.c.Status(); st.Phase != PhaseIdle || st.Deployment != nil {
+			t.Fatalf("state advanced without its record: %+v", st)
+		}
+		if _, ok := h.rt.pools()[route.Green]; ok {
+			t.Fatal("acted on a change whose record was not persisted")
+		}
+		if st, _, _ := fs.LoadState("web"); st.Run != nil {
+			t.Fatalf("state persisted although its record was not: run %+v", st.Run.Record)
 		}
 	})
 }

@@ -194,6 +194,9 @@ type fakeStore struct {
 	deps  map[string][]byte
 	order []string
 	saves int
+	// ops logs every write in order: "state <run id or ->",
+	// "record <id> <outcome>".
+	ops []string
 }
 
 func newFakeStore() *fakeStore {
@@ -209,6 +212,11 @@ func (s *fakeStore) SaveState(service string, st *State) error {
 	defer s.mu.Unlock()
 	s.state[service] = b
 	s.saves++
+	run := "-"
+	if st.Run != nil {
+		run = st.Run.Record.ID
+	}
+	s.ops = append(s.ops, "state "+run)
 	return nil
 }
 
@@ -237,6 +245,7 @@ func (s *fakeStore) SaveDeployment(d *Deployment) error {
 		s.order = append(s.order, d.ID)
 	}
 	s.deps[d.ID] = b
+	s.ops = append(s.ops, fmt.Sprintf("record %s %s", d.ID, d.Outcome))
 	return nil
 }
 

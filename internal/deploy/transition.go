@@ -73,7 +73,8 @@ const (
 	ActSetSplit ActionKind = "set_split"
 	// ActRunJob cancels whatever job runs and starts State.Job.
 	ActRunJob ActionKind = "run_job"
-	// ActRecord saves Deployment to the history.
+	// ActRecord saves Deployment to the history. The executor saves it
+	// before the state, so that a run's final record survives a crash.
 	ActRecord ActionKind = "record"
 	// ActEmit publishes Event on the live stream (it is already in the
 	// record when it belongs to the history).
