@@ -77,6 +77,14 @@ func (g *HealthGate) Check(ctx context.Context, addr string) error {
 // exited). It returns nil once healthy, otherwise the last probe error
 // joined with the reason it gave up.
 func (g *HealthGate) WaitHealthy(ctx context.Context, addr string, abort <-chan struct{}) error {
+	return g.WaitHealthyEvery(ctx, addr, abort, GatePollInterval)
+}
+
+// WaitHealthyEvery is WaitHealthy with the retries spaced up to every
+// instead of GatePollInterval, for gates that run in the background and
+// may wait a long time for an address that is down.
+func (g *HealthGate) WaitHealthyEvery(ctx context.Context, addr string, abort <-chan struct{}, every time.Duration) error {
+	every = max(every, 10*time.Millisecond)
 	delay := 10 * time.Millisecond
 	t := time.NewTimer(delay)
 	defer t.Stop()
@@ -97,7 +105,7 @@ func (g *HealthGate) WaitHealthy(ctx context.Context, addr string, abort <-chan 
 			return fmt.Errorf("exited before it was healthy (last probe: %v)", last)
 		case <-t.C:
 		}
-		delay = min(2*delay, GatePollInterval)
+		delay = min(2*delay, every)
 		t.Reset(delay)
 	}
 }

@@ -1,15 +1,30 @@
 // Package static is the runtime driver for instances that something else
 // runs: a fixed list of addresses per version from the config, plus
 // addresses registered at run time (for example by an external
-// autoscaler). Starting a colour health-gates its addresses and reports
-// them; stopping it only forgets them. Restoring a colour after a daemon
-// restart reports its addresses at once without gating: they were gated
-// when the pool was deployed, and the router's own health checks take out
-// any that died since.
+// autoscaler). Stopping a colour only forgets its addresses.
 //
-// A Driver is safe for concurrent use. Start and Stop of one colour are
-// serialised; Listener calls are serialised and carry the state at the time
-// of the call.
+// # Health gate
+//
+// Start waits until every address of the version passes its health check,
+// or until the start timeout passes. When none passed, Start fails with an
+// error naming each address and why. When some passed, the colour serves
+// those: an operator with ten addresses of which one is down would rather
+// deploy to nine than not at all. The addresses that failed are logged and
+// probed in the background for as long as a colour serves the version; each
+// joins the pool when it becomes healthy.
+//
+// Restore, for a daemon restart, reports every address at once without
+// gating: the pool was gated when it was deployed, and the router's own
+// active health checks and passive ejection take out any address that died
+// since, whereas gating again would let one dead address keep the whole
+// service down.
+//
+// # Concurrency
+//
+// A Driver is safe for concurrent use. Start, Restore and Stop of one colour
+// are serialised; Listener calls are serialised and carry the state at the
+// time of the call. Background probes are owned by the driver and stopped by
+// Close.
 package static
 
 import (
@@ -44,6 +59,10 @@ type Options struct {
 	StartTimeout time.Duration
 }
 
+// defaultProbeEvery spaces the retries of a background probe when the
+// service's health interval is not set.
+const defaultProbeEvery = time.Second
+
 // Driver serves the pools of one service from known addresses.
 type Driver struct {
 	svc      *config.Service
@@ -51,6 +70,13 @@ type Driver struct {
 	listener runtime.Listener
 	log      *slog.Logger
 	timeout  time.Duration
+	// probeEvery spaces the retries of background probes: the service's
+	// health check interval.
+	probeEvery time.Duration
+
+	ctx    context.Context // lives until Close; parent of every probe
+	cancel context.CancelFunc
+	bg     sync.WaitGroup // probes
 
 	opMu     [2]sync.Mutex // serialises Start/Stop per colour
 	notifyMu sync.Mutex    // serialises Listener calls
@@ -58,6 +84,7 @@ type Driver struct {
 	mu       sync.Mutex
 	versions map[string][]string // version -> addresses, config plus registrations
 	pools    [2]*pool
+	probes   map[probeKey]*probe // addresses waiting to join their version's pools
 	closed   bool
 }
 
@@ -80,7 +107,8 @@ func New(opts Options) (*Driver, error) {
 	}
 	d := &Driver{
 		svc: svc, gate: gate, listener: opts.Listener, log: opts.Logger,
-		timeout: opts.StartTimeout, versions: make(map[string][]string),
+		timeout: opts.StartTimeout, probeEvery: svc.Health.Interval,
+		versions: make(map[string][]string), probes: make(map[probeKey]*probe),
 	}
 	if d.listener == nil {
 		d.listener = discard{}
@@ -92,6 +120,9 @@ func New(opts Options) (*Driver, error) {
 	if d.timeout <= 0 {
 		d.timeout = time.Minute
 	}
+	if d.probeEvery <= 0 {
+		d.probeEvery = defaultProbeEvery
+	}
 	for v, addrs := range svc.Runtime.Static.Versions {
 		for _, a := range addrs {
 			if err := checkAddr(a); err != nil {
@@ -100,6 +131,7 @@ func New(opts Options) (*Driver, error) {
 		}
 		d.versions[v] = slices.Clone(addrs)
 	}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
 	return d, nil
 }
 
@@ -115,11 +147,13 @@ func checkAddr(addr string) error {
 	return nil
 }
 
-// Start makes colour c serve version's addresses once every one of them
-// passes its health check within the start timeout. A colour that already
-// serves the version is returned as it is. A version without addresses,
-// or an address that stays unhealthy, fails with an error naming service,
-// colour, version and address; the colour is then left as it was.
+// Start makes colour c serve version's addresses that pass their health
+// check: it waits until every one has passed or the start timeout has
+// passed, then serves those that did and probes the others in the
+// background (see the package comment). A colour that already serves the
+// version is returned as it is. A version without addresses, or one none of
+// whose addresses passed, fails with an error naming service, colour,
+// version and each address; the colour is then left as it was.
 func (d *Driver) Start(ctx context.Context, c route.Color, version string) ([]runtime.Instance, error) {
 	d.opMu[c].Lock()
 	defer d.opMu[c].Unlock()
@@ -136,19 +170,37 @@ func (d *Driver) Start(ctx context.Context, c route.Color, version string) ([]ru
 		return nil, fmt.Errorf("service %s: static runtime has no addresses for version %s (starting %s)",
 			d.svc.Name, version, c)
 	}
-	if err := d.gateAll(ctx, addrs); err != nil {
-		return nil, fmt.Errorf("service %s: start %s %s: %w", d.svc.Name, c, version, err)
+	healthy, failed := d.gateAll(ctx, addrs)
+	if len(healthy) == 0 || ctx.Err() != nil {
+		return nil, fmt.Errorf("service %s: start %s %s: no address is healthy: %w",
+			d.svc.Name, c, version, errors.Join(failed...))
+	}
+	for _, err := range failed {
+		d.log.Warn("address not healthy; starting without it and probing it in the background",
+			"color", c.String(), "version", version, "err", err)
 	}
 	p := &pool{version: version}
-	for _, a := range addrs {
-		p.add(d.svc.Name, c, version, a)
-	}
 	d.mu.Lock()
-	d.pools[c] = p
+	for _, a := range healthy {
+		if slices.Contains(d.versions[version], a) { // not deregistered while gating
+			p.add(d.svc.Name, c, version, a)
+		}
+	}
+	d.install(c, p)
 	d.mu.Unlock()
-	d.log.Info("pool healthy", "color", c.String(), "version", version, "instances", len(addrs))
+	d.log.Info("pool healthy", "color", c.String(), "version", version,
+		"instances", len(p.instances), "unhealthy", len(failed))
 	d.report(c)
 	return d.Instances(c), nil
+}
+
+// install makes p colour c's pool, starts probes for the addresses of its
+// version that it lacks and stops those of versions no colour runs any
+// more. The caller holds d.mu.
+func (d *Driver) install(c route.Color, p *pool) {
+	d.pools[c] = p
+	d.admitMissingLocked(c, p.version)
+	d.pruneProbesLocked()
 }
 
 // Restore re-establishes colour c's pool of version after a daemon restart,
@@ -180,7 +232,7 @@ func (d *Driver) Restore(c route.Color, version string) ([]runtime.Instance, err
 		p.add(d.svc.Name, c, version, a)
 	}
 	d.mu.Lock()
-	d.pools[c] = p
+	d.install(c, p)
 	d.mu.Unlock()
 	d.log.Info("pool restored without health gate", "color", c.String(), "version", version, "instances", len(addrs))
 	d.report(c)
@@ -195,8 +247,10 @@ func (p *pool) add(service string, c route.Color, version, addr string) {
 	})
 }
 
-// gateAll waits until every address is healthy, within the start timeout.
-func (d *Driver) gateAll(ctx context.Context, addrs []string) error {
+// gateAll waits until every address is healthy or the start timeout has
+// passed. It returns the addresses that passed, in order, and an error per
+// address that did not.
+func (d *Driver) gateAll(ctx context.Context, addrs []string) (healthy []string, failed []error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, d.timeout, fmt.Errorf("start timeout %s passed", d.timeout))
 	defer cancel()
 	errs := make([]error, len(addrs))
@@ -209,7 +263,14 @@ func (d *Driver) gateAll(ctx context.Context, addrs []string) error {
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	for i, a := range addrs {
+		if errs[i] == nil {
+			healthy = append(healthy, a)
+		} else {
+			failed = append(failed, errs[i])
+		}
+	}
+	return healthy, failed
 }
 
 // Stop forgets colour c's pool and reports it empty. The instances
@@ -220,6 +281,7 @@ func (d *Driver) Stop(ctx context.Context, c route.Color) error {
 	d.mu.Lock()
 	p := d.pools[c]
 	d.pools[c] = nil
+	d.pruneProbesLocked()
 	d.mu.Unlock()
 	if p != nil {
 		d.notifyMu.Lock()
@@ -230,7 +292,7 @@ func (d *Driver) Stop(ctx context.Context, c route.Color) error {
 }
 
 // Instances returns colour c's instances (those that passed the start gate
-// and those registered since).
+// and those added since).
 func (d *Driver) Instances(c route.Color) []runtime.Instance {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -240,11 +302,18 @@ func (d *Driver) Instances(c route.Color) []runtime.Instance {
 	return nil
 }
 
-// Close marks the driver closed; later Starts fail. Nothing is stopped.
+// Close marks the driver closed, so later Starts fail, and stops its
+// background probes. The pools and their addresses are not touched.
 func (d *Driver) Close() error {
 	d.mu.Lock()
 	d.closed = true
+	for k, pr := range d.probes {
+		pr.cancel()
+		delete(d.probes, k)
+	}
 	d.mu.Unlock()
+	d.cancel()
+	d.bg.Wait()
 	d.gate.CloseIdle()
 	return nil
 }
@@ -286,6 +355,7 @@ func (d *Driver) Deregister(version, addr string) error {
 		return fmt.Errorf("service %s: deregister %s: address %s is not registered", d.svc.Name, version, addr)
 	}
 	d.versions[version] = slices.Delete(d.versions[version], i, i+1)
+	d.cancelProbeLocked(version, addr)
 	changed := d.colorsRunning(version)
 	for _, c := range changed {
 		p := d.pools[c]

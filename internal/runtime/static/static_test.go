@@ -36,7 +36,7 @@ func newDriver(t *testing.T, versions map[string][]string) (*Driver, *runtimetes
 		Service: &config.Service{
 			Name:    "web",
 			Runtime: config.Runtime{Static: &config.Static{Versions: versions}},
-			Health:  config.Health{Path: "/healthz", Timeout: time.Second},
+			Health:  config.Health{Path: "/healthz", Timeout: time.Second, Interval: 50 * time.Millisecond},
 		},
 		Listener: rec, StartTimeout: 600 * time.Millisecond,
 	})
@@ -124,10 +124,10 @@ func TestStartRegisterStop(t *testing.T) {
 	}
 }
 
-func TestStartFailures(t *testing.T) {
-	up, _ := backend(t, true)
-	down, health := backend(t, false)
-	d, rec := newDriver(t, map[string][]string{"v1": {up, down}})
+func TestStartFailsWhenNoAddressIsHealthy(t *testing.T) {
+	down1, health := backend(t, false)
+	down2, _ := backend(t, false)
+	d, rec := newDriver(t, map[string][]string{"v1": {down1, down2}})
 	ctx := context.Background()
 
 	_, err := d.Start(ctx, route.Green, "v3")
@@ -136,23 +136,75 @@ func TestStartFailures(t *testing.T) {
 	}
 	_, err = d.Start(ctx, route.Green, "v1")
 	if err == nil {
-		t.Fatal("Start with an unhealthy address succeeded")
+		t.Fatal("Start with no healthy address succeeded")
 	}
-	for _, want := range []string{"service web", "green", "v1", down, "status 503", "start timeout"} {
+	for _, want := range []string{"service web", "green", "v1", "no address is healthy",
+		"address " + down1, "address " + down2, "status 503", "start timeout"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}
 	}
-	if strings.Contains(err.Error(), up) {
-		t.Errorf("error blames the healthy address: %v", err)
-	}
 	if len(rec.PoolEvents()) != 0 || len(d.Instances(route.Green)) != 0 {
 		t.Errorf("a failed start was reported: %+v", rec.PoolEvents())
 	}
-	// Once healthy, the same start passes.
+	// Once one is healthy, the same start passes with it.
 	health.Store(true)
-	if ins, err := d.Start(ctx, route.Green, "v1"); err != nil || len(ins) != 2 {
+	if ins, err := d.Start(ctx, route.Green, "v1"); err != nil || len(ins) != 1 || ins[0].Addr != down1 {
 		t.Errorf("Start after recovery: %+v, %v", ins, err)
+	}
+}
+
+// TestStartWithSomeAddressesDown deploys to the healthy addresses, and the
+// one that was down joins the pool once it recovers; a stopped pool stops
+// probing.
+func TestStartWithSomeAddressesDown(t *testing.T) {
+	up, _ := backend(t, true)
+	down, health := backend(t, false)
+	d, rec := newDriver(t, map[string][]string{"v1": {up, down}})
+	ctx := context.Background()
+
+	start := time.Now()
+	ins, err := d.Start(ctx, route.Blue, "v1")
+	if err != nil {
+		t.Fatalf("Start with one healthy address of two: %v", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("Start took %s, want about the 600ms start timeout", took)
+	}
+	if got := strings.Join(addrs(ins), ","); got != up {
+		t.Fatalf("Start = %s, want only the healthy %s", got, up)
+	}
+	if ev, _ := rec.Last(route.Blue); strings.Join(addrs(ev.Instances), ",") != up {
+		t.Fatalf("listener saw %+v, want only %s", ev, up)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if got := addrs(d.Instances(route.Blue)); len(got) != 1 {
+		t.Fatalf("the unhealthy address joined while still down: %v", got)
+	}
+	health.Store(true)
+	ev := rec.WaitPool(t, route.Blue, 3*time.Second, "the recovered address joins", func(ev runtimetest.PoolEvent) bool {
+		return len(ev.Instances) == 2
+	})
+	if ev.Instances[1].Addr != down || ev.Instances[1].ID != "web-blue-2" {
+		t.Errorf("pool after recovery %+v", ev.Instances)
+	}
+
+	// A colour that stopped no longer takes addresses that recover.
+	health.Store(false)
+	if err := d.Stop(ctx, route.Blue); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Start(ctx, route.Green, "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Stop(ctx, route.Green); err != nil {
+		t.Fatal(err)
+	}
+	n := len(rec.PoolEvents())
+	health.Store(true)
+	time.Sleep(300 * time.Millisecond)
+	if got := rec.PoolEvents(); len(got) != n {
+		t.Errorf("a stopped pool was reported again: %+v", got[n:])
 	}
 }
 
