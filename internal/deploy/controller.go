@@ -21,8 +21,11 @@
 // Rollback while the previous pool is kept warm is an instant swap: the
 // previous pool becomes live, and the pool that was live (the promoted
 // version) is drained, left until quiet and stopped; it is not kept for a
-// roll-forward. History records that rollback as a deployment of the
-// previous version with strategy "rollback".
+// roll-forward (unless it cannot be retired, say because the live pool has
+// no healthy instance; it is then kept and retired later). History records
+// that rollback as a deployment of the previous version with strategy
+// "rollback". A previous pool with no healthy instance is not rolled back
+// to: the live pool stays.
 package deploy
 
 import (
@@ -311,7 +314,8 @@ func (c *Controller) Abort(ctx context.Context) error { return c.command(ctx, Ob
 
 // Rollback returns all traffic to the previous pool now: it rolls back the
 // running deployment, or, when idle, swaps back to the pool kept warm after
-// the last promotion (ErrNoPrevious when there is none).
+// the last promotion (ErrNoPrevious when there is none, or when the router
+// counts none of its instances healthy; the live pool then stays).
 //
 // The instant rollback is recorded in history as a deployment of its own
 // (strategy "rollback"), so it gets an id like any other.

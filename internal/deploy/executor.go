@@ -130,6 +130,7 @@ func (c *Controller) apply(ctx context.Context, obs Observation) error {
 	}
 	for _, col := range route.Colors {
 		obs.Counts[col] = c.opts.Router.Counts(col)
+		obs.Health[col].Healthy, obs.Health[col].Total = c.opts.Router.Healthy(col)
 	}
 	cur := c.state()
 	if err := Admit(cur, obs); err != nil {

@@ -515,3 +515,75 @@ func TestNothingHappensUnlessHistoryPersisted(t *testing.T) {
 		}
 	})
 }
+
+// An instant rollback to a warm pool that has no healthy instance would
+// send every request to the fallback page and then retire the healthy live
+// pool; it is refused and the live pool stays.
+func TestRollbackToDeadPreviousRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testService(), newFakeStore())
+		h.start()
+		h.firstLive()
+		h.deploy("v2", StrategyAllAtOnce)
+		h.waitPhase(PhaseIdle, time.Minute)
+		h.router.setHealthy(route.Blue, 0) // blue v1 died while kept warm
+		splits := len(h.router.splitLog())
+		err := h.c.Rollback(context.Background())
+		if !errors.Is(err, ErrNoPrevious) {
+			t.Fatalf("rollback to a dead pool: %v, want ErrNoPrevious", err)
+		}
+		for _, s := range []string{"web", "blue", "v1", "0 of 2 instances healthy"} {
+			if !strings.Contains(err.Error(), s) {
+				t.Errorf("error %q does not name %q", err, s)
+			}
+		}
+		time.Sleep(time.Minute)
+		st := h.c.Status()
+		if st.Live == nil || st.Live.Color != route.Green || st.Live.Version != "v2" || st.Weights["green"] != 100 || st.Previous == nil {
+			t.Fatalf("after the refused rollback: %+v", st)
+		}
+		if got := h.router.splitLog(); len(got) != splits {
+			t.Errorf("splits after the refused rollback: %v", got[splits:])
+		}
+		if h.rt.pools()[route.Green] != "v2" {
+			t.Errorf("live pool stopped: %v", h.rt.pools())
+		}
+		h.router.setHealthy(route.Blue, 2)
+		if err := h.c.Rollback(context.Background()); err != nil {
+			t.Fatalf("rollback once blue is healthy again: %v", err)
+		}
+	})
+}
+
+// Retirement never drains a pool while the live one has no healthy
+// instance: the kept pool may be all that serves. It is tried again later.
+func TestRetirementWaitsForHealthyLive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		svc := testService()
+		svc.KeepPrevious = time.Minute
+		h := newHarness(t, svc, newFakeStore())
+		h.start()
+		h.firstLive()
+		h.deploy("v2", StrategyAllAtOnce)
+		h.waitPhase(PhaseIdle, time.Minute)
+		h.router.setHealthy(route.Green, 0) // live green v2 died
+		time.Sleep(2 * time.Minute)
+		if h.rt.pools()[route.Blue] != "v1" || h.c.Status().Previous == nil || slices.Contains(h.router.drained, route.Blue) {
+			t.Fatalf("previous pool drained or stopped while live had no healthy instance: pools %v, drained %v", h.rt.pools(), h.router.drained)
+		}
+		h.mu.Lock()
+		var told bool
+		for _, ev := range h.events {
+			told = told || (ev.Type == "retired" && strings.Contains(ev.Message, "live green has 0 of 2 instances healthy"))
+		}
+		h.mu.Unlock()
+		if !told {
+			t.Error("no event says why the retirement waits")
+		}
+		h.router.setHealthy(route.Green, 2)
+		time.Sleep(time.Minute)
+		if _, ok := h.rt.pools()[route.Blue]; ok || h.c.Status().Previous != nil {
+			t.Fatalf("previous pool not retired once live was healthy: %v", h.rt.pools())
+		}
+	})
+}

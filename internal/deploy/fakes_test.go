@@ -29,7 +29,8 @@ type fakeRouter struct {
 	weight  float64
 	splits  []string // "blue:10" per SetSplit
 	counts  [2]metrics.Counts
-	healthy [2]int
+	healthy [2]int // instances passing health checks, per colour
+	total   [2]int // instances registered, per colour
 	drained []route.Color
 	// drainHold makes Drain wait for its context, as a pool with a
 	// long-lived stream in flight does.
@@ -75,13 +76,20 @@ func (r *fakeRouter) Counts(c route.Color) metrics.Counts {
 func (r *fakeRouter) Healthy(c route.Color) (int, int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.healthy[c], r.healthy[c]
+	return r.healthy[c], r.total[c]
+}
+
+// setHealthy changes how many of the colour's instances pass health checks.
+func (r *fakeRouter) setHealthy(c route.Color, healthy int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.healthy[c] = healthy
 }
 
 func (r *fakeRouter) setPool(c route.Color, healthy int, errRate float64, lat time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.healthy[c], r.errRate[c], r.latency[c] = healthy, errRate, lat
+	r.healthy[c], r.total[c], r.errRate[c], r.latency[c] = healthy, healthy, errRate, lat
 }
 
 func (r *fakeRouter) splitLog() []string {

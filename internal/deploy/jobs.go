@@ -33,9 +33,25 @@ func (c *Controller) runJob(ctx context.Context, j Job) (string, error) {
 	case JobStop:
 		return "", c.drainStop(ctx, j.Color, false)
 	case JobRetire:
+		if err := c.liveServes(j); err != nil {
+			log.Warn("not retiring", "err", err)
+			return "", err
+		}
 		return "", c.drainStop(ctx, j.Color, true)
 	}
 	return "", fmt.Errorf("unknown job %q", j.Kind)
+}
+
+// liveServes reports an error when the live colour (the other one) has no
+// healthy instance: the pool to retire may then be the only one serving,
+// and draining it would leave every request to the fallback page. The
+// controller retries the retirement later.
+func (c *Controller) liveServes(j Job) error {
+	live := j.Color.Other()
+	if healthy, total := c.opts.Router.Healthy(live); healthy == 0 {
+		return fmt.Errorf("not draining %s %s: live %s has 0 of %d instances healthy", j.Color, j.Version, live, total)
+	}
+	return nil
 }
 
 // startPool starts the candidate and waits until the router counts at

@@ -61,6 +61,14 @@ type Observation struct {
 	Err    string
 	Detail string
 	Counts [2]metrics.Counts
+	// Health carries both colours' health in the router at Now (indexed by
+	// colour) with every observation; an instant rollback needs it.
+	Health [2]PoolHealth
+}
+
+// PoolHealth is how many of a colour's instances the router counts healthy.
+type PoolHealth struct {
+	Healthy, Total int
 }
 
 // ActionKind names what the executor must do after persisting a state.
@@ -146,6 +154,12 @@ func Admit(st State, ev Observation) error {
 		}
 		if st.Retiring {
 			return fmt.Errorf("%s: %w: previous pool %s %s is being retired", op, ErrNoPrevious, st.Previous.Color, st.Previous.Version)
+		}
+		// Swapping to a dead pool would send every request to the fallback
+		// page and then retire the healthy one (invariant 2).
+		if h := ev.Health[st.Previous.Color]; h.Healthy == 0 {
+			return fmt.Errorf("%s: %w: previous pool %s %s has 0 of %d instances healthy; %s %s stays live",
+				op, ErrNoPrevious, st.Previous.Color, st.Previous.Version, h.Total, st.Live.Color, st.Live.Version)
 		}
 	}
 	return nil
@@ -391,15 +405,20 @@ func (t *txn) jobDone() {
 		t.st.Phase = PhaseIdle
 		t.endRun()
 	case JobRetire:
+		retry := ev.Now.Add(max(t.st.Policy.QuietPeriod, time.Second))
 		if run != nil { // the pool demoted by an instant rollback
 			t.event("retired", retireMsg(j, ev.Err), nil)
+			if ev.Err != "" {
+				// It still runs: keep it, and retire it again later.
+				t.st.Previous, t.st.Retiring = &PreviousRef{Color: j.Color, Version: j.Version, Until: retry}, false
+			}
 			t.endRun()
 			return
 		}
 		if ev.Err != "" && t.st.Previous != nil {
 			// Try again after another quiet period; the pool stays kept.
 			t.st.Retiring = false
-			t.st.Previous.Until = ev.Now.Add(max(t.st.Policy.QuietPeriod, time.Second))
+			t.st.Previous.Until = retry
 			t.emit("retired", retireMsg(j, ev.Err), nil)
 			return
 		}

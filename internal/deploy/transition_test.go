@@ -57,7 +57,7 @@ func fixtures() map[string]State {
 
 // obsFor builds the observation of a kind, at t0+1s, for a state.
 func obsFor(kind ObsKind, st State) Observation {
-	ev := Observation{Kind: kind, Now: t0.Add(time.Second), Actor: ActorUser}
+	ev := Observation{Kind: kind, Now: t0.Add(time.Second), Actor: ActorUser, Health: [2]PoolHealth{{2, 2}, {2, 2}}}
 	switch kind {
 	case ObsDeploy:
 		ev.ID, ev.Version, ev.Steps = "d3", "v3", []Step{{Weight: 10, Pause: time.Minute}}
@@ -288,5 +288,23 @@ func TestStrategies(t *testing.T) {
 	}
 	if _, err := Steps("yolo", testService().Strategy); !errors.Is(err, ErrInvalid) {
 		t.Errorf("unknown strategy: %v", err)
+	}
+}
+
+// A demoted pool that could not be retired after an instant rollback still
+// runs: it is kept, and retired again after another quiet period.
+func TestFailedRetireAfterRollbackKeepsPool(t *testing.T) {
+	st := fixtures()["idle-kept"]
+	back, _ := Transition(st, obsFor(ObsRollback, st))
+	if back.Job == nil || back.Job.Kind != JobRetire || back.Job.Color != route.Green {
+		t.Fatalf("after the rollback: job %+v", back.Job)
+	}
+	now := t0.Add(time.Minute)
+	done, _ := Transition(back, Observation{Kind: ObsJobDone, Job: back.Job.Seq, Err: "not draining green v2: live blue has 0 of 2 instances healthy", Now: now})
+	if done.Run != nil || done.Previous == nil || done.Previous.Color != route.Green || done.Previous.Version != "v2" || done.Retiring {
+		t.Fatalf("after the failed retirement: run %v previous %+v retiring %v", done.Run, done.Previous, done.Retiring)
+	}
+	if !done.Previous.Until.Equal(now.Add(testPolicy.QuietPeriod)) {
+		t.Errorf("retried at %v, want after the quiet period", done.Previous.Until)
 	}
 }
