@@ -2,7 +2,9 @@ package static
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"time"
 
 	"github.com/cutover/cutover/internal/route"
 	"github.com/cutover/cutover/internal/runtime"
@@ -16,19 +18,31 @@ type probeKey struct{ version, addr string }
 // address is deregistered, when no colour runs the version any more, and
 // by Close.
 type probe struct {
-	cancel context.CancelFunc
+	cancel  context.CancelFunc
+	timeout time.Duration // 0: as long as a colour runs the version
 }
 
 // admitLocked starts a probe that adds addr to every pool running version
-// once it passes its health check, unless one is already running. The probe
-// lasts as long as a colour runs the version. The caller holds d.mu.
-func (d *Driver) admitLocked(version, addr string) {
+// once it passes its health check. With a timeout the probe gives up (and
+// logs) after it; without, it lasts as long as a colour runs the version.
+// A running probe is kept unless it has a timeout and the new one has none.
+// The caller holds d.mu.
+func (d *Driver) admitLocked(version, addr string, timeout time.Duration) {
 	k := probeKey{version, addr}
-	if d.closed || d.probes[k] != nil {
+	if d.closed {
 		return
 	}
+	if cur := d.probes[k]; cur != nil {
+		if cur.timeout == 0 || timeout > 0 {
+			return
+		}
+		cur.cancel()
+	}
 	ctx, cancel := context.WithCancel(d.ctx)
-	pr := &probe{cancel: cancel}
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeoutCause(d.ctx, timeout, fmt.Errorf("start timeout %s passed", timeout))
+	}
+	pr := &probe{cancel: cancel, timeout: timeout}
 	d.probes[k] = pr
 	d.bg.Go(func() { d.runProbe(ctx, k, pr) })
 }
@@ -40,7 +54,7 @@ func (d *Driver) admitMissingLocked(c route.Color, version string) {
 	p := d.pools[c]
 	for _, a := range d.versions[version] {
 		if !p.has(a) {
-			d.admitLocked(version, a)
+			d.admitLocked(version, a, 0)
 		}
 	}
 }

@@ -13,6 +13,10 @@
 // probed in the background for as long as a colour serves the version; each
 // joins the pool when it becomes healthy.
 //
+// Register records an address at once, but it joins a running pool only
+// once it passes the same gate, probed in the background within the start
+// timeout, since the router takes a new backend for healthy at once.
+//
 // Restore, for a daemon restart, reports every address at once without
 // gating: the pool was gated when it was deployed, and the router's own
 // active health checks and passive ejection take out any address that died
@@ -318,10 +322,14 @@ func (d *Driver) Close() error {
 	return nil
 }
 
-// Register adds addr to version (creating the version when unknown). When
-// a colour serves that version, the address joins its pool at once and the
-// listener sees the new list: the router's own health checks decide when it
-// takes traffic. Registering an address twice does nothing.
+// Register adds addr to version (creating the version when unknown) at once,
+// so Versions reflects it. When a colour serves that version, the address
+// joins its pool only once it passes its health check (probed in the
+// background, within the start timeout): the router takes a new backend
+// for healthy at once, and an autoscaler registers instances that are
+// still booting. One that never becomes healthy is logged and stays out of
+// the pools; one deregistered first is never added. Registering an address
+// twice does nothing.
 func (d *Driver) Register(version, addr string) error {
 	if err := checkAddr(addr); err != nil {
 		return fmt.Errorf("service %s: register %s: %w", d.svc.Name, version, err)
@@ -332,15 +340,12 @@ func (d *Driver) Register(version, addr string) error {
 		return nil
 	}
 	d.versions[version] = append(d.versions[version], addr)
-	changed := d.colorsRunning(version)
-	for _, c := range changed {
-		d.pools[c].add(d.svc.Name, c, version, addr)
+	running := len(d.colorsRunning(version)) > 0
+	if running {
+		d.admitLocked(version, addr, d.timeout)
 	}
 	d.mu.Unlock()
-	d.log.Info("address registered", "version", version, "addr", addr)
-	for _, c := range changed {
-		d.report(c)
-	}
+	d.log.Info("address registered", "version", version, "addr", addr, "gating", running)
 	return nil
 }
 

@@ -1,10 +1,14 @@
 package static
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -79,8 +83,10 @@ func TestStartRegisterStop(t *testing.T) {
 	if err := d.Register("v1", a3); err != nil {
 		t.Fatal(err)
 	}
-	ev, _ := rec.Last(route.Blue)
-	if got := addrs(ev.Instances); len(got) != 3 || got[2] != a3 || ev.Instances[2].ID != "web-blue-3" {
+	ev := rec.WaitPool(t, route.Blue, 3*time.Second, "the registered address joins", func(ev runtimetest.PoolEvent) bool {
+		return len(ev.Instances) == 3
+	})
+	if got := addrs(ev.Instances); got[2] != a3 || ev.Instances[2].ID != "web-blue-3" {
 		t.Errorf("after Register the listener saw %+v", ev)
 	}
 	if err := d.Deregister("v1", a1); err != nil {
@@ -259,4 +265,77 @@ func TestRestoreDoesNotGate(t *testing.T) {
 	if len(d.Instances(route.Green)) != 0 {
 		t.Errorf("a failed Restore left green with instances")
 	}
+}
+
+// TestRegisterGates is an autoscaler registering instances that are still
+// booting: one takes traffic only once healthy, one that never becomes
+// healthy never does, and one deregistered first is never added; all are
+// recorded at once.
+func TestRegisterGates(t *testing.T) {
+	a1, _ := backend(t, true)
+	booting, bootHealth := backend(t, false)
+	broken, _ := backend(t, false)
+	gone, goneHealth := backend(t, false)
+	d, rec := newDriver(t, map[string][]string{"v1": {a1}})
+	var logs lockedBuffer
+	d.log = slog.New(slog.NewTextHandler(&logs, nil))
+	if _, err := d.Start(context.Background(), route.Blue, "v1"); err != nil {
+		t.Fatal(err)
+	}
+	n := len(rec.PoolEvents())
+	for _, a := range []string{booting, broken, gone} {
+		if err := d.Register("v1", a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := d.Versions()["v1"]; len(got) != 4 {
+		t.Errorf("Versions after Register = %v, want all four addresses at once", got)
+	}
+	time.AfterFunc(300*time.Millisecond, func() { bootHealth.Store(true) })
+	time.Sleep(200 * time.Millisecond)
+	if got := addrs(d.Instances(route.Blue)); len(got) != 1 {
+		t.Errorf("pool before the registered addresses are healthy: %v, want only %s", got, a1)
+	}
+	if got := rec.PoolEvents(); len(got) != n {
+		t.Errorf("listener told of addresses that are not healthy: %+v", got[n:])
+	}
+	if err := d.Deregister("v1", gone); err != nil {
+		t.Fatal(err)
+	}
+	goneHealth.Store(true)
+
+	ev := rec.WaitPool(t, route.Blue, 3*time.Second, "the booted address joins", func(ev runtimetest.PoolEvent) bool {
+		return len(ev.Instances) == 2
+	})
+	if got := strings.Join(addrs(ev.Instances), ","); got != a1+","+booting {
+		t.Errorf("pool once booted = %s, want %s,%s", got, a1, booting)
+	}
+	time.Sleep(800 * time.Millisecond) // past the 600ms start timeout
+	if got := strings.Join(addrs(d.Instances(route.Blue)), ","); got != a1+","+booting {
+		t.Errorf("pool after the start timeout = %s, want only %s,%s", got, a1, booting)
+	}
+	if got := d.Versions()["v1"]; !slices.Contains(got, broken) || slices.Contains(got, gone) {
+		t.Errorf("Versions = %v, want the broken address kept and the deregistered one gone", got)
+	}
+	if out := logs.String(); !strings.Contains(out, "never became healthy") || !strings.Contains(out, broken) {
+		t.Errorf("no log that %s never became healthy:\n%s", broken, out)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers and a reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
