@@ -587,3 +587,57 @@ func TestRetirementWaitsForHealthyLive(t *testing.T) {
 		}
 	})
 }
+
+// A deployment into the colour of the kept previous pool drains that pool
+// before the runtime replaces it, so its requests in flight, streams and
+// preview traffic are not cut; a pool of the same version is adopted as is.
+func TestKeptPreviousDrainedBeforeReplaced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testService(), newFakeStore())
+		h.start()
+		h.firstLive()
+		h.deploy("v2", StrategyAllAtOnce)
+		h.waitPhase(PhaseIdle, time.Minute)
+		d := h.deploy("v3", StrategyAllAtOnce) // to blue, where v1 is kept
+		h.waitPhase(PhaseIdle, time.Minute)
+		calls := h.router.callLog()
+		from := slices.Index(calls, "start green v2")
+		drain := from + slices.Index(calls[from:], "drain blue")
+		start := slices.Index(calls, "start blue v3")
+		if start < 0 || drain < from || drain > start {
+			t.Fatalf("calls %v: want drain blue before start blue v3", calls)
+		}
+		var told bool
+		for _, ev := range h.history()[0].Events {
+			told = told || ev.Message == "draining kept previous blue v1 before starting v3"
+		}
+		if h.history()[0].ID != d.ID || !told {
+			t.Errorf("no draining event in %+v", h.history()[0].Events)
+		}
+
+		// green v2 is now kept; deploying v2 again adopts it without a drain.
+		h.deploy("v2", StrategyAllAtOnce)
+		h.waitPhase(PhaseIdle, time.Minute)
+		calls = h.router.callLog()
+		again := slices.Index(calls, "start blue v3") + 1
+		if slices.Contains(calls[again:], "drain green") {
+			t.Errorf("calls %v: the kept pool of the deployed version was drained", calls[again:])
+		}
+	})
+}
+
+// A start job run again after a restart does not drain the candidate it
+// already started in place of the kept previous pool.
+func TestRestartedStartJobDoesNotDrainCandidate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testService(), newFakeStore())
+		h.rt.Start(context.Background(), route.Blue, "v3")
+		j := Job{Kind: JobStart, Color: route.Blue, Version: "v3", Replaces: "v1"}
+		if _, err := h.c.runJob(context.Background(), j); err != nil {
+			t.Fatal(err)
+		}
+		if len(h.router.drained) != 0 {
+			t.Errorf("drained %v: the candidate itself", h.router.drained)
+		}
+	})
+}

@@ -32,6 +32,9 @@ type fakeRouter struct {
 	healthy [2]int // instances passing health checks, per colour
 	total   [2]int // instances registered, per colour
 	drained []route.Color
+	// calls logs drains and the runtime's starts and stops in order:
+	// "drain blue", "start blue v3", "stop blue".
+	calls []string
 	// drainHold makes Drain wait for its context, as a pool with a
 	// long-lived stream in flight does.
 	drainHold bool
@@ -58,6 +61,7 @@ func (r *fakeRouter) Split() (route.Color, float64) {
 func (r *fakeRouter) Drain(ctx context.Context, c route.Color) error {
 	r.mu.Lock()
 	r.drained = append(r.drained, c)
+	r.calls = append(r.calls, "drain "+c.String())
 	hold := r.drainHold
 	r.mu.Unlock()
 	if hold {
@@ -77,6 +81,19 @@ func (r *fakeRouter) Healthy(c route.Color) (int, int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.healthy[c], r.total[c]
+}
+
+// note appends a runtime call to the log of calls.
+func (r *fakeRouter) note(call string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, call)
+}
+
+func (r *fakeRouter) callLog() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.calls)
 }
 
 // setHealthy changes how many of the colour's instances pass health checks.
@@ -164,6 +181,7 @@ func (f *fakeRuntime) Start(ctx context.Context, c route.Color, v string) ([]run
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.log = append(f.log, "start "+c.String()+" "+v)
+	f.router.note("start " + c.String() + " " + v)
 	if err := f.fail[v]; err != nil {
 		return nil, err
 	}
@@ -180,9 +198,21 @@ func (f *fakeRuntime) Stop(ctx context.Context, c route.Color) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.log = append(f.log, "stop "+c.String())
+	f.router.note("stop " + c.String())
 	delete(f.running, c)
 	f.router.setPool(c, 0, 0, 0)
 	return nil
+}
+
+// Instances reports the colour's pool as runtime.Driver does.
+func (f *fakeRuntime) Instances(c route.Color) []runtime.Instance {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.running[c]
+	if !ok {
+		return nil
+	}
+	return []runtime.Instance{{ID: "x", Color: c, Version: v}}
 }
 
 func (f *fakeRuntime) pools() map[route.Color]string {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/internal/route"
+	"github.com/cutover/cutover/internal/runtime"
 )
 
 // healthPoll is how often a job looks at the router's health and counters.
@@ -61,6 +62,13 @@ func (c *Controller) startPool(ctx context.Context, j Job) error {
 	if p := c.cfg().Runtime.Process; p != nil && p.StartTimeout > 0 {
 		timeout = p.StartTimeout
 	}
+	if j.Replaces != "" && !c.runs(j.Color, j.Version) {
+		// Runtime.Start stops another version at once; its requests in
+		// flight and streams (and preview traffic) get the drain first.
+		if err := c.drain(ctx, j.Color); err != nil {
+			return err
+		}
+	}
 	if _, err := c.opts.Runtime.Start(ctx, j.Color, j.Version); err != nil {
 		return err
 	}
@@ -85,6 +93,24 @@ func (c *Controller) startPool(ctx context.Context, j Job) error {
 // quiet for the quiet period, then stops it. When ctx ends first (the daemon
 // shuts down) it stops nothing and returns ctx's error: the pool may still
 // have requests in flight, and the persisted job runs again after a restart.
+// instanceLister is the part of runtime.Driver that reports a colour's
+// healthy instances.
+type instanceLister interface {
+	Instances(color route.Color) []runtime.Instance
+}
+
+// runs reports whether the runtime says the colour already runs version
+// (a start job run again after a restart), so that the candidate itself is
+// not drained. A runtime that cannot tell is assumed not to.
+func (c *Controller) runs(color route.Color, version string) bool {
+	il, ok := c.opts.Runtime.(instanceLister)
+	if !ok {
+		return false
+	}
+	ins := il.Instances(color)
+	return len(ins) > 0 && ins[0].Version == version
+}
+
 func (c *Controller) drainStop(ctx context.Context, color route.Color, quiet bool) error {
 	if err := c.drain(ctx, color); err != nil {
 		return err

@@ -358,7 +358,14 @@ func (t *txn) deploy() {
 		msg += fmt.Sprintf("; the previous pool %s in %s is replaced", replaced.Version, replaced.Color)
 	}
 	t.event("started", msg, nil)
-	t.job(Job{Kind: JobStart, Color: color, Version: ev.Version})
+	j := Job{Kind: JobStart, Color: color, Version: ev.Version}
+	if replaced != nil && replaced.Version != ev.Version {
+		// The runtime would stop it at once; drain it first. A pool of the
+		// same version is adopted as it is.
+		j.Replaces = replaced.Version
+		t.event("draining", fmt.Sprintf("draining kept previous %s %s before starting %s", color, replaced.Version, ev.Version), nil)
+	}
+	t.job(j)
 }
 
 func (t *txn) jobDone() {

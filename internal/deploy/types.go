@@ -223,7 +223,9 @@ type JobKind string
 
 // The jobs. Each is idempotent: running it again after a crash converges.
 const (
-	// JobStart starts the candidate pool and waits until the router sees it healthy.
+	// JobStart starts the candidate pool and waits until the router sees it
+	// healthy. When the colour still holds the kept previous pool of
+	// another version (Job.Replaces), it drains that pool first.
 	JobStart JobKind = "start"
 	// JobPreTraffic runs the pre_traffic hooks against the candidate.
 	JobPreTraffic JobKind = "pre_traffic"
@@ -248,4 +250,7 @@ type Job struct {
 	Deployment string      `json:"deployment,omitempty"`
 	// Reason is passed to on_rollback hooks as REASON.
 	Reason string `json:"reason,omitempty"`
+	// Replaces is the version of the kept previous pool a start job
+	// replaces in its colour ("" when the colour is free or runs Version).
+	Replaces string `json:"replaces,omitempty"`
 }
