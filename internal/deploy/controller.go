@@ -60,6 +60,16 @@ type Router interface {
 	Healthy(color route.Color) (healthy, total int)
 }
 
+// PreviewRouter is implemented by routers whose preview listener can be
+// pointed at a colour. The controller points it at the candidate while a
+// deployment runs and at the idle colour otherwise; a router without it
+// serves live.Other() on preview, which misses a first deployment's
+// candidate (blue).
+type PreviewRouter interface {
+	// SetPreview makes preview traffic reach color's pool.
+	SetPreview(color route.Color)
+}
+
 // Runtime starts and stops pools; runtime.Driver satisfies it.
 type Runtime interface {
 	Start(ctx context.Context, color route.Color, version string) ([]runtime.Instance, error)
@@ -175,8 +185,8 @@ func policyFor(s *config.Service) Policy {
 }
 
 // Restore loads the persisted state and gives the router its persisted
-// split before anything else happens; Run then resumes the interrupted
-// deployment. A state that cannot be read or makes no sense is an error
+// split (and preview colour) before anything else happens; Run then resumes
+// the interrupted deployment. A state that cannot be read or makes no sense is an error
 // (the daemon must stop, not start empty). Call it once, before Run.
 func (c *Controller) Restore(ctx context.Context) error {
 	c.mu.Lock()
@@ -197,12 +207,20 @@ func (c *Controller) Restore(ctx context.Context) error {
 			return fmt.Errorf("restore %s: routing %g%% beside live %s %s: %w", c.cfg().Name, st.Weight, st.Live.Color, st.Live.Version, err)
 		}
 	}
+	c.setPreview(PreviewColor(*st))
 	st.Policy = policyFor(c.cfg())
 	c.mu.Lock()
 	c.st, c.loaded = *st, true
 	c.mu.Unlock()
 	c.log.Info("state restored", "phase", st.Phase, "weight", st.Weight)
 	return nil
+}
+
+// setPreview points the router's preview at color if the router can.
+func (c *Controller) setPreview(color route.Color) {
+	if pr, ok := c.opts.Router.(PreviewRouter); ok {
+		pr.SetPreview(color)
+	}
 }
 
 // checkState rejects states this version cannot resume.

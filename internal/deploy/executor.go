@@ -181,6 +181,8 @@ func (c *Controller) perform(ctx context.Context, st State, a Action) {
 				c.PoolFailed(st.Run.Candidate.Color, st.Run.Candidate.Version, fmt.Errorf("router refused %g%%: %w", a.Weight, err))
 			}
 		}
+	case ActSetPreview:
+		c.setPreview(a.Color)
 	case ActRecord:
 		// Saved by persist, before the state.
 	case ActEmit:

@@ -641,3 +641,63 @@ func TestRestartedStartJobDoesNotDrainCandidate(t *testing.T) {
 		}
 	})
 }
+
+var _ PreviewRouter = (*fakeRouter)(nil)
+
+// Preview reaches the candidate while a deployment runs (blue for a first
+// deployment, where the router's default live.Other() is green and answers
+// 503), the idle colour otherwise, and again so after a restart.
+func TestPreviewFollowsCandidate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newFakeStore()
+		h := newHarness(t, testService(), store)
+		h.start()
+		wantPreview := func(when string, want route.Color) {
+			t.Helper()
+			if got, ok := h.router.preview(); !ok || got != want {
+				t.Errorf("%s: preview reaches %v (set %v), want %s", when, got, ok, want)
+			}
+		}
+		h.deploy("v1", "")
+		wantPreview("first deployment", route.Blue)
+		h.waitPhase(PhaseIdle, time.Minute)
+		wantPreview("after the first deployment", route.Green)
+		h.deploy("v2", "")
+		wantPreview("second deployment", route.Green)
+		h.waitPhase(PhaseIdle, 5*time.Minute)
+		wantPreview("after the second deployment", route.Blue)
+		if err := h.c.Rollback(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		wantPreview("after an instant rollback to blue", route.Green)
+		h.stop()
+
+		h = newHarness(t, testService(), store)
+		if err := h.c.Restore(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		wantPreview("after restore", route.Green)
+	})
+}
+
+// A first deployment has no live pool: the router serves the only healthy
+// pool, so its failure must not claim that no user traffic moved.
+func TestFirstDeploymentFailureWording(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testService(), newFakeStore())
+		h.rt.fail["v1"] = errors.New("no such binary")
+		h.start()
+		h.deploy("v1", "")
+		h.waitPhase(PhaseIdle, time.Minute)
+		d := h.history()[0]
+		var msg string
+		for _, ev := range d.Events {
+			if ev.Type == string(OutcomeFailed) && msg == "" {
+				msg = ev.Message // the decision; the stop job's result follows
+			}
+		}
+		if d.Outcome != OutcomeFailed || !strings.Contains(msg, "first deployment: stopping blue v1") || strings.Contains(msg, "no user traffic moved") {
+			t.Fatalf("first deployment failed with %s %q", d.Outcome, msg)
+		}
+	})
+}

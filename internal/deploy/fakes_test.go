@@ -35,6 +35,8 @@ type fakeRouter struct {
 	// calls logs drains and the runtime's starts and stops in order:
 	// "drain blue", "start blue v3", "stop blue".
 	calls []string
+	// previews logs SetPreview's colours.
+	previews []route.Color
 	// drainHold makes Drain wait for its context, as a pool with a
 	// long-lived stream in flight does.
 	drainHold bool
@@ -81,6 +83,22 @@ func (r *fakeRouter) Healthy(c route.Color) (int, int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.healthy[c], r.total[c]
+}
+
+func (r *fakeRouter) SetPreview(c route.Color) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.previews = append(r.previews, c)
+}
+
+// preview returns the colour preview reaches, and false before SetPreview.
+func (r *fakeRouter) preview() (route.Color, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.previews) == 0 {
+		return 0, false
+	}
+	return r.previews[len(r.previews)-1], true
 }
 
 // note appends a runtime call to the log of calls.

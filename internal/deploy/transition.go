@@ -87,6 +87,9 @@ const (
 	// ActEmit publishes Event on the live stream (it is already in the
 	// record when it belongs to the history).
 	ActEmit ActionKind = "emit"
+	// ActSetPreview makes preview traffic reach Color: the running
+	// deployment's candidate, otherwise the idle colour (see PreviewColor).
+	ActSetPreview ActionKind = "set_preview"
 )
 
 // Action is one effect of a transition.
@@ -94,6 +97,7 @@ type Action struct {
 	Kind       ActionKind
 	Live       route.Color
 	Weight     float64
+	Color      route.Color // ActSetPreview
 	Job        *Job
 	Deployment *Deployment
 	Event      *Event
@@ -193,7 +197,7 @@ func validVersion(v string) error {
 // does not keep st's slices or pointers it changes (it copies them) and
 // reads the clock only from ev.Now.
 func Transition(st State, ev Observation) (State, []Action) {
-	t := &txn{st: st.clone(), ev: ev}
+	t := &txn{st: st.clone(), ev: ev, preview: PreviewColor(st)}
 	t.st.Updated = ev.Now
 	switch ev.Kind {
 	case ObsDeploy:
@@ -238,6 +242,24 @@ type txn struct {
 	ev       Observation
 	acts     []Action
 	recorded bool
+	// preview is the preview colour before the transition; setPreview
+	// forces the preview action even when it does not change.
+	preview    route.Color
+	setPreview bool
+}
+
+// PreviewColor is the colour preview traffic must reach in st: the
+// candidate of a running deployment (one that is not idle), otherwise the
+// idle colour (the other one than live; blue when nothing is live, where a
+// first deployment goes).
+func PreviewColor(st State) route.Color {
+	switch {
+	case st.Run != nil && st.Phase != PhaseIdle:
+		return st.Run.Candidate.Color
+	case st.Live != nil:
+		return st.Live.Color.Other()
+	}
+	return route.Blue
 }
 
 func (s State) clone() State {
@@ -267,6 +289,9 @@ func (s State) clone() State {
 }
 
 func (t *txn) finish() (State, []Action) {
+	if c := PreviewColor(t.st); t.setPreview || c != t.preview {
+		t.acts = append(t.acts, Action{Kind: ActSetPreview, Color: c})
+	}
 	if t.recorded && t.st.Run != nil {
 		rec := t.st.Run.Record
 		rec.Events = slices.Clone(rec.Events)
@@ -353,6 +378,7 @@ func (t *txn) deploy() {
 	}
 	t.st.Phase = PhaseProvisioning
 	t.st.Weight = 0
+	t.setPreview = true // the router may still show the other colour, as for a first deployment
 	msg := fmt.Sprintf("deploying %s to %s (strategy %s, %d steps)", ev.Version, color, strategyName(ev.Strategy), len(ev.Steps))
 	if replaced != nil {
 		msg += fmt.Sprintf("; the previous pool %s in %s is replaced", replaced.Version, replaced.Color)
@@ -541,10 +567,14 @@ func (t *txn) failBeforeTraffic(outcome Outcome, why string) {
 	t.st.Phase = PhaseRollingBack
 	t.st.Weight = 0
 	run.Record.Outcome, run.Record.Reason = outcome, why
-	t.event(string(outcome), fmt.Sprintf("%s; no user traffic moved, stopping %s %s", why, run.Candidate.Color, run.Candidate.Version), nil)
+	msg := fmt.Sprintf("%s; no user traffic moved, stopping %s %s", why, run.Candidate.Color, run.Candidate.Version)
 	if run.First {
+		// With no live pool the router serves the only healthy one: users
+		// may have reached the candidate.
+		msg = fmt.Sprintf("%s; first deployment: stopping %s %s", why, run.Candidate.Color, run.Candidate.Version)
 		t.st.Live = nil
 	}
+	t.event(string(outcome), msg, nil)
 	t.job(Job{Kind: JobStop, Color: run.Candidate.Color, Version: run.Candidate.Version})
 }
 
@@ -692,6 +722,7 @@ func (t *txn) maybeRetire() {
 // were lost), timers keep their persisted deadlines, the pending job runs again.
 func (t *txn) restart() {
 	t.ev.Actor = ActorDaemon
+	t.setPreview = true
 	if t.st.Live != nil {
 		t.split()
 	}

@@ -308,3 +308,21 @@ func TestFailedRetireAfterRollbackKeepsPool(t *testing.T) {
 		t.Errorf("retried at %v, want after the quiet period", done.Previous.Until)
 	}
 }
+
+// Every restart re-applies the preview colour, like the split: the router
+// lost it with the daemon.
+func TestRestartSetsPreview(t *testing.T) {
+	for name, want := range map[string]route.Color{"idle": route.Blue, "idle-kept": route.Blue, "provisioning": route.Green, "shifting": route.Green, "rolling_back": route.Green} {
+		st := fixtures()[name]
+		_, acts := Transition(st, obsFor(ObsRestart, st))
+		var got []route.Color
+		for _, a := range acts {
+			if a.Kind == ActSetPreview {
+				got = append(got, a.Color)
+			}
+		}
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("%s: restart sets preview %v, want [%s]", name, got, want)
+		}
+	}
+}
