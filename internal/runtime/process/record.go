@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -137,32 +138,32 @@ func (d *Driver) readRecords() (records, error) {
 
 // Adopt takes over the instances a previous daemon recorded: each recorded
 // process that is still alive and is the same process (pid and start time)
-// and passes its health check within the start timeout is supervised again
-// and reported through Listener.Pool; the others are killed if alive and
-// replaced in the background like crashed instances. Call it once, before
-// Start. It returns the adopted instances.
+// and passes its health check within the adopt gate (see adoptGateTimeout)
+// is supervised again and reported through Listener.Pool; the others are
+// killed if alive and replaced in the background like crashed instances,
+// without holding Adopt. The pools are gated concurrently. Call it once,
+// before Start. It returns the adopted instances, in record order.
 func (d *Driver) Adopt(ctx context.Context) ([]runtime.Instance, error) {
 	rec, err := d.readRecords()
 	if err != nil {
 		return nil, fmt.Errorf("service %s: adopt instances: %w", d.svc.Name, err)
 	}
-	var adopted []runtime.Instance
-	for _, pr := range rec.Pools {
-		c := pr.Color
-		d.opMu[c].Lock()
-		p, err := d.adoptPool(ctx, pr)
-		d.opMu[c].Unlock()
-		if err != nil {
-			return adopted, err
-		}
-		adopted = append(adopted, d.Instances(c)...)
-		d.log.Info("pool adopted", "color", c.String(), "version", p.version,
-			"instances", len(d.Instances(c)), "slots", len(p.slots))
+	adopted := make([][]runtime.Instance, len(rec.Pools))
+	errs := make([]error, len(rec.Pools))
+	var wg sync.WaitGroup
+	for i, pr := range rec.Pools {
+		wg.Go(func() {
+			d.opMu[pr.Color].Lock()
+			defer d.opMu[pr.Color].Unlock()
+			adopted[i], errs[i] = d.adoptPool(ctx, pr)
+		})
 	}
-	return adopted, nil
+	wg.Wait()
+	return slices.Concat(adopted...), errors.Join(errs...)
 }
 
-func (d *Driver) adoptPool(ctx context.Context, pr poolRecord) (*pool, error) {
+// adoptPool adopts one recorded pool and returns its healthy instances.
+func (d *Driver) adoptPool(ctx context.Context, pr poolRecord) ([]runtime.Instance, error) {
 	d.mu.Lock()
 	closed, existing := d.closed, d.pools[pr.Color]
 	d.mu.Unlock()
@@ -200,17 +201,41 @@ func (d *Driver) adoptPool(ctx context.Context, pr poolRecord) (*pool, error) {
 	d.gateAdopted(ctx, p)
 	d.mu.Lock()
 	d.pools[p.color] = p
+	adopted := d.healthyLocked(p)
 	d.mu.Unlock()
 	d.persist()
 	d.report(p)
 	d.supervise(p)
-	return p, nil
+	d.log.Info("pool adopted", "color", p.color.String(), "version", p.version,
+		"instances", len(adopted), "slots", len(p.slots))
+	return adopted, nil
 }
 
-// gateAdopted health-checks the adopted instances; one that does not pass
-// within the start timeout is stopped and its slot left for replacement.
+// adoptGateTimeout bounds the health gate of adopted instances: as long as
+// the router's active checks take to find an instance down
+// (UnhealthyThreshold probes of at most Health.Timeout each), and never
+// more than the start timeout. Adopted instances were healthy when they
+// were recorded, and the daemon opens no listener before Adopt returns, so
+// one that does not answer now is replaced rather than waited for.
+func (d *Driver) adoptGateTimeout() time.Duration {
+	timeout, n := d.svc.Health.Timeout, d.svc.Health.UnhealthyThreshold
+	if timeout <= 0 {
+		timeout = 2 * time.Second
+	}
+	if n <= 0 {
+		n = 3
+	}
+	return min(time.Duration(n)*timeout, d.startTimeout())
+}
+
+// gateAdopted health-checks the adopted instances of a pool that is not
+// published yet; one that does not pass within the adopt gate leaves its
+// slot empty for the supervisor to replace and is stopped in the
+// background, so that a hung instance (which may also ignore SIGTERM) does
+// not hold Adopt for the stop timeout.
 func (d *Driver) gateAdopted(ctx context.Context, p *pool) {
-	ctx, cancel := context.WithTimeout(ctx, d.startTimeout())
+	bound := d.adoptGateTimeout()
+	ctx, cancel := context.WithTimeoutCause(ctx, bound, fmt.Errorf("adopt gate %s passed", bound))
 	defer cancel()
 	var wg sync.WaitGroup
 	for i, in := range p.slots {
@@ -218,14 +243,18 @@ func (d *Driver) gateAdopted(ctx context.Context, p *pool) {
 			continue
 		}
 		wg.Go(func() {
-			if err := d.gate.WaitHealthy(ctx, in.addr(), in.done); err != nil {
-				d.log.Warn("adopted instance not healthy, replacing it", "color", p.color.String(),
-					"version", p.version, "instance", in.id, "err", err)
-				d.terminate(context.Background(), in)
-				p.slots[i] = nil
+			err := d.gate.WaitHealthy(ctx, in.addr(), in.done)
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			if err == nil {
+				in.healthy = true
 				return
 			}
-			in.healthy = true
+			d.log.Warn("adopted instance not healthy, replacing it", "color", p.color.String(),
+				"version", p.version, "instance", in.id, "pid", in.pid, "err", err)
+			p.slots[i] = nil
+			in.stopping.Store(true)
+			d.bg.Go(func() { d.terminate(d.ctx, in) })
 		})
 	}
 	wg.Wait()

@@ -285,6 +285,71 @@ func TestAdoptReplacesDeadAndReusedPIDs(t *testing.T) {
 	}
 }
 
+// TestAdoptDoesNotWaitForHungInstances is a restart where an instance of
+// each pool is alive but no longer answers its health check: Adopt gates
+// both pools at once, for about as long as the router's checks would take
+// to eject an instance rather than the start timeout, reports only the
+// healthy instances, and replaces the hung ones in the background.
+func TestAdoptDoesNotWaitForHungInstances(t *testing.T) {
+	stateDir := t.TempDir()
+	a := newHarness(t, testService(2, nil), stateDir, nil)
+	ctx := context.Background()
+	blue, err := a.d.Start(ctx, route.Blue, "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	green, err := a.d.Start(ctx, route.Green, "v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.d.Close()
+	for _, in := range append(slices.Clone(blue), green...) {
+		killOnCleanup(t, in.PID)
+	}
+	for _, in := range []string{blue[0].Addr, green[0].Addr} {
+		resp, err := http.Get("http://" + in + "/hang")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+
+	// Health.Timeout 1s x the default UnhealthyThreshold 3 = a 3s gate; the
+	// start timeout is 10s, and gating the pools one after the other 6s.
+	b := newHarness(t, testService(2, nil), stateDir, nil)
+	start := time.Now()
+	adopted, err := b.d.Adopt(ctx)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took > 5*time.Second {
+		t.Errorf("Adopt took %s; hung instances must not hold it past the health check's own bound", took)
+	}
+	if want := []int{blue[1].PID, green[1].PID}; !slices.Equal(pids(adopted), want) {
+		t.Fatalf("adopted pids %v, want the healthy %v", pids(adopted), want)
+	}
+	seen := map[route.Color]bool{}
+	for _, ev := range b.rec.PoolEvents() {
+		if !seen[ev.Color] && len(ev.Instances) != 1 {
+			t.Errorf("first report of %s after Adopt = %+v, want only the healthy instance", ev.Color, ev.Instances)
+		}
+		seen[ev.Color] = true
+	}
+	for _, c := range []struct {
+		color route.Color
+		hung  int
+	}{{route.Blue, blue[0].PID}, {route.Green, green[0].PID}} {
+		ev := b.rec.WaitPool(t, c.color, 15*time.Second, "hung instance replaced", func(ev runtimetest.PoolEvent) bool {
+			return len(ev.Instances) == 2
+		})
+		if ev.Instances[0].PID == c.hung {
+			t.Errorf("%s slot 1 still runs the hung pid %d", c.color, c.hung)
+		}
+		waitGone(t, c.hung, 10*time.Second)
+	}
+}
+
 // startSleep starts `sleep 60` in its own process group, killed at cleanup.
 func startSleep(t *testing.T) int {
 	t.Helper()

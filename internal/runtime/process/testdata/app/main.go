@@ -8,7 +8,9 @@
 //	APP_NOISE=n            print n lines before listening
 //
 // GET / answers with the instance's identity and argv, GET /slow?ms=n
-// answers after n ms. On SIGTERM it finishes in-flight requests and exits 0.
+// answers after n ms. After GET /hang, /healthz never answers (each request
+// hangs until the client gives up) while the process stays alive. On
+// SIGTERM it finishes in-flight requests and exits 0.
 package main
 
 import (
@@ -20,6 +22,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -70,7 +73,17 @@ func main() {
 
 func handler() http.Handler {
 	mux := http.NewServeMux()
+	var hung atomic.Bool
+	mux.HandleFunc("/hang", func(w http.ResponseWriter, r *http.Request) {
+		hung.Store(true)
+		fmt.Println("app: /healthz hangs from now on")
+		fmt.Fprintln(w, "hanging")
+	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if hung.Load() {
+			<-r.Context().Done()
+			return
+		}
 		if os.Getenv("APP_NEVER_HEALTHY") == "1" {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
