@@ -38,7 +38,20 @@ func TestSwitchesLoseNoRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep.Print(t.Logf)
+	// Timing is printed, never asserted: this machine is shared and noisy.
+	if rep.Failed != 0 {
+		t.Errorf("%d of %d requests failed: %v", rep.Failed, rep.Requests, rep.Errors)
+	}
+	if rep.Stale != 0 {
+		t.Errorf("%d old-colour responses on the load connections after a full swap", rep.Stale)
+	}
+	if rep.ProbeStale != 0 {
+		t.Errorf("%d old-colour answers on the idle probe connection after a full swap", rep.ProbeStale)
+	}
+	if rep.FullFlips == 0 || len(rep.ProbeNew) != rep.FullFlips || rep.ProbeMissed != 0 {
+		t.Errorf("probe answered %d of %d full flips (%d missed)", len(rep.ProbeNew), rep.FullFlips, rep.ProbeMissed)
+	}
 	if !rep.OK() {
-		t.Fatalf("%d of %d requests failed, %d stale responses after a full swap", rep.Failed, rep.Requests, rep.Stale)
+		t.Errorf("report not OK")
 	}
 }

@@ -63,6 +63,8 @@ func (o *SwitchOptions) defaults() {
 
 // SwitchReport holds what RunSwitchTest measured.
 type SwitchReport struct {
+	// Conns is the number of load connections.
+	Conns int
 	// Requests is the number of requests sent, Failed those that ended in
 	// any error, a non-200 status or a closed connection.
 	Requests, Failed int
@@ -90,17 +92,23 @@ type SwitchReport struct {
 	// their windows (0.9 expected).
 	PartialFlips int
 	MajorShare   float64
-	// Latency holds the p50 and p99 of every successful request, for scale.
+	// Latency holds the p50 and p99 of every successful load request, for
+	// scale.
 	LatencyP50, LatencyP99 time.Duration
-	// SetSplitP50 and SetSplitMax are how long SetSplit calls took.
-	SetSplitP50, SetSplitMax time.Duration
 	// Elapsed is the wall time of the flipping phase.
 	Elapsed time.Duration
+	// The idle probe connection, and SetSplit against the control
+	// operation.
+	probeReport
 }
 
 // OK reports whether the run met the hard requirements: no failed request
-// and no stale colour after a full flip.
-func (r *SwitchReport) OK() bool { return r.Failed == 0 && r.Stale == 0 && r.Requests > 0 }
+// (load or probe), no stale colour after a full flip on the load
+// connections or on the probe, and a probe answer after every full flip.
+func (r *SwitchReport) OK() bool {
+	return r.Failed == 0 && r.Stale == 0 && r.ProbeStale == 0 && r.ProbeMissed == 0 &&
+		r.Requests > 0 && len(r.ProbeNew) > 0
+}
 
 // event is one request as a client connection saw it; times are
 // nanoseconds since the test began (monotonic).
@@ -130,6 +138,20 @@ func RunSwitchTest(ctx context.Context, opts SwitchOptions) (*SwitchReport, erro
 	if err := opts.Splitter.SetSplit(route.Blue, 0); err != nil {
 		return nil, fmt.Errorf("initial split 100/0: %w", err)
 	}
+	// SetSplit and the control operation with no load on the router yet:
+	// the call's own cost on this machine, for comparison with the same
+	// call under load below.
+	var pr probeReport
+	for n := range quietCalls {
+		c0 := time.Now()
+		controlOp(route.Blue, 0, n)
+		t := time.Now()
+		if err := opts.Splitter.SetSplit(route.Blue, 0); err != nil {
+			return nil, fmt.Errorf("split 100/0 before the load: %w", err)
+		}
+		pr.QuietControl = append(pr.QuietControl, t.Sub(c0))
+		pr.QuietSetSplit = append(pr.QuietSetSplit, time.Since(t))
+	}
 	start := time.Now()
 	since := func() int64 { return int64(time.Since(start)) }
 
@@ -147,23 +169,67 @@ func RunSwitchTest(ctx context.Context, opts SwitchOptions) (*SwitchReport, erro
 	}
 	plan := switchPlan(opts.Flips, opts.Minor)
 	flips := make([]flip, 0, len(plan))
-	calls := make([]time.Duration, 0, len(plan))
+	pr.SetSplit = make([]time.Duration, 0, len(plan))
+	pr.Control = make([]time.Duration, 0, len(plan))
+	// The probe connection is dialled and used once before the first flip,
+	// so that its first measured request does not pay for the dial or the
+	// router's first request on a connection.
+	pb := &probe{addr: opts.Addr}
+	defer pb.close()
+	pb.dial()
+	pb.do()
+	pb.dial()
 	flipStart := time.Now()
 	var splitErr error
-	for _, f := range plan {
+	for n, f := range plan {
 		if ctx.Err() != nil {
 			break
 		}
+		// The control operations, timed in the same loop just before
+		// SetSplit: a CPU-only spin as long as SetSplit under load, then a
+		// trivial store; their outliers can only be scheduling.
+		pr.Spin = append(pr.Spin, controlSpin())
+		c0 := time.Now()
+		controlOp(f.live, f.weight, n)
 		t := time.Now()
-		f.called = since()
+		pr.Control = append(pr.Control, t.Sub(c0))
+		f.called = int64(t.Sub(start))
 		if err := opts.Splitter.SetSplit(f.live, f.weight); err != nil {
 			splitErr = fmt.Errorf("flip %d to %s/%v: %w", len(flips)+1, f.live, f.weight, err)
 			break
 		}
-		f.at = since()
-		calls = append(calls, time.Since(t))
+		ret := time.Now()
+		f.at = int64(ret.Sub(start))
+		// The probe's request goes out at once on its idle connection.
+		color, ok := pb.do()
+		probeDone := time.Now()
+		pr.SetSplit = append(pr.SetSplit, ret.Sub(t))
 		flips = append(flips, f)
-		time.Sleep(opts.Hold)
+		if f.full {
+			switch {
+			case !ok:
+				pr.ProbeMissed++
+			case color != f.live:
+				pr.ProbeStale++
+				pr.ProbeNew = append(pr.ProbeNew, probeDone.Sub(ret))
+			default:
+				pr.ProbeNew = append(pr.ProbeNew, probeDone.Sub(ret))
+			}
+		}
+		// Half a hold later, the same request on the same connection with
+		// no swap just before it: the probe's round trip for comparison.
+		pb.dial()
+		sleepUntil(t.Add(opts.Hold / 2))
+		q0 := time.Now()
+		color, ok = pb.do()
+		if ok {
+			pr.ProbeQuiet = append(pr.ProbeQuiet, time.Since(q0))
+			if f.full && color != f.live {
+				pr.ProbeStale++
+			}
+		}
+		pb.dial()
+		sleepUntil(t.Add(opts.Hold))
 	}
 	end := since()
 	elapsed := time.Since(flipStart)
@@ -174,9 +240,19 @@ func RunSwitchTest(ctx context.Context, opts SwitchOptions) (*SwitchReport, erro
 	}
 	rep := analyse(workers, flips, end)
 	rep.Elapsed = elapsed
-	slices.Sort(calls)
-	if len(calls) > 0 {
-		rep.SetSplitP50, rep.SetSplitMax = calls[len(calls)/2], calls[len(calls)-1]
+	rep.Conns = opts.Conns
+	pr.ProbeRequests, pr.ProbeFailed, pr.ProbeRedials = pb.sent, pb.failed, pb.redials
+	for _, s := range []*[]time.Duration{&pr.ProbeNew, &pr.ProbeQuiet, &pr.SetSplit, &pr.Control, &pr.Spin, &pr.QuietSetSplit, &pr.QuietControl} {
+		slices.Sort(*s)
+	}
+	rep.probeReport = pr
+	rep.Requests += pb.sent
+	rep.Failed += pb.failed
+	rep.Closes += pb.closes
+	for _, e := range pb.errs {
+		if len(rep.Errors) < 10 && !slices.Contains(rep.Errors, e) {
+			rep.Errors = append(rep.Errors, e)
+		}
 	}
 	return rep, nil
 }
@@ -359,26 +435,44 @@ func Quantile(sorted []time.Duration, q float64) time.Duration {
 
 // Print writes the report as the lines run.sh shows.
 func (r *SwitchReport) Print(out func(format string, args ...any)) {
+	q := func(d []time.Duration) string {
+		return fmt.Sprintf("p50 %v  p99 %v  max %v", us(Quantile(d, 0.5)), us(Quantile(d, 0.99)), us(Quantile(d, 1)))
+	}
 	out("switch test: %d requests over %d flips in %v, %d failed, %d server closes\n",
 		r.Requests, r.FullFlips+r.PartialFlips, r.Elapsed.Round(time.Millisecond), r.Failed, r.Closes)
 	for _, e := range r.Errors {
 		out("  error: %s\n", e)
 	}
-	out("  100/0<->0/100 flips: %d; stale old-colour responses after a swap: %d; flips with no new-colour response in the window: %d\n",
-		r.FullFlips, r.Stale, r.Missed)
-	out("  swap -> first new-colour response (request sent after swap): p50 %v  p99 %v  max %v  (goal: within 1ms)\n",
-		us(Quantile(r.FirstNew, 0.5)), us(Quantile(r.FirstNew, 0.99)), us(Quantile(r.FirstNew, 1)))
-	out("    of which the request's own round trip: p50 %v  p99 %v\n", us(Quantile(r.FirstNewRTT, 0.5)), us(Quantile(r.FirstNewRTT, 0.99)))
+	out("  100/0<->0/100 flips: %d\n", r.FullFlips)
+	out("  idle probe connection (one request sent as soon as SetSplit returns; what a new request sees):\n")
+	out("    swap -> new-colour response: %s  (goal: within 1ms)\n", q(r.ProbeNew))
+	out("    old-colour probe answers: %d; flips without a probe answer: %d; probe requests %d, failed %d, redials %d\n",
+		r.ProbeStale, r.ProbeMissed, r.ProbeRequests, r.ProbeFailed, r.ProbeRedials)
+	out("    same request half a hold after the swap (no swap just before): %s\n", q(r.ProbeQuiet))
+	out("  %d busy load connections (a request sent after the swap queues behind in-flight work):\n", r.Conns)
+	out("    stale old-colour responses after a swap: %d; flips with no new-colour response in the window: %d\n",
+		r.Stale, r.Missed)
+	out("    swap -> first new-colour response: %s\n", q(r.FirstNew))
+	out("    of which that request's own round trip: p50 %v  p99 %v\n", us(Quantile(r.FirstNewRTT, 0.5)), us(Quantile(r.FirstNewRTT, 0.99)))
+	out("    request latency under this load: p50 %v  p99 %v\n", us(r.LatencyP50), us(r.LatencyP99))
 	out("  90/10<->10/90 flips: %d; share of the majority colour inside windows: %.3f (0.900 expected)\n",
 		r.PartialFlips, r.MajorShare)
-	out("  request latency under this load: p50 %v  p99 %v; SetSplit call: p50 %v  max %v\n",
-		us(r.LatencyP50), us(r.LatencyP99), us(r.SetSplitP50), us(r.SetSplitMax))
+	out("  SetSplit call, under load:                    %s\n", q(r.SetSplit))
+	out("  control, same loop: atomic.Pointer Store      %s\n", q(r.Control))
+	out("  control, same loop: %v CPU-only spin        %s\n", spinFor, q(r.Spin))
+	out("  SetSplit call, before the load (%d calls):   %s\n", len(r.QuietSetSplit), q(r.QuietSetSplit))
+	out("  control, before the load: atomic.Pointer Store %s\n", q(r.QuietControl))
 	verdict := "PASS"
 	if !r.OK() {
 		verdict = "FAIL"
 	}
-	out("  verdict: %s (zero failed requests, zero stale responses)\n", verdict)
+	out("  verdict: %s (zero failed requests, zero stale responses on load and probe connections)\n", verdict)
 }
 
-// us rounds to a microsecond for printing.
-func us(d time.Duration) time.Duration { return d.Round(time.Microsecond) }
+// us rounds for printing: to 100ns below 100µs, to a microsecond above.
+func us(d time.Duration) time.Duration {
+	if d < 100*time.Microsecond {
+		return d.Round(100 * time.Nanosecond)
+	}
+	return d.Round(time.Microsecond)
+}

@@ -1,6 +1,11 @@
 package bench
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,5 +73,64 @@ func TestSwitchPlanAlternatesFullThenPartial(t *testing.T) {
 		if plan[i] != want[i] {
 			t.Fatalf("flip %d: got %+v, want %+v", i, plan[i], want[i])
 		}
+	}
+}
+
+// fakeRouter answers every request with the colour it was last told is
+// live, or keeps answering blue when it ignores SetSplit (a router whose
+// swap does not take effect).
+type fakeRouter struct {
+	live   atomic.Int32
+	ignore bool
+}
+
+func (f *fakeRouter) SetSplit(live route.Color, _ float64) error {
+	if !f.ignore {
+		f.live.Store(int32(live))
+	}
+	return nil
+}
+
+func (f *fakeRouter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Color", route.Color(f.live.Load()).String())
+	w.Header().Set("Content-Length", "3")
+	io.WriteString(w, "ok\n")
+}
+
+func TestSwitchProbeSeesEveryFullFlipAndCatchesAStaleRouter(t *testing.T) {
+	for _, ignore := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ignore=%v", ignore), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			f := &fakeRouter{ignore: ignore}
+			addr := serveLocal(ctx, t, f)
+			// Flips: green, blue (full), then two partial ones.
+			rep, err := RunSwitchTest(ctx, SwitchOptions{Addr: addr, Splitter: f, Conns: 2, Flips: 4,
+				Hold: 20 * time.Millisecond, Warmup: 20 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Failed != 0 || rep.ProbeFailed != 0 || rep.ProbeMissed != 0 {
+				t.Fatalf("failed %d (probe %d), probe missed %d: %v", rep.Failed, rep.ProbeFailed, rep.ProbeMissed, rep.Errors)
+			}
+			if len(rep.ProbeNew) != 2 || len(rep.ProbeQuiet) != 4 || len(rep.SetSplit) != 4 || len(rep.Control) != 4 || len(rep.Spin) != 4 ||
+				len(rep.QuietSetSplit) != quietCalls || len(rep.QuietControl) != quietCalls {
+				t.Fatalf("probe new %d quiet %d, SetSplit %d control %d timings; want 2 4 4 4",
+					len(rep.ProbeNew), len(rep.ProbeQuiet), len(rep.SetSplit), len(rep.Control))
+			}
+			// 1 warm-up request, then two per flip.
+			if rep.ProbeRequests != 9 || rep.ProbeRedials != 0 {
+				t.Fatalf("probe requests %d redials %d, want 9 0", rep.ProbeRequests, rep.ProbeRedials)
+			}
+			// Ignoring the swap to green leaves both of that window's
+			// probe answers blue.
+			wantStale := 0
+			if ignore {
+				wantStale = 2
+			}
+			if rep.ProbeStale != wantStale || rep.OK() == ignore {
+				t.Fatalf("probe stale %d OK %v, want %d %v", rep.ProbeStale, rep.OK(), wantStale, !ignore)
+			}
+		})
 	}
 }
