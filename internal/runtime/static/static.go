@@ -175,13 +175,8 @@ func (d *Driver) Start(ctx context.Context, c route.Color, version string) ([]ru
 			d.svc.Name, version, c)
 	}
 	healthy, failed := d.gateAll(ctx, addrs)
-	if len(healthy) == 0 || ctx.Err() != nil {
-		return nil, fmt.Errorf("service %s: start %s %s: no address is healthy: %w",
-			d.svc.Name, c, version, errors.Join(failed...))
-	}
-	for _, err := range failed {
-		d.log.Warn("address not healthy; starting without it and probing it in the background",
-			"color", c.String(), "version", version, "err", err)
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("service %s: start %s %s: %w", d.svc.Name, c, version, context.Cause(ctx))
 	}
 	p := &pool{version: version}
 	d.mu.Lock()
@@ -190,8 +185,20 @@ func (d *Driver) Start(ctx context.Context, c route.Color, version string) ([]ru
 			p.add(d.svc.Name, c, version, a)
 		}
 	}
+	if len(p.instances) == 0 {
+		d.mu.Unlock()
+		why := errors.Join(failed...)
+		if why == nil {
+			why = errors.New("every address that passed was deregistered meanwhile")
+		}
+		return nil, fmt.Errorf("service %s: start %s %s: no address is healthy: %w", d.svc.Name, c, version, why)
+	}
 	d.install(c, p)
 	d.mu.Unlock()
+	for _, err := range failed {
+		d.log.Warn("address not healthy; starting without it and probing it in the background",
+			"color", c.String(), "version", version, "err", err)
+	}
 	d.log.Info("pool healthy", "color", c.String(), "version", version,
 		"instances", len(p.instances), "unhealthy", len(failed))
 	d.report(c)

@@ -339,3 +339,19 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestStartCancelled is a deployment given up while its pool gates: it
+// installs nothing, even though one address is healthy.
+func TestStartCancelled(t *testing.T) {
+	up, _ := backend(t, true)
+	down, _ := backend(t, false)
+	d, rec := newDriver(t, map[string][]string{"v1": {up, down}})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := d.Start(ctx, route.Green, "v1"); err == nil || !strings.Contains(err.Error(), "deadline exceeded") {
+		t.Errorf("Start with a cancelled context: %v", err)
+	}
+	if len(rec.PoolEvents()) != 0 || len(d.Instances(route.Green)) != 0 {
+		t.Errorf("a cancelled start installed a pool: %+v", rec.PoolEvents())
+	}
+}
