@@ -47,8 +47,11 @@ type Driver interface {
 	// Start launches a pool of the version in the colour and returns once
 	// every instance passes its health check, or an error naming the
 	// service, colour and version (with the instance's last output for
-	// processes). A colour that already runs the same version is adopted as
-	// it is; one that runs another version is stopped first.
+	// processes). A static pool is the exception: when only some of its
+	// addresses pass within the start timeout it serves those and adds the
+	// others as they recover (see package static). A colour that already
+	// runs the same version is adopted as it is; one that runs another
+	// version is stopped first.
 	Start(ctx context.Context, color route.Color, version string) ([]Instance, error)
 	// Stop stops the colour's pool gracefully. The caller has already
 	// taken it out of rotation and drained it.
@@ -71,7 +74,10 @@ type LogReader interface {
 // Registrar is implemented by drivers whose instances are managed
 // elsewhere and registered at run time (static pools).
 type Registrar interface {
+	// Register records addr as an address of version at once; a running
+	// pool of the version takes it only once it passes its health check.
 	Register(version, addr string) error
+	// Deregister forgets addr, taking it out of any pool at once.
 	Deregister(version, addr string) error
 }
 
