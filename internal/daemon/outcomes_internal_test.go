@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"math"
+	"runtime/debug"
 	"testing"
 
 	"github.com/cutover/cutover/internal/deploy"
@@ -31,5 +33,25 @@ func TestOutcomesCountEachDeploymentOnce(t *testing.T) {
 		if o.n[k] != n {
 			t.Errorf("%v = %d, want %d (all: %v)", k, o.n[k], n, o.n)
 		}
+	}
+}
+
+func TestTuneGCLeavesOperatorSettings(t *testing.T) {
+	env := func(vars map[string]string) func(string) string {
+		return func(k string) string { return vars[k] }
+	}
+	if tuneGC(env(map[string]string{"GOGC": "50"})) || tuneGC(env(map[string]string{"GOMEMLIMIT": "1GiB"})) {
+		t.Fatal("tuneGC overrode an operator's GOGC or GOMEMLIMIT")
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(math.MaxInt64))
+	if !tuneGC(env(nil)) {
+		t.Fatal("tuneGC did nothing without operator settings")
+	}
+	if got := debug.SetGCPercent(400); got != 400 {
+		t.Errorf("GOGC = %d after tuneGC, want 400", got)
+	}
+	if got := debug.SetMemoryLimit(-1); got != 512<<20 {
+		t.Errorf("memory limit = %d after tuneGC, want 512 MiB", got)
 	}
 }
