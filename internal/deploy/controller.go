@@ -159,10 +159,11 @@ func New(opts Options) (*Controller, error) {
 // cfg returns the service's current configuration.
 func (c *Controller) cfg() *config.Service { return c.svc.Load() }
 
-// SetConfig replaces the service's configuration after a reload. Hooks,
-// timeouts and retirement settings apply at once; strategy and analysis
-// apply from the next deployment on, so a running deployment is judged by
-// the rules it started with. The service name must not change.
+// SetConfig replaces the service's configuration after a reload. Hooks and
+// timeouts apply at once; strategy, analysis, keep_previous and
+// quiet_period apply from the next deployment on, so a running deployment
+// is judged by the rules it started with (also across a restart). The
+// service name must not change.
 func (c *Controller) SetConfig(svc *config.Service) error {
 	if svc == nil || svc.Name != c.cfg().Name {
 		return fmt.Errorf("reload: controller of %s cannot take another service's configuration", c.cfg().Name)
@@ -208,7 +209,12 @@ func (c *Controller) Restore(ctx context.Context) error {
 		}
 	}
 	c.setPreview(PreviewColor(*st))
-	st.Policy = policyFor(c.cfg())
+	// A running deployment is judged by the policy it started with (and
+	// persisted), even if the configuration was reloaded before the
+	// restart; an idle service takes the current configuration.
+	if st.Run == nil || st.Phase == PhaseIdle {
+		st.Policy = policyFor(c.cfg())
+	}
 	c.mu.Lock()
 	c.st, c.loaded = *st, true
 	c.mu.Unlock()
@@ -299,9 +305,17 @@ func (c *Controller) History(limit int) ([]Deployment, error) {
 // returns its record once the new state is persisted. It fails with
 // ErrInvalid for a bad version or strategy and ErrBusy, naming the running
 // deployment, while another one is under way. actor is recorded in history.
+//
+// Right after a deployment ends, status already reports idle while its
+// last work runs (post_traffic hooks, draining a demoted pool). A deploy
+// in that window waits for it, up to finishWait, instead of being refused,
+// so `deploy --wait && deploy` in a script does what it says.
 func (c *Controller) Deploy(ctx context.Context, version, strategy, actor string) (Deployment, error) {
 	steps, err := Steps(strategy, c.cfg().Strategy)
 	if err != nil {
+		return Deployment{}, fmt.Errorf("deploy %s %s: %w", c.cfg().Name, version, err)
+	}
+	if err := c.awaitFinish(ctx); err != nil {
 		return Deployment{}, fmt.Errorf("deploy %s %s: %w", c.cfg().Name, version, err)
 	}
 	now := c.opts.Now()
@@ -313,6 +327,33 @@ func (c *Controller) Deploy(ctx context.Context, version, strategy, actor string
 	}
 	rec := st.Run.Record
 	return rec, nil
+}
+
+// finishWait bounds how long Deploy waits for the previous deployment's
+// last work; it stays well inside the API's 30 s write timeout.
+const finishWait = 20 * time.Second
+
+// awaitFinish waits while the state is idle but a finished run's last job
+// still runs. If the wait runs out, the deploy goes ahead and Admit refuses
+// it with ErrBusy naming what is still running.
+func (c *Controller) awaitFinish(ctx context.Context) error {
+	deadline := time.NewTimer(finishWait)
+	defer deadline.Stop()
+	for {
+		c.mu.Lock()
+		finishing := c.st.Run != nil && c.st.Phase == PhaseIdle
+		c.mu.Unlock()
+		if !finishing {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return nil
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // Promote skips the remaining steps and gates: the candidate takes all

@@ -1,0 +1,62 @@
+package deploy
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// Right after an instant rollback the service reports idle while the
+// demoted pool drains and goes quiet; a deploy then waits for that instead
+// of failing with ErrBusy.
+func TestDeployWaitsForFinishingWork(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testService(), newFakeStore())
+		h.start()
+		h.firstLive()
+		h.deploy("v2", StrategyAllAtOnce)
+		h.waitPhase(PhaseIdle, time.Minute)
+		if err := h.c.Rollback(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if st := h.c.state(); st.Phase != PhaseIdle || st.Run == nil {
+			t.Fatalf("right after the rollback the demoted pool should still be retiring: phase %s, run %v", st.Phase, st.Run != nil)
+		}
+		start := time.Now()
+		d, err := h.c.Deploy(context.Background(), "v3", StrategyAllAtOnce, "")
+		if err != nil {
+			t.Fatalf("deploy while the rollback finishes: %v", err)
+		}
+		if waited := time.Since(start); waited <= 0 || waited > finishWait {
+			t.Errorf("deploy waited %v, want more than 0 and at most %v", waited, finishWait)
+		}
+		if d.Version != "v3" {
+			t.Fatalf("deployment = %+v", d)
+		}
+	})
+}
+
+// A deployment interrupted by a restart keeps the analysis policy it was
+// started with, even when the configuration changed in between.
+func TestRestoreKeepsRunningPolicy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newFakeStore()
+		h := newHarness(t, testService(), store)
+		h.start()
+		h.firstLive()
+		h.deploy("v2", "")
+		h.waitPhase(PhaseShifting, time.Minute)
+		h.stop()
+
+		changed := testService()
+		changed.Strategy.Analysis.MaxErrorRate = 0.5
+		h2 := newHarness(t, changed, store)
+		if err := h2.c.Restore(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := h2.c.state().Policy.MaxErrorRate; got != 0.01 {
+			t.Fatalf("restored running deployment judged with max error rate %v, want the 0.01 it started with", got)
+		}
+	})
+}
