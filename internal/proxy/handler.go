@@ -16,9 +16,9 @@ import (
 // colours, with the fallback page when no colour has a healthy instance.
 func (r *Router) Handler() http.Handler { return publicHandler{r} }
 
-// PreviewHandler returns the preview handler: it reaches only the candidate
-// colour (the live colour's other) and answers 503 when that colour has no
-// healthy instance.
+// PreviewHandler returns the preview handler: it reaches only the preview
+// colour (the one SetPreview chose; the live colour's other until then) and
+// answers 503 when that colour has no healthy instance or is drained.
 func (r *Router) PreviewHandler() http.Handler { return previewHandler{r} }
 
 type publicHandler struct{ r *Router }
@@ -48,7 +48,7 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, preview bool) {
 	for attempt := 0; ; attempt++ {
 		t := r.table.Load()
 		if preview {
-			c = t.Candidate()
+			c = t.Preview()
 			in = t.PickIn(c, rnd, now)
 		} else {
 			in, c = t.Pick(bucket, rnd, now)

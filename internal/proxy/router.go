@@ -6,9 +6,9 @@
 //
 // Concurrency: a Router is safe for concurrent use. The request path reads
 // the routing table through an atomic pointer and per-instance state through
-// atomics; it never takes the control mutex that SetPool, SetSplit and Drain
-// hold while they build and publish a new table. A weight change is one
-// pointer swap. The Router owns one health-watch goroutine per instance and
+// atomics; it never takes the control mutex that SetPool, SetSplit,
+// SetPreview and Drain hold while they build and publish a new table. A
+// weight change is one pointer swap. The Router owns one health-watch goroutine per instance and
 // one goroutine per instance being drained; Close stops them all.
 package proxy
 
@@ -89,6 +89,8 @@ type Router struct {
 	mu      sync.Mutex // control plane only; the request path never takes it
 	live    route.Color
 	weight  float64
+	preview route.Color // meaningful once preset
+	preset  bool        // SetPreview was called
 	pools   [2]poolState
 	members map[string]*backend
 	closed  bool // set by Close; no goroutine starts after it
@@ -291,6 +293,30 @@ func (r *Router) SetSplit(live route.Color, candidateWeight float64) error {
 	return nil
 }
 
+// SetPreview makes the preview listener reach color's pool, in one atomic
+// table swap, until the next SetPreview. The controller points it at the
+// candidate while a deployment runs (Blue for a first deployment, while
+// Blue is also live) and at the idle colour otherwise. Until it is first
+// called, preview reaches the live colour's other. It does not bring a
+// drained colour back: a disabled pool answers preview with 503 until
+// SetSplit or SetPool puts it back in rotation.
+func (r *Router) SetPreview(color route.Color) {
+	if color > route.Green {
+		r.log.Error("preview colour ignored", "color", int(color))
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	prev, prevSet := r.preview, r.preset
+	r.preview, r.preset = color, true
+	if err := r.publishLocked(r.live, r.weight, r.pools); err != nil {
+		r.preview, r.preset = prev, prevSet
+		r.log.Error("preview colour rejected", "color", color, "err", err)
+		return
+	}
+	r.log.Info("preview set", "color", color)
+}
+
 // Split returns the live colour and the candidate's weight in percent.
 func (r *Router) Split() (live route.Color, candidateWeight float64) {
 	r.mu.Lock()
@@ -342,7 +368,7 @@ func (r *Router) Close() {
 // publishLocked builds and publishes the table for the given state and
 // records it as current. r.mu must be held.
 func (r *Router) publishLocked(live route.Color, weight float64, pools [2]poolState) error {
-	spec := route.Spec{Live: live, Weight: weight}
+	spec := route.Spec{Live: live, Weight: weight, Preview: r.preview, PreviewSet: r.preset}
 	for _, c := range route.Colors {
 		p := pools[c]
 		spec.Pools[c] = route.PoolSpec{Version: p.version, Disabled: p.disabled}

@@ -44,6 +44,12 @@ type Spec struct {
 	Weight float64
 	// Pools holds the pool of each colour, indexed by Color.
 	Pools [2]PoolSpec
+	// Preview is the colour the preview listener reaches when PreviewSet
+	// is true. Unset, preview reaches the candidate (Live.Other()), which
+	// misses a first deployment's candidate: it is Blue, like Live.
+	Preview Color
+	// PreviewSet makes Preview take effect.
+	PreviewSet bool
 }
 
 // Table is an immutable routing table. The zero value is not usable; call Build.
@@ -51,6 +57,7 @@ type Table struct {
 	live      Color
 	weight    float64
 	threshold uint32 // buckets below it go to the candidate
+	preview   Color
 	pools     [2]PoolSpec
 }
 
@@ -64,6 +71,9 @@ func Build(spec Spec) (*Table, error) {
 	var errs []error
 	if spec.Live > Green {
 		errs = append(errs, fmt.Errorf("live colour %d: want blue or green", spec.Live))
+	}
+	if spec.PreviewSet && spec.Preview > Green {
+		errs = append(errs, fmt.Errorf("preview colour %d: want blue or green", spec.Preview))
 	}
 	if math.IsNaN(spec.Weight) || spec.Weight < 0 || spec.Weight > 100 {
 		errs = append(errs, fmt.Errorf("candidate weight %v: want 0 to 100", spec.Weight))
@@ -97,8 +107,13 @@ func Build(spec Spec) (*Table, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("build routing table: %w", errors.Join(errs...))
 	}
+	preview := spec.Live.Other()
+	if spec.PreviewSet {
+		preview = spec.Preview
+	}
 	return &Table{
 		live:      spec.Live,
+		preview:   preview,
 		weight:    spec.Weight,
 		threshold: uint32(math.Round(spec.Weight * Buckets / 100)),
 		pools:     spec.Pools,
@@ -110,6 +125,11 @@ func (t *Table) Live() Color { return t.live }
 
 // Candidate returns the candidate colour, the live colour's other.
 func (t *Table) Candidate() Color { return t.live.Other() }
+
+// Preview returns the colour the preview listener reaches: Spec.Preview
+// when it was set, else the candidate. A disabled pool stays out of
+// preview whatever this says (PickIn finds no instance in it).
+func (t *Table) Preview() Color { return t.preview }
 
 // Weight returns the candidate's share of public traffic in percent.
 func (t *Table) Weight() float64 { return t.weight }

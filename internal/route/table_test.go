@@ -268,3 +268,20 @@ func BenchmarkPick(b *testing.B) {
 		}
 	}
 }
+
+func TestPreviewColour(t *testing.T) {
+	s := twoPools(Blue, 0)
+	tb, _ := Build(s)
+	if tb.Preview() != Green {
+		t.Fatalf("unset preview = %s, want the candidate (green)", tb.Preview())
+	}
+	s.Preview, s.PreviewSet = Blue, true // first deployment: candidate blue, live blue
+	tb, _ = Build(s)
+	if tb.Preview() != Blue || tb.PickIn(tb.Preview(), 1, 0) == nil {
+		t.Fatalf("preview = %s, want blue and selectable", tb.Preview())
+	}
+	s.Preview = 5
+	if _, err := Build(s); err == nil || !strings.Contains(err.Error(), "preview colour") {
+		t.Fatalf("Build with preview colour 5: %v, want an error", err)
+	}
+}
