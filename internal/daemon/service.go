@@ -113,7 +113,7 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 		if err := d.restoreRegistrations(svc); err != nil {
 			return nil, err
 		}
-		d.restartStaticPools(ctx, svc)
+		d.restartStaticPools(svc)
 	}
 
 	pub, err := net.Listen("tcp", sc.Listen)
@@ -141,45 +141,35 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 }
 
 // restartStaticPools re-establishes the pools the persisted state names for
-// a static runtime, which has no processes to adopt. The pools are
-// health-gated concurrently; the listeners open after at most
-// staticRestoreWait, so one unreachable address cannot hold the whole
-// daemon's start-up, and a pool that is still gating joins the router when
-// its gate passes.
-func (d *Daemon) restartStaticPools(ctx context.Context, svc *service) {
+// a static runtime, which has no processes to adopt. Pools that were
+// serving (live, previous, a candidate already taking traffic) come back
+// at once without a health gate: they passed it when deployed, and the
+// router's own checks take out an address that died meanwhile, so one dead
+// address cannot hold start-up or the pool. A candidate that was still
+// provisioning or verifying never passed its gate; the resumed controller
+// starts, and so gates, it again.
+func (d *Daemon) restartStaticPools(svc *service) {
+	sp, ok := svc.driver.(staticPools)
+	if !ok {
+		return
+	}
 	st := svc.ctrl.Status()
 	var pools []deploy.PoolRef
 	if st.Live != nil {
 		pools = append(pools, *st.Live)
 	}
-	if st.Candidate != nil {
+	if st.Candidate != nil && st.Phase != deploy.PhaseProvisioning && st.Phase != deploy.PhaseVerifying {
 		pools = append(pools, *st.Candidate)
 	}
 	if st.Previous != nil {
 		pools = append(pools, deploy.PoolRef{Color: st.Previous.Color, Version: st.Previous.Version})
 	}
-	done := make(chan struct{}, len(pools))
 	for _, p := range pools {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			if _, err := svc.driver.Start(ctx, p.Color, p.Version); err != nil {
-				svc.log.Error("restoring static pool", "color", p.Color, "version", p.Version, "err", err)
-			}
-		}()
-	}
-	timeout := time.After(staticRestoreWait)
-	for range pools {
-		select {
-		case <-done:
-		case <-timeout:
-			svc.log.Warn("static pools still gating; opening listeners", "wait", staticRestoreWait)
-			return
+		if _, err := sp.Restore(p.Color, p.Version); err != nil {
+			svc.log.Error("restoring static pool", "color", p.Color, "version", p.Version, "err", err)
 		}
 	}
 }
-
-// staticRestoreWait bounds how long start-up waits for static pools.
-const staticRestoreWait = 5 * time.Second
 
 // stopServices releases every service's runtime: with StopInstancesOnExit
 // the pools are drained and stopped, otherwise instances keep running for

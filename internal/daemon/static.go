@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/cutover/cutover/internal/route"
 	"github.com/cutover/cutover/internal/runtime"
 )
 
@@ -13,6 +14,8 @@ import (
 type staticPools interface {
 	runtime.Registrar
 	Versions() map[string][]string
+	// Restore re-establishes a persisted pool at start-up without gating.
+	Restore(color route.Color, version string) ([]runtime.Instance, error)
 }
 
 // registrations persists a static service's effective address map (the
