@@ -161,18 +161,9 @@ func checkAddr(addr string) error {
 func (d *Driver) Start(ctx context.Context, c route.Color, version string) ([]runtime.Instance, error) {
 	d.opMu[c].Lock()
 	defer d.opMu[c].Unlock()
-	d.mu.Lock()
-	closed, cur, addrs := d.closed, d.pools[c], slices.Clone(d.versions[version])
-	d.mu.Unlock()
-	if closed {
-		return nil, fmt.Errorf("service %s: start %s %s: driver closed", d.svc.Name, c, version)
-	}
-	if cur != nil && cur.version == version {
-		return d.Instances(c), nil
-	}
-	if len(addrs) == 0 {
-		return nil, fmt.Errorf("service %s: static runtime has no addresses for version %s (starting %s)",
-			d.svc.Name, version, c)
+	addrs, serving, err := d.begin(c, version, "start", "starting")
+	if err != nil || serving {
+		return d.instancesOrNil(c, err)
 	}
 	healthy, failed := d.gateAll(ctx, addrs)
 	if ctx.Err() != nil {
@@ -214,6 +205,34 @@ func (d *Driver) install(c route.Color, p *pool) {
 	d.pruneProbesLocked()
 }
 
+// begin is the common opening of Start and Restore, called with the
+// colour's operation lock held: it returns the version's addresses, or
+// serving=true when the colour already serves the version. op and doing
+// name the operation in errors ("start", "starting").
+func (d *Driver) begin(c route.Color, version, op, doing string) (addrs []string, serving bool, err error) {
+	d.mu.Lock()
+	closed, cur, addrs := d.closed, d.pools[c], slices.Clone(d.versions[version])
+	d.mu.Unlock()
+	switch {
+	case closed:
+		return nil, false, fmt.Errorf("service %s: %s %s %s: driver closed", d.svc.Name, op, c, version)
+	case cur != nil && cur.version == version:
+		return nil, true, nil
+	case len(addrs) == 0:
+		return nil, false, fmt.Errorf("service %s: static runtime has no addresses for version %s (%s %s)",
+			d.svc.Name, version, doing, c)
+	}
+	return addrs, false, nil
+}
+
+// instancesOrNil returns err, or the colour's instances when there is none.
+func (d *Driver) instancesOrNil(c route.Color, err error) ([]runtime.Instance, error) {
+	if err != nil {
+		return nil, err
+	}
+	return d.Instances(c), nil
+}
+
 // Restore re-establishes colour c's pool of version after a daemon restart,
 // without health-gating: the pool was gated when it was first deployed, and
 // gating again would let one dead address keep the whole pool (and so the
@@ -225,18 +244,9 @@ func (d *Driver) install(c route.Color, p *pool) {
 func (d *Driver) Restore(c route.Color, version string) ([]runtime.Instance, error) {
 	d.opMu[c].Lock()
 	defer d.opMu[c].Unlock()
-	d.mu.Lock()
-	closed, cur, addrs := d.closed, d.pools[c], slices.Clone(d.versions[version])
-	d.mu.Unlock()
-	if closed {
-		return nil, fmt.Errorf("service %s: restore %s %s: driver closed", d.svc.Name, c, version)
-	}
-	if cur != nil && cur.version == version {
-		return d.Instances(c), nil
-	}
-	if len(addrs) == 0 {
-		return nil, fmt.Errorf("service %s: static runtime has no addresses for version %s (restoring %s)",
-			d.svc.Name, version, c)
+	addrs, serving, err := d.begin(c, version, "restore", "restoring")
+	if err != nil || serving {
+		return d.instancesOrNil(c, err)
 	}
 	p := &pool{version: version}
 	for _, a := range addrs {
