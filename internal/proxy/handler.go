@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cutover/cutover/internal/metrics"
 	"github.com/cutover/cutover/internal/route"
 )
 
@@ -72,7 +73,7 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, preview bool) {
 		st.body = &trackedBody{rc: req.Body}
 		req.Body = st.body
 	}
-	r.rec[c].Start()
+	r.recorder(preview, c).Start()
 	defer r.finish(st, start)
 	st.be.forward(st, req)
 }
@@ -90,10 +91,21 @@ func (r *Router) finish(st *reqState, start time.Time) {
 	if status == 0 {
 		status = http.StatusOK // nothing written: net/http answers 200
 	}
-	r.rec[st.color].Done(status, d, st.upstreamFailed)
-	r.latSum[st.color].Add(uint64(d))
+	r.recorder(st.preview, st.color).Done(status, d, st.upstreamFailed)
+	if !st.preview {
+		r.latSum[st.color].Add(uint64(d))
+	}
 	*st = reqState{}
 	r.states.Put(st)
+}
+
+// recorder returns the counters a request of colour c is recorded in:
+// preview requests have their own, so that analysis sees public traffic only.
+func (r *Router) recorder(preview bool, c route.Color) *metrics.Recorder {
+	if preview {
+		return &r.prev[c&1]
+	}
+	return &r.rec[c&1]
 }
 
 // stickyBucket returns the request's sticky bucket: from its cookie, or

@@ -15,22 +15,26 @@ import (
 func (r *Router) WritePrometheus(w io.Writer) { WritePrometheus(w, r) }
 
 // WritePrometheus writes the series of every router (one per service) in
-// the Prometheus text exposition format, each metric family once:
+// the Prometheus text exposition format, each metric family once. Only
+// the preview series counts requests through the preview listener; all
+// the others are public traffic, as analysis sees it:
 //
-//	cutover_requests_total{service,color,class}       counter, class 1xx..5xx
-//	cutover_upstream_failures_total{service,color}    counter (502/504 the router generated)
-//	cutover_in_flight_requests{service,color}         gauge
-//	cutover_request_duration_seconds{service,color}   histogram (_bucket with le, _sum, _count)
-//	cutover_instances{service,color}                  gauge, pool size
-//	cutover_healthy_instances{service,color}          gauge
-//	cutover_weight_percent{service,color}             gauge, share of public traffic
-//	cutover_fallback_responses_total{service}         counter (503 fallback page)
+//	cutover_requests_total{service,color,class}           counter, class 1xx..5xx (public traffic)
+//	cutover_preview_requests_total{service,color,class}   counter, requests through the preview listener
+//	cutover_upstream_failures_total{service,color}        counter (502/504 the router generated)
+//	cutover_in_flight_requests{service,color}             gauge
+//	cutover_request_duration_seconds{service,color}       histogram (_bucket with le, _sum, _count)
+//	cutover_instances{service,color}                      gauge, pool size
+//	cutover_healthy_instances{service,color}              gauge
+//	cutover_weight_percent{service,color}                 gauge, share of public traffic
+//	cutover_fallback_responses_total{service}             counter (503 fallback page)
 func WritePrometheus(w io.Writer, routers ...*Router) {
 	bw := bufio.NewWriter(w)
 	defer bw.Flush()
 	type snap struct {
 		name    string
 		counts  [2]metrics.Counts
+		preview [2]metrics.Counts
 		sum     [2]float64
 		healthy [2]int
 		total   [2]int
@@ -44,6 +48,7 @@ func WritePrometheus(w io.Writer, routers ...*Router) {
 		live, cw := r.Split()
 		for _, c := range route.Colors {
 			s.counts[c] = r.Counts(c)
+			s.preview[c] = r.PreviewCounts(c)
 			s.sum[c] = time.Duration(r.latSum[c].Load()).Seconds()
 			s.healthy[c], s.total[c] = r.Healthy(c)
 		}
@@ -61,11 +66,19 @@ func WritePrometheus(w io.Writer, routers ...*Router) {
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
-	family("cutover_requests_total", "counter", "Requests completed, by colour and status class.")
+	family("cutover_requests_total", "counter", "Public requests completed, by colour and status class.")
 	for _, s := range snaps {
 		for _, c := range route.Colors {
 			for class := 1; class <= 5; class++ {
 				line("cutover_requests_total", labels(s.name, c)+`,class="`+strconv.Itoa(class)+`xx"`, u(s.counts[c].Class[class]))
+			}
+		}
+	}
+	family("cutover_preview_requests_total", "counter", "Requests through the preview listener, by colour and status class; not in cutover_requests_total nor in analysis.")
+	for _, s := range snaps {
+		for _, c := range route.Colors {
+			for class := 1; class <= 5; class++ {
+				line("cutover_preview_requests_total", labels(s.name, c)+`,class="`+strconv.Itoa(class)+`xx"`, u(s.preview[c].Class[class]))
 			}
 		}
 	}

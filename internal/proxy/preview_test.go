@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/cutover/cutover/internal/deploy"
@@ -48,5 +49,48 @@ func TestSetPreviewFirstDeployment(t *testing.T) {
 	}
 	if _, id, _ := get(t, c, r.url+"/"); id != "web-blue-1" {
 		t.Fatalf("public reached %q, want blue", id)
+	}
+}
+
+// Smoke tests through preview must not reach the candidate's analysis: a
+// failing or slow smoke test would skew its error rate and p99, and its
+// requests would count towards min_requests.
+func TestPreviewTrafficKeptOutOfCounts(t *testing.T) {
+	blue := newInstance(t, "web-blue-1", nil)
+	green := newInstance(t, "web-green-1", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+	})
+	r := startRouter(t, testService())
+	r.SetPool(route.Blue, "v1", backends(blue))
+	r.SetPool(route.Green, "v2", backends(green))
+	r.SetPreview(route.Green)
+	c := client()
+	before := r.Counts(route.Green)
+	for range 10 {
+		if code, id, _ := get(t, c, r.previewURL+"/"); code != 500 || id != "web-green-1" {
+			t.Fatalf("preview: status %d from %q, want 500 from green", code, id)
+		}
+	}
+	get(t, c, r.url+"/")
+	if got := r.Counts(route.Green); got != before {
+		t.Fatalf("preview requests counted in green's public counts: %+v, was %+v", got, before)
+	}
+	if got := r.Counts(route.Blue); got.Requests != 1 {
+		t.Fatalf("blue public requests = %d, want 1", got.Requests)
+	}
+	if got := r.PreviewCounts(route.Green); got.Requests != 10 || got.Class[5] != 10 || got.InFlight != 0 {
+		t.Fatalf("green preview counts = %+v, want 10 requests, all 5xx", got)
+	}
+	var sb strings.Builder
+	r.WritePrometheus(&sb)
+	out := sb.String()
+	for _, want := range []string{
+		`cutover_preview_requests_total{service="web",color="green",class="5xx"} 10`,
+		`cutover_requests_total{service="web",color="green",class="5xx"} 0`,
+		`cutover_request_duration_seconds_count{service="web",color="green"} 0`,
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
 	}
 }

@@ -64,8 +64,9 @@ type Router struct {
 	svc    *config.Service
 	log    *slog.Logger
 	table  atomic.Pointer[route.Table]
-	rec    [2]metrics.Recorder
-	latSum [2]atomic.Uint64 // nanoseconds, for the Prometheus histogram's _sum
+	rec    [2]metrics.Recorder // public traffic: what analysis judges
+	latSum [2]atomic.Uint64    // nanoseconds, for the Prometheus histogram's _sum
+	prev   [2]metrics.Recorder // preview traffic (smoke tests), kept apart
 
 	fallbacks atomic.Uint64
 	transport *http.Transport
@@ -349,10 +350,19 @@ func (r *Router) Healthy(color route.Color) (healthy, total int) {
 	return healthy, len(r.pools[color&1].members)
 }
 
-// Counts returns a colour's cumulative request counters; the controller's
-// analysis differences two snapshots. A retried request counts once, on the
-// colour first chosen for it; fallback answers count on neither colour.
+// Counts returns a colour's cumulative counters of public traffic; the
+// controller's analysis differences two snapshots. Preview requests are
+// not in them (smoke tests would skew a candidate's error rate, latency
+// and request count); PreviewCounts has those. A retried request counts
+// once, on the colour first chosen for it; fallback answers count on
+// neither colour.
 func (r *Router) Counts(color route.Color) metrics.Counts { return r.rec[color&1].Snapshot() }
+
+// PreviewCounts returns a colour's cumulative counters of requests that
+// came through the preview handler.
+func (r *Router) PreviewCounts(color route.Color) metrics.Counts {
+	return r.prev[color&1].Snapshot()
+}
 
 // Close stops the health watchers and cuts what is still draining, then
 // waits for the router's goroutines to end. Close does not stop Serve;
