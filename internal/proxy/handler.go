@@ -81,8 +81,19 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, preview bool) {
 // finish records the request and releases its instance. It runs deferred,
 // so a stream cut by a drain (forward panics with ErrAbortHandler)
 // is recorded too.
+//
+// The latency recorded is the time to the full response, except for
+// long-lived streams (upgraded connections such as WebSocket, and event
+// streams), where it is the time to the response headers: a session's
+// length says nothing about the instance's speed, and one stream ending
+// during a step would otherwise look like a request minutes slow to the
+// p99 check. Other responses without a length (chunked) keep their full
+// duration, since generating the body is part of what the user waits for.
 func (r *Router) finish(st *reqState, start time.Time) {
 	d := time.Since(start)
+	if !st.headersAt.IsZero() {
+		d = st.headersAt.Sub(start)
+	}
 	if st.body != nil {
 		st.body.closed.Store(true)
 	}
@@ -191,6 +202,7 @@ type reqState struct {
 	body           *trackedBody
 	color          route.Color
 	status         int
+	headersAt      time.Time // set for streams: latency ends here
 	preview        bool
 	retried        bool
 	hijacked       bool
@@ -233,6 +245,7 @@ func (s *reqState) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	s.hijacked = true
 	s.status = http.StatusSwitchingProtocols
+	s.headersAt = time.Now() // ReverseProxy hijacks once the instance answered 101
 	tc := &trackedConn{Conn: conn, be: s.be}
 	s.be.track(tc)
 	return tc, brw, nil

@@ -23,7 +23,7 @@ func (r *Router) WritePrometheus(w io.Writer) { WritePrometheus(w, r) }
 //	cutover_preview_requests_total{service,color,class}   counter, requests through the preview listener
 //	cutover_upstream_failures_total{service,color}        counter (502/504 the router generated)
 //	cutover_in_flight_requests{service,color}             gauge
-//	cutover_request_duration_seconds{service,color}       histogram (_bucket with le, _sum, _count)
+//	cutover_request_duration_seconds{service,color}       histogram (_bucket with le, _sum, _count); streams: time to headers
 //	cutover_instances{service,color}                      gauge, pool size
 //	cutover_healthy_instances{service,color}              gauge
 //	cutover_weight_percent{service,color}                 gauge, share of public traffic
@@ -94,7 +94,7 @@ func WritePrometheus(w io.Writer, routers ...*Router) {
 			line("cutover_in_flight_requests", labels(s.name, c), strconv.FormatInt(s.counts[c].InFlight, 10))
 		}
 	}
-	family("cutover_request_duration_seconds", "histogram", "Request duration as the router saw it.")
+	family("cutover_request_duration_seconds", "histogram", "Public request duration as the router saw it: to the end of the response, or to the response headers for WebSocket upgrades and event streams.")
 	for _, s := range snaps {
 		for _, c := range route.Colors {
 			lbl := labels(s.name, c)

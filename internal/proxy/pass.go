@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 )
 
 // forward sends the request to the backend's instance and streams the
@@ -122,9 +123,13 @@ func (be *backend) pass(st *reqState, req *http.Request) {
 		}
 		dst.Add("Trailer", strings.Join(keys, ", "))
 	}
+	sse := isEventStream(res.Header["Content-Type"])
+	if sse {
+		st.headersAt = time.Now() // a stream's latency is its time to headers
+	}
 	st.WriteHeader(res.StatusCode)
 
-	flush := res.ContentLength == -1 || isEventStream(res.Header["Content-Type"])
+	flush := res.ContentLength == -1 || sse
 	if err := r.copyBody(st, res.Body, flush); err != nil {
 		defer res.Body.Close()
 		if req.Context().Value(http.ServerContextKey) == nil {

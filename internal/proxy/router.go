@@ -353,7 +353,9 @@ func (r *Router) Healthy(color route.Color) (healthy, total int) {
 // Counts returns a colour's cumulative counters of public traffic; the
 // controller's analysis differences two snapshots. Preview requests are
 // not in them (smoke tests would skew a candidate's error rate, latency
-// and request count); PreviewCounts has those. A retried request counts
+// and request count); PreviewCounts has those. The latency of a WebSocket
+// session or an event stream is its time to the response headers, not its
+// length. A retried request counts
 // once, on the colour first chosen for it; fallback answers count on
 // neither colour.
 func (r *Router) Counts(color route.Color) metrics.Counts { return r.rec[color&1].Snapshot() }
