@@ -51,16 +51,14 @@ var (
 
 // direct points the outbound request at the instance and sets the
 // X-Forwarded-* headers (X-Forwarded-For is appended by ReverseProxy after
-// this). Incoming forwarding headers are kept only from trusted proxies.
+// this). Incoming forwarding and client-address headers (clientClaims) are
+// kept only from trusted proxies.
 func (be *backend) direct(out *http.Request) {
 	out.URL.Scheme = be.router.scheme
 	out.URL.Host = be.inst.Addr
 	h := out.Header
 	if !be.router.isTrusted(out.RemoteAddr) {
-		delete(h, "X-Forwarded-For")
-		delete(h, "X-Forwarded-Host")
-		delete(h, "X-Forwarded-Proto")
-		delete(h, "Forwarded")
+		dropClientClaims(h)
 	}
 	if _, ok := h["X-Forwarded-Host"]; !ok {
 		h["X-Forwarded-Host"] = []string{out.Host}
@@ -71,6 +69,22 @@ func (be *backend) direct(out *http.Request) {
 		} else {
 			h["X-Forwarded-Proto"] = protoHTTP
 		}
+	}
+}
+
+// clientClaims are the request headers in which a proxy tells the instance
+// who the client is (canonical keys). Apps take them at their word, so they
+// pass only from trusted proxies; from anyone else they would let a client
+// pick the address that rate limits, allow lists and audit logs see.
+var clientClaims = [...]string{
+	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded",
+	"X-Real-Ip", "True-Client-Ip", "X-Client-Ip",
+}
+
+// dropClientClaims deletes the clientClaims headers from h.
+func dropClientClaims(h http.Header) {
+	for _, k := range clientClaims {
+		delete(h, k)
 	}
 }
 

@@ -169,10 +169,7 @@ func (be *backend) outHeader(req *http.Request, o *outbound) http.Header {
 		}
 	}
 	if !be.router.isTrusted(req.RemoteAddr) {
-		delete(h, "X-Forwarded-For")
-		delete(h, "X-Forwarded-Host")
-		delete(h, "X-Forwarded-Proto")
-		delete(h, "Forwarded")
+		dropClientClaims(h)
 	}
 	if _, ok := h["X-Forwarded-Host"]; !ok {
 		o.xfh[0] = req.Host
