@@ -25,6 +25,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +59,14 @@ type Options struct {
 // ejectFor is how long a connection failure takes an instance out of
 // selection, unless its active health check passes sooner.
 const ejectFor = 5 * time.Second
+
+// stickyMaxAge is how long a browser keeps the sticky cookie. A session
+// cookie would be lost when the browser restarts, and with it the client's
+// colour in the middle of a canary; a day outlasts a shift's steps while
+// letting go of a bucket nobody uses. The router sets the cookie only when
+// a request has none, so a client keeps its colour for a day at most and
+// is then split afresh.
+const stickyMaxAge = 24 * time.Hour
 
 // Router forwards one service's traffic. Create it with New.
 type Router struct {
@@ -141,7 +150,7 @@ func New(opts Options) (*Router, error) {
 	default:
 		r.cookie = svc.StickyCookie
 	}
-	r.cookieSfx = "; Path=/; HttpOnly; SameSite=Lax"
+	r.cookieSfx = "; Path=/; Max-Age=" + strconv.Itoa(int(stickyMaxAge/time.Second)) + "; HttpOnly; SameSite=Lax"
 	r.fallback = []byte(builtinFallback)
 	if svc.FallbackPage != "" {
 		b, err := os.ReadFile(svc.FallbackPage)

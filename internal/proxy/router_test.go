@@ -156,3 +156,24 @@ func TestFallbackWhenNothingHealthy(t *testing.T) {
 		t.Fatalf("recovered: status %d from %q", code, id)
 	}
 }
+
+// The sticky cookie outlives a browser restart (Max-Age) for a day, and
+// stays out of scripts and cross-site requests.
+func TestStickyCookieAttributes(t *testing.T) {
+	blue := newInstance(t, "web-blue-1", nil)
+	r := startRouter(t, testService())
+	r.SetPool(route.Blue, "v1", backends(blue))
+	resp, err := client().Get(r.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cookies := resp.Cookies()
+	if len(cookies) != 1 {
+		t.Fatalf("Set-Cookie = %q, want one cookie", resp.Header.Values("Set-Cookie"))
+	}
+	ck := cookies[0]
+	if ck.Name != "cutover_web" || ck.Value == "" || ck.Path != "/" || ck.MaxAge != 86400 || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode {
+		t.Fatalf("Set-Cookie = %q: want cutover_web=<value>; Path=/; Max-Age=86400; HttpOnly; SameSite=Lax", resp.Header.Get("Set-Cookie"))
+	}
+}
