@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -130,5 +133,35 @@ func TestBrokenReleaseFailsCleanly(t *testing.T) {
 	tr.halt()
 	if f := tr.failed.Load(); f != 0 || tr.served("v1") == 0 {
 		t.Fatalf("v1 must keep serving: %d failed, %d served (last: %v)", f, tr.served("v1"), tr.lastErr.Load())
+	}
+}
+
+// A pre_traffic smoke test that checks the candidate's version through
+// PREVIEW_URL passes on the first deployment (preview reaches blue, the
+// first candidate) and on the next (green).
+func TestSmokeTestThroughPreview(t *testing.T) {
+	e := newEnv(t) // all at once
+	script := filepath.Join(e.dir, "smoke.sh")
+	ran := filepath.Join(e.dir, "smoke.ran")
+	// bash's /dev/tcp, so the test needs no curl on the machine.
+	os.WriteFile(script, []byte(`hp=${PREVIEW_URL#http://}
+exec 3<>/dev/tcp/${hp%:*}/${hp##*:}
+printf 'GET /?format=json HTTP/1.0\r\nHost: preview\r\n\r\n' >&3
+grep -q "\"version\":\"$VERSION\"" <&3 || { echo "preview did not answer with $VERSION"; exit 1; }
+echo "$VERSION $COLOR" >> `+ran+`
+`), 0o755)
+	f, err := os.OpenFile(e.cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "    hooks:\n      pre_traffic: [\"bash %s\"]\n", script)
+	f.Close()
+
+	e.start()
+	e.mustCLI(0, "deploy", "web", "v1", "--wait")
+	e.mustCLI(0, "deploy", "web", "v2", "--wait")
+	got, _ := os.ReadFile(ran)
+	if string(got) != "v1 blue\nv2 green\n" {
+		t.Fatalf("the smoke test saw %q through the preview, want v1 on blue then v2 on green", got)
 	}
 }
