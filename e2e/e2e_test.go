@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -211,4 +212,58 @@ func TestDemo(t *testing.T) {
 		t.Errorf("demo took %s, promised under 60s", took)
 	}
 	t.Logf("demo took %s:\n%s", took, out)
+}
+
+// demo --keep stays up with v2 live and answers on the URLs it prints;
+// Ctrl-C (SIGINT) ends it with exit 0 and leaves no instance behind.
+func TestDemoKeep(t *testing.T) {
+	cmd := exec.Command(binary, "demo", "--keep")
+	out := &lockedWriter{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+		}
+	})
+	deadline := time.After(90 * time.Second)
+	for !strings.Contains(out.String(), "--keep: the daemon is running") {
+		select {
+		case err := <-exited:
+			t.Fatalf("demo --keep exited early (%v):\n%s", err, out)
+		case <-deadline:
+			t.Fatalf("demo --keep did not settle within 90s:\n%s", out)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	var api string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == "control" && f[1] == "API" {
+			api = f[2]
+		}
+	}
+	status := exec.Command(binary, "status", "web", "--json", "--api", api)
+	got, err := status.Output()
+	if err != nil || !strings.Contains(string(got), `"version": "v2"`) {
+		t.Fatalf("status through the printed API %q: %v\n%s", api, err, got)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("demo --keep after Ctrl-C: %v\n%s", err, out)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("demo --keep did not stop within 30s of SIGINT")
+	}
+	ps, _ := exec.Command("ps", "-eo", "args").Output()
+	for _, line := range strings.Split(string(ps), "\n") {
+		if strings.HasPrefix(line, binary+" demo-app") {
+			t.Errorf("an instance outlived the demo: %s", line)
+		}
+	}
 }

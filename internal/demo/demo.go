@@ -266,15 +266,21 @@ func (s *story) tell(ctx context.Context, d *demo, rps int, keep bool) error {
 	fmt.Fprintf(s.out, "  v3 requests that failed         %d of %d (users exposed only at the 10%% step)\n",
 		total.byVersion["v3"].fail, sum(total.byVersion["v3"]))
 	fmt.Fprintf(s.out, "  whole demo                      %s\n", time.Since(s.start).Round(100*time.Millisecond))
-	fmt.Fprintf(s.out, "\nWhere to look:\n  cutover status web --api %s\n  cutover history web --api %s\n  curl %s/metrics\n", d.apiURL, d.apiURL, d.apiURL)
 	if during.failed != 0 {
 		return fmt.Errorf("%d requests failed during the v2 switch; cutover promises none", during.failed)
 	}
-	if keep {
-		fmt.Fprintf(s.out, "\n--keep: the daemon is running with v2 live; open http://%s in a browser. Ctrl-C to stop.\n", d.public)
-		stopLoad()
-		<-ctx.Done()
+	if !keep {
+		fmt.Fprintln(s.out, "\nTo explore afterwards (status, history, metrics, the page itself), run: cutover demo --keep")
+		return nil
 	}
+	fmt.Fprintf(s.out, "\n--keep: the daemon is running with v2 live; Ctrl-C to stop. Try:\n")
+	fmt.Fprintf(s.out, "  open http://%s                     the demo page (reload it: blue or green?)\n", d.public)
+	fmt.Fprintf(s.out, "  cutover status web --api %s\n", d.apiURL)
+	fmt.Fprintf(s.out, "  cutover history web --api %s\n", d.apiURL)
+	fmt.Fprintf(s.out, "  cutover deploy web v4 --wait --api %s\n", d.apiURL)
+	fmt.Fprintf(s.out, "  curl %s/metrics\n", d.apiURL)
+	stopLoad()
+	<-ctx.Done()
 	return nil
 }
 
