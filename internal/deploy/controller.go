@@ -198,7 +198,7 @@ func (c *Controller) Restore(ctx context.Context) error {
 		return fmt.Errorf("restore %s: load state: %w", c.cfg().Name, err)
 	}
 	if !found {
-		return nil
+		return c.closeOrphans(nil)
 	}
 	if err := checkState(st, c.cfg().Name); err != nil {
 		return fmt.Errorf("restore %s: corrupt state: %w", c.cfg().Name, err)
@@ -209,6 +209,9 @@ func (c *Controller) Restore(ctx context.Context) error {
 		}
 	}
 	c.setPreview(PreviewColor(*st))
+	if err := c.closeOrphans(st.Run); err != nil {
+		return err
+	}
 	// A running deployment is judged by the policy it started with (and
 	// persisted), even if the configuration was reloaded before the
 	// restart; an idle service takes the current configuration.
@@ -227,6 +230,33 @@ func (c *Controller) setPreview(color route.Color) {
 	if pr, ok := c.opts.Router.(PreviewRouter); ok {
 		pr.SetPreview(color)
 	}
+}
+
+// orphanScan is how many recent history records Restore checks for orphans.
+const orphanScan = 20
+
+// closeOrphans ends history records that say "running" but belong to no
+// run in the state. History is written before state, so a crash between
+// the two at the start of a deployment leaves such a record; the API never
+// acknowledged that deployment (it answers after the state is saved), so
+// it is recorded as failed rather than shown as running forever.
+func (c *Controller) closeOrphans(run *Run) error {
+	recs, err := c.opts.Store.Deployments(c.cfg().Name, orphanScan)
+	if err != nil {
+		return fmt.Errorf("restore %s: read history: %w", c.cfg().Name, err)
+	}
+	for _, d := range recs {
+		if d.Outcome != OutcomeRunning || (run != nil && d.ID == run.Record.ID) {
+			continue
+		}
+		d.Outcome, d.EndedAt = OutcomeFailed, c.opts.Now()
+		d.Reason = "interrupted: the daemon stopped before this deployment was acknowledged; nothing was started"
+		if err := c.opts.Store.SaveDeployment(&d); err != nil {
+			return fmt.Errorf("restore %s: close interrupted deployment %s: %w", c.cfg().Name, d.ID, err)
+		}
+		c.log.Warn("closed an interrupted deployment", "deployment", d.ID, "version", d.Version)
+	}
+	return nil
 }
 
 // checkState rejects states this version cannot resume.

@@ -60,3 +60,41 @@ func TestRestoreKeepsRunningPolicy(t *testing.T) {
 		}
 	})
 }
+
+// A history record left "running" by a crash between writing history and
+// writing state (the deployment was never acknowledged) is closed as
+// failed on restore; the record of the run the state resumes is not.
+func TestRestoreClosesOrphanRecords(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newFakeStore()
+		h := newHarness(t, testService(), store)
+		h.start()
+		h.firstLive()
+		running := h.deploy("v2", "")
+		h.waitPhase(PhaseShifting, time.Minute)
+		h.stop()
+		orphan := Deployment{ID: "web-orphan", Service: "web", Version: "v9", Outcome: OutcomeRunning, StartedAt: time.Now()}
+		if err := store.SaveDeployment(&orphan); err != nil {
+			t.Fatal(err)
+		}
+
+		h2 := newHarness(t, testService(), store)
+		if err := h2.c.Restore(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		byID := map[string]Deployment{}
+		hist, err := h2.c.History(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range hist {
+			byID[d.ID] = d
+		}
+		if d := byID["web-orphan"]; d.Outcome != OutcomeFailed || d.EndedAt.IsZero() {
+			t.Errorf("orphan record after restore: %+v, want failed with an end time", d)
+		}
+		if d := byID[running.ID]; d.Outcome != OutcomeRunning {
+			t.Errorf("the resumed deployment's record is %s, want running", d.Outcome)
+		}
+	})
+}
