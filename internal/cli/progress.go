@@ -68,13 +68,38 @@ type lineProgress struct {
 	loc         *time.Location
 	statusLines bool
 	last        string
+	verdicts    verdictFilter
 }
 
 func (p *lineProgress) start(d deploy.Deployment) {
 	fmt.Fprintf(p.w, "%s: deploying %s to %s (deployment %s)\n", d.Service, d.Version, d.Color, d.ID)
 }
 
-func (p *lineProgress) event(ev deploy.Event) { fmt.Fprintln(p.w, eventLine(ev, p.loc)) }
+func (p *lineProgress) event(ev deploy.Event) {
+	if p.verdicts.show(ev) {
+		fmt.Fprintln(p.w, eventLine(ev, p.loc))
+	}
+}
+
+// verdictFilter keeps the analysis from flooding a log: the controller
+// publishes a verdict every analysis interval, but a person (or a CI log)
+// needs one only when the result changes; decisions, steps and every other
+// event always show. --json output keeps every verdict for machines.
+type verdictFilter struct{ last deploy.Result }
+
+func (f *verdictFilter) show(ev deploy.Event) bool {
+	if ev.Type != "verdict" || ev.Verdict == nil {
+		if ev.Type == "step" || ev.Type == "resumed" {
+			f.last = "" // a new step's evidence starts afresh: show its first verdict
+		}
+		return true
+	}
+	if ev.Verdict.Result == f.last {
+		return false
+	}
+	f.last = ev.Verdict.Result
+	return true
+}
 
 func (p *lineProgress) status(st deploy.Status) {
 	if !p.statusLines {
@@ -136,10 +161,11 @@ type ttyProgress struct {
 	width func() int
 	now   func() time.Time
 
-	d      deploy.Deployment
-	st     *deploy.Status
-	drawn  int // lines of the block currently on screen
-	latest string
+	d        deploy.Deployment
+	st       *deploy.Status
+	drawn    int // lines of the block currently on screen
+	latest   string
+	verdicts verdictFilter
 }
 
 func (p *ttyProgress) start(d deploy.Deployment) {
@@ -150,6 +176,10 @@ func (p *ttyProgress) start(d deploy.Deployment) {
 func (p *ttyProgress) event(ev deploy.Event) {
 	if ev.Verdict != nil {
 		p.latest = fmt.Sprintf("%s: %s", ev.Verdict.Result, ev.Verdict.Reason)
+	}
+	if !p.verdicts.show(ev) {
+		p.redraw(nil) // the block shows the forming verdict
+		return
 	}
 	p.redraw([]string{eventLine(ev, p.loc)})
 }
