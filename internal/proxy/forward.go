@@ -23,6 +23,7 @@ type backend struct {
 	inst      *route.Instance
 	color     route.Color
 	rp        *httputil.ReverseProxy
+	h1        *h1pool // plain requests to plain-HTTP instances; nil with upstream TLS
 	router    *Router
 	stopWatch context.CancelFunc
 
@@ -33,6 +34,9 @@ type backend struct {
 func (r *Router) newBackend(c route.Color, b Backend) *backend {
 	be := &backend{color: c, router: r, stopWatch: func() {}, streams: map[io.Closer]struct{}{}}
 	be.inst = route.NewInstance(b.ID, b.Addr, be)
+	if r.scheme == "http" {
+		be.h1 = newH1Pool(b.Addr, r.transport)
+	}
 	be.rp = &httputil.ReverseProxy{
 		Director:       be.direct,
 		Transport:      r.transport,
@@ -129,6 +133,14 @@ func (be *backend) untrack(c io.Closer) {
 	be.mu.Lock()
 	delete(be.streams, c)
 	be.mu.Unlock()
+}
+
+// closeIdle closes the instance's idle upstream connections; with final
+// set (the instance left for good) it keeps none from now on.
+func (be *backend) closeIdle(final bool) {
+	if be.h1 != nil {
+		be.h1.closeIdle(final)
+	}
 }
 
 // cutStreams closes every tracked stream of the instance and returns how many.

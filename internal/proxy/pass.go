@@ -28,10 +28,12 @@ func (be *backend) forward(st *reqState, req *http.Request) {
 	be.pass(st, req)
 }
 
-// outbound is what pass allocates per request besides the outbound
-// request and its header map: the URL, the X-Forwarded-* values and the
-// client trace that relays 1xx answers.
+// outbound is what pass allocates per request besides its header map:
+// the outbound request (for the h1 engine; the transport's gets a new
+// context), the URL, the X-Forwarded-* values and the client trace that
+// relays 1xx answers.
 type outbound struct {
+	req   http.Request
 	url   url.URL
 	xff   [1]string
 	xfh   [1]string
@@ -72,8 +74,16 @@ var (
 func (be *backend) pass(st *reqState, req *http.Request) {
 	r := be.router
 	o := &outbound{rw: st}
-	o.trace.Got1xxResponse = o.got1xx
-	out := req.WithContext(httptrace.WithClientTrace(req.Context(), &o.trace))
+	h1 := be.h1 != nil && h1Eligible(req)
+	var out *http.Request
+	if h1 {
+		// The h1 engine relays 1xx answers itself; no trace, no new context.
+		o.req = *req
+		out = &o.req
+	} else {
+		o.trace.Got1xxResponse = o.got1xx
+		out = req.WithContext(httptrace.WithClientTrace(req.Context(), &o.trace))
+	}
 	o.url = *req.URL
 	o.url.Scheme, o.url.Host = r.scheme, be.inst.Addr
 	out.URL = &o.url
@@ -86,7 +96,15 @@ func (be *backend) pass(st *reqState, req *http.Request) {
 	}
 	out.Close = false
 
-	res, err := r.transport.RoundTrip(out)
+	var (
+		res *http.Response
+		err error
+	)
+	if h1 {
+		res, err = be.h1.roundTrip(st, out, o)
+	} else {
+		res, err = r.transport.RoundTrip(out)
+	}
 	o.mu.Lock()
 	o.done = true
 	o.mu.Unlock()

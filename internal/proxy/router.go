@@ -381,6 +381,9 @@ func (r *Router) PreviewCounts(color route.Color) metrics.Counts {
 func (r *Router) Close() {
 	r.mu.Lock()
 	r.closed = true
+	for _, be := range r.members {
+		be.closeIdle(true)
+	}
 	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()
@@ -430,6 +433,7 @@ func (r *Router) watch(be *backend) {
 // r.mu must be held.
 func (r *Router) retire(be *backend) {
 	be.stopWatch()
+	be.closeIdle(true)
 	if r.closed {
 		be.cutStreams()
 		return
@@ -482,6 +486,14 @@ func (r *Router) Drain(ctx context.Context, color route.Color) error {
 	if err != nil {
 		return fmt.Errorf("drain %s %s: %w", r.svc.Name, c, err)
 	}
+	for _, be := range members {
+		be.closeIdle(false)
+	}
+	defer func() {
+		for _, be := range members {
+			be.closeIdle(false) // those the drained requests gave back
+		}
+	}()
 	start := time.Now()
 	if waitIdle(ctx, members, start.Add(r.drainFor)) {
 		r.log.Info("drained", "color", c, "took", time.Since(start))
