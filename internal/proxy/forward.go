@@ -222,8 +222,11 @@ func (r *Router) handleError(w http.ResponseWriter, out *http.Request, err error
 	}
 	timeout := isTimeout(err)
 	dial := isDial(err)
+	var reused *reusedConnError
 	if dial || !timeout {
-		st.be.inst.Eject(time.Now().Add(ejectFor))
+		if !errors.As(err, &reused) {
+			st.be.inst.Eject(time.Now().Add(ejectFor))
+		}
 		if !st.retried && (dial && !st.bodyRead() || st.body == nil && idempotent(st.in.Method)) {
 			if r.retry(st) {
 				return

@@ -213,12 +213,25 @@ func (p *h1pool) roundTrip(st *reqState, out *http.Request, o *outbound) (*http.
 		if err == nil {
 			return res, nil
 		}
+		if c.reused && !retry && ctx.Err() == nil {
+			return nil, &reusedConnError{err}
+		}
 		if !retry || !c.reused || ctx.Err() != nil {
 			return nil, err
 		}
 		fresh = true
 	}
 }
+
+// reusedConnError is a failure on a kept-alive connection that could not be
+// retried (the request may have been processed). It answers the client
+// with 502 like any connection failure, but it does not eject the
+// instance: an instance closing an idle connection says nothing about its
+// health, and the next request's fresh dial would show a dead one.
+type reusedConnError struct{ err error }
+
+func (e *reusedConnError) Error() string { return "reused upstream connection: " + e.err.Error() }
+func (e *reusedConnError) Unwrap() error { return e.err }
 
 // exchange writes out on c and reads the answer's header. On error the
 // connection is closed and retry says whether nothing of the request can
