@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -88,15 +89,44 @@ func Serve(ctx context.Context, path string, stdout, stderr io.Writer) int {
 // tuneGC trades memory for CPU on the request path: the router allocates a
 // few KiB per request, and at the default GOGC=100 the collector took 7-10%
 // of the router's CPU in bench runs; GOGC=400 took about 1.3% for some 25
-// MiB more memory. The memory limit bounds what the trade can cost. An
-// operator's own GOGC or GOMEMLIMIT always wins.
+// MiB more memory. The soft memory limit keeps the trade from costing the
+// machine: half the memory the daemon may use (its cgroup's limit, or the
+// machine's memory), never below 512 MiB. Near that limit the collector
+// works harder again instead of growing the heap. An operator's own GOGC or
+// GOMEMLIMIT always wins.
 func tuneGC(getenv func(string) string) (tuned bool) {
 	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
 		return false
 	}
 	debug.SetGCPercent(400)
-	debug.SetMemoryLimit(512 << 20)
+	debug.SetMemoryLimit(memoryLimit(os.ReadFile))
 	return true
+}
+
+// minMemoryLimit is the floor of the soft memory limit tuneGC sets.
+const minMemoryLimit = 512 << 20
+
+// memoryLimit returns half of the memory available to the process: the
+// cgroup v2 limit when there is one, else the machine's MemTotal; at least
+// minMemoryLimit, which is also the answer when neither can be read.
+func memoryLimit(readFile func(string) ([]byte, error)) int64 {
+	avail := int64(0)
+	if b, err := readFile("/sys/fs/cgroup/memory.max"); err == nil {
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n > 0 {
+			avail = n
+		}
+	}
+	if b, err := readFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 2 && f[0] == "MemTotal:" {
+				if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil && (avail == 0 || kb*1024 < avail) {
+					avail = kb * 1024
+				}
+			}
+		}
+	}
+	return max(avail/2, minMemoryLimit)
 }
 
 // Daemon is one running cutover: its store, services and control API.
