@@ -71,7 +71,7 @@ func commandList() []*command {
 		{name: "validate", args: "[-c FILE] [--json]", summary: "check a config: every problem with file:line",
 			flags: func(fs *flag.FlagSet, o *opts) { configFlag(fs, o); jsonFlag(fs, o) }, do: (*app).validate},
 		{name: "reload", args: "", summary: "make the daemon re-read its config (a bad one is refused)", do: (*app).reload},
-		{name: "demo", args: "[--keep]", summary: "the self-contained showcase", raw: (*app).demo},
+		{name: "demo", args: "[--keep] [--rps N]", summary: "the self-contained showcase", raw: (*app).demo},
 		{name: "demo-app", args: "[--listen ADDR] [--version V] [--faults FILE]", summary: "the demo's web app", raw: (*app).demoApp, hidden: true},
 		{name: "version", args: "", summary: "print cutover's version", do: (*app).version},
 		{name: "help", args: "[COMMAND]", summary: "show help", maxArgs: 1, do: (*app).help},
