@@ -41,7 +41,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 		if err := svc.ctrl.SetConfig(next.Services[name]); err != nil {
 			return err
 		}
-		svc.cfg = next.Services[name]
+		svc.cfg.Store(next.Services[name])
 	}
 	d.cfg = next
 	d.log.Info("configuration reloaded", "file", old.File)

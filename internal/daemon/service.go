@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cutover/cutover/internal/config"
@@ -17,9 +18,13 @@ import (
 	"github.com/cutover/cutover/internal/runtime/static"
 )
 
-// service is one service's running parts.
+// service is one service's running parts. name and the components are set
+// once by startService; cfg is swapped by Reload while API calls read it,
+// so it is an atomic pointer and the name used in keys and messages is a
+// field of its own.
 type service struct {
-	cfg    *config.Service
+	name   string
+	cfg    atomic.Pointer[config.Service]
 	log    *slog.Logger
 	router *proxy.Router
 	driver runtime.Driver
@@ -59,7 +64,8 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 	// about this service carry it through svc.log.
 	log := d.log.With("service", sc.Name)
 	component := func(name string) *slog.Logger { return d.log.With("component", name) }
-	svc := &service{cfg: sc, log: log}
+	svc := &service{name: sc.Name, log: log}
+	svc.cfg.Store(sc)
 	r, err := proxy.New(proxy.Options{Service: sc, Logger: component("router")})
 	if err != nil {
 		return nil, err
@@ -179,7 +185,7 @@ func (d *Daemon) stopServices() {
 	defer d.mu.Unlock()
 	for _, svc := range d.services {
 		if d.opts.StopInstancesOnExit {
-			ctx, cancel := context.WithTimeout(context.Background(), svc.cfg.DrainTimeout+30*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), svc.cfg.Load().DrainTimeout+30*time.Second)
 			for _, c := range route.Colors {
 				if err := svc.driver.Stop(ctx, c); err != nil {
 					svc.log.Error("stopping pool", "color", c, "err", err)

@@ -42,11 +42,11 @@ func (d *Daemon) changeRegistration(svc *service, sp staticPools, add bool, vers
 	if err := apply(version, addr); err != nil {
 		return classify(err)
 	}
-	if err := d.store.PutState(staticKey(svc.cfg.Name), sp.Versions()); err != nil {
+	if err := d.store.PutState(staticKey(svc.name), sp.Versions()); err != nil {
 		if had != add {
 			_ = undo(version, addr)
 		}
-		return fmt.Errorf("service %s: persisting static addresses: %w", svc.cfg.Name, err)
+		return fmt.Errorf("service %s: persisting static addresses: %w", svc.name, err)
 	}
 	return nil
 }
@@ -59,7 +59,7 @@ func (d *Daemon) restoreRegistrations(svc *service) error {
 		return nil
 	}
 	var saved map[string][]string
-	found, err := d.store.GetState(staticKey(svc.cfg.Name), &saved)
+	found, err := d.store.GetState(staticKey(svc.name), &saved)
 	if err != nil {
 		return fmt.Errorf("registered static addresses: %w", err)
 	}
