@@ -89,10 +89,6 @@ func (c *Controller) startPool(ctx context.Context, j Job) error {
 	}
 }
 
-// drainStop drains the colour, with quiet also waits until it has been
-// quiet for the quiet period, then stops it. When ctx ends first (the daemon
-// shuts down) it stops nothing and returns ctx's error: the pool may still
-// have requests in flight, and the persisted job runs again after a restart.
 // instanceLister is the part of runtime.Driver that reports a colour's
 // healthy instances.
 type instanceLister interface {
@@ -111,6 +107,10 @@ func (c *Controller) runs(color route.Color, version string) bool {
 	return len(ins) > 0 && ins[0].Version == version
 }
 
+// drainStop drains the colour, with quiet also waits until it has been
+// quiet for the quiet period, then stops it. When ctx ends first (the daemon
+// shuts down) it stops nothing and returns ctx's error: the pool may still
+// have requests in flight, and the persisted job runs again after a restart.
 func (c *Controller) drainStop(ctx context.Context, color route.Color, quiet bool) error {
 	if err := c.drain(ctx, color); err != nil {
 		return err
