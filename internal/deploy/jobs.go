@@ -30,15 +30,18 @@ func (c *Controller) runJob(ctx context.Context, j Job) (string, error) {
 		if herr != nil {
 			log.Error("on_rollback hook failed", "err", herr)
 		}
-		return detail, errors.Join(herr, c.drainStop(ctx, j.Color, false))
+		return detail, errors.Join(herr, c.drainStop(ctx, j.Color, 0))
 	case JobStop:
-		return "", c.drainStop(ctx, j.Color, false)
+		return "", c.drainStop(ctx, j.Color, 0)
 	case JobRetire:
 		if err := c.liveServes(j); err != nil {
 			log.Warn("not retiring", "err", err)
 			return "", err
 		}
-		return "", c.drainStop(ctx, j.Color, true)
+		// The quiet period is the deployment's policy, like the retry
+		// after a failed retirement: a reload applies from the next
+		// deployment on.
+		return "", c.drainStop(ctx, j.Color, c.state().Policy.QuietPeriod)
 	}
 	return "", fmt.Errorf("unknown job %q", j.Kind)
 }
@@ -107,16 +110,16 @@ func (c *Controller) runs(color route.Color, version string) bool {
 	return len(ins) > 0 && ins[0].Version == version
 }
 
-// drainStop drains the colour, with quiet also waits until it has been
-// quiet for the quiet period, then stops it. When ctx ends first (the daemon
+// drainStop drains the colour, waits until it has served no request for
+// quiet (0: not at all), then stops it. When ctx ends first (the daemon
 // shuts down) it stops nothing and returns ctx's error: the pool may still
 // have requests in flight, and the persisted job runs again after a restart.
-func (c *Controller) drainStop(ctx context.Context, color route.Color, quiet bool) error {
+func (c *Controller) drainStop(ctx context.Context, color route.Color, quiet time.Duration) error {
 	if err := c.drain(ctx, color); err != nil {
 		return err
 	}
-	if quiet {
-		if err := c.waitQuiet(ctx, color); err != nil {
+	if quiet > 0 {
+		if err := c.waitQuiet(ctx, color, quiet); err != nil {
 			return err
 		}
 	}
@@ -147,10 +150,9 @@ func (c *Controller) stop(ctx context.Context, color route.Color) error {
 	return nil
 }
 
-// waitQuiet returns once the colour has served no request and has none in
-// flight for the quiet period.
-func (c *Controller) waitQuiet(ctx context.Context, color route.Color) error {
-	quiet := c.cfg().QuietPeriod
+// waitQuiet returns once the colour has served no request and has had none
+// in flight for quiet.
+func (c *Controller) waitQuiet(ctx context.Context, color route.Color, quiet time.Duration) error {
 	last := c.countsOf(color)
 	since := c.opts.Now()
 	tick := time.NewTicker(min(healthPoll*10, max(quiet/10, healthPoll)))

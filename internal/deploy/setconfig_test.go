@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/internal/route"
 )
 
 // A reloaded configuration changes the steps and analysis limits of the
@@ -74,4 +75,29 @@ func TestSetConfigRefusesOtherService(t *testing.T) {
 	if h.c.cfg().Name != "web" {
 		t.Errorf("the controller now serves %q", h.c.cfg().Name)
 	}
+}
+
+// A reloaded quiet_period, like keep_previous, applies from the next
+// deployment on: the pool kept by the running one is retired after the
+// quiet period it was promoted with.
+func TestSetConfigQuietPeriodFromNextDeployment(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		svc := testService()
+		svc.KeepPrevious = time.Minute
+		h := newHarness(t, svc, newFakeStore())
+		h.start()
+		h.firstLive()
+		h.deploy("v2", StrategyAllAtOnce)
+		h.waitPhase(PhaseIdle, time.Minute)
+		next := testService()
+		next.KeepPrevious = time.Minute
+		next.QuietPeriod = time.Hour
+		if err := h.c.SetConfig(next); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute + 30*time.Second) // keep_previous, then 10 s quiet
+		if _, ok := h.rt.pools()[route.Blue]; ok || h.c.Status().Previous != nil {
+			t.Fatalf("blue v1 not retired 30 s after keep_previous: the reloaded 1 h quiet period applied to the running deployment (pools %v)", h.rt.pools())
+		}
+	})
 }
