@@ -150,7 +150,7 @@ func (d *Daemon) staticService(name string) (*service, staticPools, error) {
 	return svc, sp, nil
 }
 
-// Register implements api.Backend. The new address map is persisted before
+// Register implements api.Backend. The change is persisted before
 // the call returns.
 func (d *Daemon) Register(_ context.Context, name, version, addr string) error {
 	svc, sp, err := d.staticService(name)
@@ -160,7 +160,7 @@ func (d *Daemon) Register(_ context.Context, name, version, addr string) error {
 	return d.changeRegistration(svc, sp, true, version, addr)
 }
 
-// Deregister implements api.Backend. The new address map is persisted
+// Deregister implements api.Backend. The change is persisted
 // before the call returns.
 func (d *Daemon) Deregister(_ context.Context, name, version, addr string) error {
 	svc, sp, err := d.staticService(name)

@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 
@@ -18,19 +20,95 @@ type staticPools interface {
 	Restore(color route.Color, version string) ([]runtime.Instance, error)
 }
 
-// registrations persists a static service's effective address map (the
-// config's addresses plus registrations minus deregistrations), so what the
-// API acknowledged survives a restart like every other acknowledged change.
+// registrations persists what a static service's run-time registrations
+// changed, so what the API acknowledged survives a restart like every
+// other acknowledged change.
 type registrations struct {
 	mu sync.Mutex // serialises register/deregister with their persistence
 }
 
-// staticKey is the store key of a service's address map; service names
+// staticKey is the store key of a service's registrations; service names
 // cannot contain '/', so it never collides with a controller state.
 func staticKey(service string) string { return service + "/static-addresses" }
 
-// register applies one registration change and persists the result before
-// it is acknowledged; if persisting fails the change is undone.
+// staticDeltaSchema marks the stored value as a staticDelta. The first
+// format stored the whole effective address map (version -> addresses),
+// whose values are all lists, so a number under "schema" tells them apart.
+const staticDeltaSchema = 2
+
+// staticDelta is what registrations changed relative to the configured
+// addresses: the addresses registered that the configuration lacks, and
+// the configured ones deregistered. Only the difference is stored, so that
+// an edit of runtime.static.versions followed by a restart takes effect:
+// the stored map of every address would overrule the file.
+type staticDelta struct {
+	Schema  int                 `json:"schema"`
+	Added   map[string][]string `json:"added,omitempty"`
+	Removed map[string][]string `json:"removed,omitempty"`
+}
+
+// diffAddrs returns, per version, the addresses of a missing from b; nil
+// when there is none.
+func diffAddrs(a, b map[string][]string) map[string][]string {
+	var out map[string][]string
+	for _, v := range slices.Sorted(maps.Keys(a)) {
+		for _, addr := range a[v] {
+			if !slices.Contains(b[v], addr) {
+				if out == nil {
+					out = map[string][]string{}
+				}
+				out[v] = append(out[v], addr)
+			}
+		}
+	}
+	return out
+}
+
+// deltaOf is effective relative to configured.
+func deltaOf(configured, effective map[string][]string) staticDelta {
+	return staticDelta{Schema: staticDeltaSchema, Added: diffAddrs(effective, configured), Removed: diffAddrs(configured, effective)}
+}
+
+// decodeDelta reads a stored value; current is false for a value in the
+// first format (the whole effective map), which becomes the addresses it
+// has beyond the configuration, and no removal: which configured addresses
+// it lacks because they were deregistered, and which because they were
+// added to the file after it was saved, cannot be told apart, and keeping
+// an address the router's health checks can eject is the safe side.
+func decodeDelta(raw json.RawMessage, configured map[string][]string) (_ staticDelta, current bool, err error) {
+	var probe struct {
+		Schema *int `json:"schema"` // an error for the first format's list
+	}
+	if json.Unmarshal(raw, &probe) == nil && probe.Schema != nil {
+		var d staticDelta
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return staticDelta{}, false, err
+		}
+		if d.Schema != staticDeltaSchema {
+			return staticDelta{}, false, fmt.Errorf("schema %d, want %d", d.Schema, staticDeltaSchema)
+		}
+		return d, true, nil
+	}
+	var full map[string][]string
+	if err := json.Unmarshal(raw, &full); err != nil {
+		return staticDelta{}, false, err
+	}
+	return staticDelta{Schema: staticDeltaSchema, Added: diffAddrs(full, configured)}, false, nil
+}
+
+// configuredAddrs is the service's runtime.static.versions. A reload
+// cannot change the runtime, so it is the configuration the driver was
+// built from.
+func configuredAddrs(svc *service) map[string][]string {
+	if st := svc.cfg.Load().Runtime.Static; st != nil {
+		return st.Versions
+	}
+	return nil
+}
+
+// changeRegistration applies one registration change and persists the
+// resulting difference from the configuration before it is acknowledged;
+// if persisting fails the change is undone.
 func (d *Daemon) changeRegistration(svc *service, sp staticPools, add bool, version, addr string) error {
 	svc.reg.mu.Lock()
 	defer svc.reg.mu.Unlock()
@@ -42,7 +120,7 @@ func (d *Daemon) changeRegistration(svc *service, sp staticPools, add bool, vers
 	if err := apply(version, addr); err != nil {
 		return classify(err)
 	}
-	if err := d.store.PutState(staticKey(svc.name), sp.Versions()); err != nil {
+	if err := d.store.PutState(staticKey(svc.name), deltaOf(configuredAddrs(svc), sp.Versions())); err != nil {
 		if had != add {
 			_ = undo(version, addr)
 		}
@@ -51,24 +129,33 @@ func (d *Daemon) changeRegistration(svc *service, sp staticPools, add bool, vers
 	return nil
 }
 
-// restoreRegistrations re-applies the persisted address map at start-up,
-// before the pools the controller's state names are restored.
+// restoreRegistrations applies the persisted registrations on top of the
+// configuration at start-up, before the pools the controller's state names
+// are restored: registered addresses the file lacks are added, deregistered
+// ones the file still has are removed. What the file changed meanwhile
+// stands. The stored difference is then rebased on this configuration, so
+// that it never names an address the file has since taken up or dropped.
 func (d *Daemon) restoreRegistrations(svc *service) error {
 	sp, ok := svc.driver.(staticPools)
 	if !ok {
 		return nil
 	}
-	var saved map[string][]string
-	found, err := d.store.GetState(staticKey(svc.name), &saved)
+	var raw json.RawMessage
+	found, err := d.store.GetState(staticKey(svc.name), &raw)
 	if err != nil {
 		return fmt.Errorf("registered static addresses: %w", err)
 	}
 	if !found {
 		return nil
 	}
+	configured := configuredAddrs(svc)
+	saved, current, err := decodeDelta(raw, configured)
+	if err != nil {
+		return fmt.Errorf("registered static addresses: %w", err)
+	}
 	cur := sp.Versions()
-	for v, addrs := range saved {
-		for _, a := range addrs {
+	for _, v := range slices.Sorted(maps.Keys(saved.Added)) {
+		for _, a := range saved.Added[v] {
 			if !slices.Contains(cur[v], a) {
 				if err := sp.Register(v, a); err != nil {
 					return fmt.Errorf("restoring registered address %s of %s: %w", a, v, err)
@@ -76,14 +163,24 @@ func (d *Daemon) restoreRegistrations(svc *service) error {
 			}
 		}
 	}
-	for v, addrs := range cur {
-		for _, a := range addrs {
-			if !slices.Contains(saved[v], a) {
+	for _, v := range slices.Sorted(maps.Keys(saved.Removed)) {
+		for _, a := range saved.Removed[v] {
+			if slices.Contains(cur[v], a) {
 				if err := sp.Deregister(v, a); err != nil {
 					return fmt.Errorf("restoring deregistration of %s from %s: %w", a, v, err)
 				}
 			}
 		}
 	}
+	if rebased := deltaOf(configured, sp.Versions()); !current || !equalDelta(rebased, saved) {
+		if err := d.store.PutState(staticKey(svc.name), rebased); err != nil {
+			return fmt.Errorf("service %s: persisting static addresses: %w", svc.name, err)
+		}
+	}
 	return nil
+}
+
+func equalDelta(a, b staticDelta) bool {
+	eq := func(x, y map[string][]string) bool { return maps.EqualFunc(x, y, slices.Equal) }
+	return a.Schema == b.Schema && eq(a.Added, b.Added) && eq(a.Removed, b.Removed)
 }
