@@ -70,6 +70,17 @@ type PreviewRouter interface {
 	SetPreview(color route.Color)
 }
 
+// Undrainer is implemented by routers that keep a drained colour out of
+// rotation until told otherwise. The controller undrains the candidate's
+// colour once the runtime has started it: a runtime that adopts a running
+// pool of the same version (one being retired, or drained before) leaves
+// the router's membership as it was, and the colour would stay drained, so
+// preview (the smoke tests) would answer 503.
+type Undrainer interface {
+	// Undrain puts color back in rotation for preview and for its weight.
+	Undrain(color route.Color)
+}
+
 // Runtime starts and stops pools; runtime.Driver satisfies it.
 type Runtime interface {
 	Start(ctx context.Context, color route.Color, version string) ([]runtime.Instance, error)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -698,6 +699,52 @@ func TestFirstDeploymentFailureWording(t *testing.T) {
 		}
 		if d.Outcome != OutcomeFailed || !strings.Contains(msg, "first deployment: stopping blue v1") || strings.Contains(msg, "no user traffic moved") {
 			t.Fatalf("first deployment failed with %s %q", d.Outcome, msg)
+		}
+	})
+}
+
+var _ Undrainer = (*fakeRouter)(nil)
+
+// Redeploying the version whose kept pool is being retired adopts that
+// pool, which retirement had already drained: the candidate's colour must
+// be back in rotation before the pre_traffic hooks smoke-test it through
+// preview, or they get the 503 of a drained colour.
+func TestRedeployOfRetiringVersionServesPreview(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		svc := testService()
+		svc.KeepPrevious = time.Minute
+		svc.QuietPeriod = time.Hour
+		h := newHarness(t, svc, newFakeStore())
+		var mu sync.Mutex
+		var checked, served bool
+		h.onEvent = func(ev Event) {
+			if ev.Type == "phase" && ev.Phase == PhaseVerifying && ev.Message == "blue v1 is healthy; running pre_traffic hooks" {
+				mu.Lock()
+				checked, served = true, h.router.previewServes()
+				mu.Unlock()
+			}
+		}
+		h.start()
+		h.firstLive()
+		h.deploy("v2", StrategyAllAtOnce)
+		h.waitPhase(PhaseIdle, time.Minute)
+		time.Sleep(time.Minute + 5*time.Second) // keep_previous over: blue v1 drained, waiting to be quiet
+		if st := h.c.state(); !st.Retiring || !slices.Contains(h.router.callLog(), "drain blue") {
+			t.Fatalf("blue v1 not being retired: retiring %v, calls %v", st.Retiring, h.router.callLog())
+		}
+		mu.Lock()
+		checked = false // the first deployment's pre_traffic phase
+		mu.Unlock()
+		h.deploy("v1", StrategyAllAtOnce)
+		h.waitPhase(PhaseIdle, time.Minute)
+		mu.Lock()
+		defer mu.Unlock()
+		if !checked || !served {
+			t.Fatalf("pre_traffic hooks of the redeployed v1 started (%v) with preview answering 503 (serving %v): blue stayed drained; calls %v",
+				checked, served, h.router.callLog())
+		}
+		if st := h.c.Status(); st.Live == nil || st.Live.Color != route.Blue || st.Live.Version != "v1" || h.rt.pools()[route.Blue] != "v1" {
+			t.Fatalf("after the redeploy: %+v, pools %v", st, h.rt.pools())
 		}
 	})
 }

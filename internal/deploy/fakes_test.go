@@ -32,6 +32,12 @@ type fakeRouter struct {
 	healthy [2]int // instances passing health checks, per colour
 	total   [2]int // instances registered, per colour
 	drained []route.Color
+	// disabled models the real router's drained colours: Drain takes a
+	// colour out of rotation (public and preview); SetPool of another
+	// version or of an empty pool, Undrain, and SetSplit giving the colour
+	// traffic put it back. version is the colour's pool as SetPool set it.
+	disabled [2]bool
+	version  [2]string
 	// calls logs drains and the runtime's starts and stops in order:
 	// "drain blue", "start blue v3", "stop blue".
 	calls []string
@@ -50,6 +56,10 @@ func (r *fakeRouter) SetSplit(live route.Color, w float64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.live, r.weight = live, w
+	r.disabled[live] = false
+	if w > 0 {
+		r.disabled[live.Other()] = false
+	}
 	r.splits = append(r.splits, fmt.Sprintf("%s:%g", live, w))
 	return nil
 }
@@ -63,6 +73,7 @@ func (r *fakeRouter) Split() (route.Color, float64) {
 func (r *fakeRouter) Drain(ctx context.Context, c route.Color) error {
 	r.mu.Lock()
 	r.drained = append(r.drained, c)
+	r.disabled[c] = true
 	r.calls = append(r.calls, "drain "+c.String())
 	hold := r.drainHold
 	r.mu.Unlock()
@@ -89,6 +100,26 @@ func (r *fakeRouter) SetPreview(c route.Color) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.previews = append(r.previews, c)
+}
+
+// Undrain puts a drained colour back in rotation.
+func (r *fakeRouter) Undrain(c route.Color) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.disabled[c] = false
+	r.calls = append(r.calls, "undrain "+c.String())
+}
+
+// previewServes reports whether a preview request (a smoke test) would
+// reach an instance now, rather than the 503 of a drained or dead colour.
+func (r *fakeRouter) previewServes() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.previews) == 0 {
+		return false
+	}
+	c := r.previews[len(r.previews)-1]
+	return !r.disabled[c] && r.healthy[c] > 0
 }
 
 // preview returns the colour preview reaches, and false before SetPreview.
@@ -121,9 +152,14 @@ func (r *fakeRouter) setHealthy(c route.Color, healthy int) {
 	r.healthy[c] = healthy
 }
 
-func (r *fakeRouter) setPool(c route.Color, healthy int, errRate float64, lat time.Duration) {
+// setPool is SetPool as the runtime's listener calls it: a pool of
+// another version, or one refilled after being empty, is back in rotation;
+// the same pool adopted as it is stays drained.
+func (r *fakeRouter) setPool(c route.Color, version string, healthy int, errRate float64, lat time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.disabled[c] = r.disabled[c] && r.version[c] == version && r.total[c] > 0
+	r.version[c] = version
 	r.healthy[c], r.total[c], r.errRate[c], r.latency[c] = healthy, healthy, errRate, lat
 }
 
@@ -208,7 +244,7 @@ func (f *fakeRuntime) Start(ctx context.Context, c route.Color, v string) ([]run
 	if lat == 0 {
 		lat = 10 * time.Millisecond
 	}
-	f.router.setPool(c, 2, f.errRate[v], lat)
+	f.router.setPool(c, v, 2, f.errRate[v], lat)
 	return []runtime.Instance{{ID: "x", Color: c, Version: v}}, nil
 }
 
@@ -218,7 +254,7 @@ func (f *fakeRuntime) Stop(ctx context.Context, c route.Color) error {
 	f.log = append(f.log, "stop "+c.String())
 	f.router.note("stop " + c.String())
 	delete(f.running, c)
-	f.router.setPool(c, 0, 0, 0)
+	f.router.setPool(c, "", 0, 0, 0)
 	return nil
 }
 
@@ -333,6 +369,9 @@ type harness struct {
 	done   chan error
 	mu     sync.Mutex
 	events []Event
+	// onEvent, when set before start, sees each event on the Run
+	// goroutine as it is emitted, before the actions that follow it.
+	onEvent func(Event)
 }
 
 func testService() *config.Service {
@@ -355,7 +394,14 @@ func newHarness(t *testing.T, svc *config.Service, store *fakeStore) *harness {
 	h.rt = newFakeRuntime(h.router)
 	c, err := New(Options{Service: svc, Router: h.router, Runtime: h.rt, Store: store,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), PreviewURL: "http://127.0.0.1:8081",
-		Events: func(ev Event) { h.mu.Lock(); h.events = append(h.events, ev); h.mu.Unlock() }})
+		Events: func(ev Event) {
+			h.mu.Lock()
+			h.events = append(h.events, ev)
+			h.mu.Unlock()
+			if h.onEvent != nil {
+				h.onEvent(ev)
+			}
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,6 +75,9 @@ func (c *Controller) startPool(ctx context.Context, j Job) error {
 	if _, err := c.opts.Runtime.Start(ctx, j.Color, j.Version); err != nil {
 		return err
 	}
+	if u, ok := c.opts.Router.(Undrainer); ok {
+		u.Undrain(j.Color)
+	}
 	gctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(healthPoll)

@@ -7,7 +7,7 @@
 // Concurrency: a Router is safe for concurrent use. The request path reads
 // the routing table through an atomic pointer and per-instance state through
 // atomics; it never takes the control mutex that SetPool, SetSplit,
-// SetPreview and Drain hold while they build and publish a new table. A
+// SetPreview, Drain and Undrain hold while they build and publish a new table. A
 // weight change is one pointer swap. The Router owns one health-watch goroutine per instance and
 // one goroutine per instance being drained; Close stops them all.
 package proxy
@@ -309,7 +309,7 @@ func (r *Router) SetSplit(live route.Color, candidateWeight float64) error {
 // Blue is also live) and at the idle colour otherwise. Until it is first
 // called, preview reaches the live colour's other. It does not bring a
 // drained colour back: a disabled pool answers preview with 503 until
-// SetSplit or SetPool puts it back in rotation.
+// SetSplit, SetPool or Undrain puts it back in rotation.
 func (r *Router) SetPreview(color route.Color) {
 	if color > route.Green {
 		r.log.Error("preview colour ignored", "color", int(color))
@@ -325,6 +325,27 @@ func (r *Router) SetPreview(color route.Color) {
 		return
 	}
 	r.log.Info("preview set", "color", color)
+}
+
+// Undrain puts a colour taken out of rotation by Drain back in, for
+// preview and for whatever weight the split gives it, in one table swap.
+// The controller calls it when it starts a candidate in a drained colour
+// whose pool the runtime adopts as it is (same version, so SetPool does not
+// re-enable it). It does nothing for a colour that is not drained.
+func (r *Router) Undrain(color route.Color) {
+	c := color & 1
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.pools[c].disabled {
+		return
+	}
+	pools := r.pools
+	pools[c].disabled = false
+	if err := r.publishLocked(r.live, r.weight, pools); err != nil {
+		r.log.Error("undrain rejected", "color", c, "err", err)
+		return
+	}
+	r.log.Info("undrained", "color", c)
 }
 
 // Split returns the live colour and the candidate's weight in percent.
@@ -474,7 +495,8 @@ func waitIdle(ctx context.Context, members []*backend, deadline time.Time) bool 
 // and other responses without a length) are cut and Drain returns once
 // they have unwound (at most a second later). It returns an error only when
 // ctx ends first (streams are cut then too). The colour stays out of
-// rotation until SetSplit gives it traffic or SetPool gives it a new pool.
+// rotation until SetSplit gives it traffic, SetPool gives it a new pool or
+// Undrain puts it back.
 func (r *Router) Drain(ctx context.Context, color route.Color) error {
 	c := color & 1
 	r.mu.Lock()
