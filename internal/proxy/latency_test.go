@@ -72,15 +72,17 @@ func TestStreamLatencyIsTimeToHeaders(t *testing.T) {
 			t.Fatalf("stream: %q %v", b, err)
 		}
 	})
-	if sse > 100*time.Millisecond {
-		t.Errorf("event stream held %s recorded in bucket le=%s, want le<=100ms", hold, sse)
+	// Time to headers is a few milliseconds, but -race on a loaded machine
+	// stretches it; below half the hold still tells it from the whole hold.
+	if sse > hold/2 {
+		t.Errorf("event stream held %s recorded in bucket le=%s, want le<=%s (time to headers, not the session)", hold, sse, hold/2)
 	}
 	ws := bucketOf("websocket", func() {
 		conn, _ := upgrade(t, r.url)
 		time.Sleep(hold)
 		conn.Close()
 	})
-	if ws > 100*time.Millisecond {
-		t.Errorf("websocket session held %s recorded in bucket le=%s, want le<=100ms", hold, ws)
+	if ws > hold/2 {
+		t.Errorf("websocket session held %s recorded in bucket le=%s, want le<=%s (time to the upgrade, not the session)", hold, ws, hold/2)
 	}
 }
