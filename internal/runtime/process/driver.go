@@ -113,9 +113,12 @@ type Driver struct {
 	notifyMu  sync.Mutex    // serialises Listener calls
 	persistMu sync.Mutex    // serialises record writes
 
-	mu     sync.Mutex // guards the fields below and instance.healthy
-	pools  [2]*pool
-	closed bool
+	mu    sync.Mutex // guards the fields below and instance.healthy
+	pools [2]*pool
+	// adopting holds, per colour, the record of a pool Adopt has not
+	// decided yet, so that a record write meanwhile keeps its instances.
+	adopting [2]*poolRecord
+	closed   bool
 }
 
 // pool is the running pool of one colour.

@@ -51,15 +51,22 @@ func (d *Driver) recordPath() string {
 	return filepath.Join(d.stateDir, "instances", d.svc.Name+".json")
 }
 
-// persist writes the record file from the current pools. A failure is
-// logged: the instances keep running, only their adoption is at risk.
+// persist writes the record file from the current pools, and for a colour
+// whose recorded pool Adopt is still gating, from that record: the pools
+// are adopted concurrently, and a write by the first one decided must not
+// drop the others' instances, which a crash would then leave running
+// unrecorded. A failure is logged: the instances keep running, only their
+// adoption is at risk.
 func (d *Driver) persist() {
 	d.persistMu.Lock()
 	defer d.persistMu.Unlock()
 	rec := records{Schema: recordSchema, Service: d.svc.Name, Pools: []poolRecord{}}
 	d.mu.Lock()
-	for _, p := range d.pools {
+	for c, p := range d.pools {
 		if p == nil {
+			if pending := d.adopting[c]; pending != nil {
+				rec.Pools = append(rec.Pools, *pending)
+			}
 			continue
 		}
 		pr := poolRecord{Color: p.color, Version: p.version, Slots: len(p.slots), Instances: []instanceRecord{}}
@@ -150,6 +157,13 @@ func (d *Driver) Adopt(ctx context.Context) ([]runtime.Instance, error) {
 	}
 	adopted := make([][]runtime.Instance, len(rec.Pools))
 	errs := make([]error, len(rec.Pools))
+	d.mu.Lock()
+	for _, pr := range rec.Pools {
+		if d.pools[pr.Color] == nil && d.adopting[pr.Color] == nil {
+			d.adopting[pr.Color] = &pr
+		}
+	}
+	d.mu.Unlock()
 	var wg sync.WaitGroup
 	for i, pr := range rec.Pools {
 		wg.Go(func() {
@@ -201,6 +215,7 @@ func (d *Driver) adoptPool(ctx context.Context, pr poolRecord) ([]runtime.Instan
 	d.gateAdopted(ctx, p)
 	d.mu.Lock()
 	d.pools[p.color] = p
+	d.adopting[p.color] = nil
 	adopted := d.healthyLocked(p)
 	d.mu.Unlock()
 	d.persist()
