@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -64,6 +65,8 @@ func (c *Controller) Run(ctx context.Context) error {
 			obs := Observation{Kind: ObsJobDone, Job: j.seq, Detail: j.detail}
 			if j.err != nil {
 				obs.Err = j.err.Error()
+				var ld *liveDownError
+				obs.Deferred = errors.As(j.err, &ld)
 			}
 			c.must(ctx, obs)
 		case <-wake:
@@ -115,6 +118,9 @@ func nextWake(st State, now time.Time) time.Time {
 		case PhasePaused:
 			earliest(r.NextAnalysis)
 		}
+	}
+	if r := st.Run; r != nil && st.Phase == PhaseRollingBack {
+		earliest(r.RetryAt)
 	}
 	if st.Run == nil && st.Job == nil && st.Previous != nil && !st.Retiring {
 		earliest(st.Previous.Until)

@@ -748,3 +748,68 @@ func TestRedeployOfRetiringVersionServesPreview(t *testing.T) {
 		}
 	})
 }
+
+// An abort or a failed analysis while the live pool has no healthy
+// instance moves the split back to live but keeps the candidate running:
+// the router serves it as the only healthy pool, and stopping it would
+// send every user to the fallback page. The cleanup is retried, and done
+// once live is healthy again.
+func TestRollbackKeepsOnlyHealthyCandidate(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		end     func(h *harness)
+		outcome Outcome
+	}{
+		{"abort", func(h *harness) {
+			if err := h.c.Abort(context.Background()); err != nil {
+				h.t.Fatal(err)
+			}
+		}, OutcomeAborted},
+		{"failed analysis", func(h *harness) {
+			h.router.mu.Lock()
+			h.router.errRate[route.Green] = 0.2
+			h.router.mu.Unlock()
+			time.Sleep(5 * time.Second)
+		}, OutcomeRolledBack},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := newHarness(t, testService(), newFakeStore())
+				h.start()
+				h.firstLive()
+				h.deploy("v2", "")
+				h.waitPhase(PhaseShifting, time.Minute)
+				time.Sleep(3 * time.Second)
+				h.router.setHealthy(route.Blue, 0) // live blue v1 died
+				tc.end(h)
+				time.Sleep(time.Minute)
+				if got := h.router.splitLog(); got[len(got)-1] != "blue:0" {
+					t.Errorf("split not moved back to live: %v", got)
+				}
+				if h.rt.pools()[route.Green] != "v2" || slices.Contains(h.router.callLog(), "drain green") {
+					t.Fatalf("the only healthy pool was drained or stopped: pools %v, calls %v", h.rt.pools(), h.router.callLog())
+				}
+				if st := h.c.state(); st.Phase != PhaseRollingBack || st.Run == nil {
+					t.Fatalf("phase %s, run %v: want rolling_back until the candidate can be stopped", st.Phase, st.Run != nil)
+				}
+				var told int
+				for _, ev := range h.history()[0].Events {
+					if ev.Type == "decision" && strings.HasPrefix(ev.Message, "not stopping green v2: live blue has 0 of 2 instances healthy; retrying") {
+						told++
+					}
+				}
+				if told != 1 {
+					t.Errorf("%d history events say why green v2 keeps running, want 1", told)
+				}
+				h.router.setHealthy(route.Blue, 2)
+				h.waitPhase(PhaseIdle, time.Minute)
+				if _, ok := h.rt.pools()[route.Green]; ok {
+					t.Error("candidate still running once live was healthy")
+				}
+				if d := h.history()[0]; d.Outcome != tc.outcome {
+					t.Errorf("outcome %s, want %s", d.Outcome, tc.outcome)
+				}
+			})
+		})
+	}
+}

@@ -26,15 +26,28 @@ func (c *Controller) runJob(ctx context.Context, j Job) (string, error) {
 	case JobPostTraffic:
 		return c.runHooks(ctx, "post_traffic", c.cfg().Hooks.PostTraffic, c.hookEnv(j))
 	case JobRollback:
+		// Checked before the hooks, so that they run once, when the
+		// candidate is really cleaned up.
+		if err := c.liveServes(j, "stopping"); err != nil {
+			log.Warn("not stopping the candidate", "err", err)
+			return "", err
+		}
 		detail, herr := c.runHooks(ctx, "on_rollback", c.cfg().Hooks.OnRollback, append(c.hookEnv(j), "REASON="+j.Reason))
 		if herr != nil {
 			log.Error("on_rollback hook failed", "err", herr)
 		}
 		return detail, errors.Join(herr, c.drainStop(ctx, j.Color, 0))
 	case JobStop:
+		// A first deployment has no live pool to fall back on.
+		if c.state().Live != nil {
+			if err := c.liveServes(j, "stopping"); err != nil {
+				log.Warn("not stopping the candidate", "err", err)
+				return "", err
+			}
+		}
 		return "", c.drainStop(ctx, j.Color, 0)
 	case JobRetire:
-		if err := c.liveServes(j); err != nil {
+		if err := c.liveServes(j, "draining"); err != nil {
 			log.Warn("not retiring", "err", err)
 			return "", err
 		}
@@ -46,17 +59,25 @@ func (c *Controller) runJob(ctx context.Context, j Job) (string, error) {
 	return "", fmt.Errorf("unknown job %q", j.Kind)
 }
 
-// liveServes reports an error when the live colour (the other one) has no
-// healthy instance: the pool to retire may then be the only one serving,
-// and draining it would leave every request to the fallback page. The
-// controller retries the retirement later.
-func (c *Controller) liveServes(j Job) error {
+// liveServes returns a *liveDownError when the live colour (the other one)
+// has no healthy instance while the job's pool has some: the router then
+// serves that pool as the only healthy one, and draining or stopping it
+// would leave every request to the fallback page (invariant 2). The
+// controller runs the job again later. verb says what is not done.
+func (c *Controller) liveServes(j Job, verb string) error {
 	live := j.Color.Other()
-	if healthy, total := c.opts.Router.Healthy(live); healthy == 0 {
-		return fmt.Errorf("not draining %s %s: live %s has 0 of %d instances healthy", j.Color, j.Version, live, total)
+	healthy, total := c.opts.Router.Healthy(live)
+	if own, _ := c.opts.Router.Healthy(j.Color); healthy > 0 || own == 0 {
+		return nil
 	}
-	return nil
+	return &liveDownError{fmt.Sprintf("not %s %s %s: live %s has 0 of %d instances healthy", verb, j.Color, j.Version, live, total)}
 }
+
+// liveDownError is a job's refusal to take away the only healthy pool;
+// the executor reports it as a deferred job (Observation.Deferred).
+type liveDownError struct{ msg string }
+
+func (e *liveDownError) Error() string { return e.msg }
 
 // startPool starts the candidate and waits until the router counts at
 // least one of its instances healthy (the health gate before any traffic).

@@ -60,7 +60,10 @@ type Observation struct {
 	// what a successful job reported (hook output).
 	Err    string
 	Detail string
-	Counts [2]metrics.Counts
+	// Deferred, with Err, says the job left its pool running on purpose
+	// (it was the only healthy one) and must run again later.
+	Deferred bool
+	Counts   [2]metrics.Counts
 	// Health carries both colours' health in the router at Now (indexed by
 	// colour) with every observation; an instant rollback needs it.
 	Health [2]PoolHealth
@@ -430,6 +433,10 @@ func (t *txn) jobDone() {
 		t.event("hook", msg, nil)
 		t.endRun()
 	case JobRollback, JobStop:
+		if ev.Deferred {
+			t.deferCleanup(j)
+			return
+		}
 		msg := fmt.Sprintf("%s %s drained and stopped", j.Color, j.Version)
 		if ev.Err != "" {
 			msg = fmt.Sprintf("cleaning up %s %s: %s", j.Color, j.Version, ev.Err)
@@ -438,7 +445,7 @@ func (t *txn) jobDone() {
 		t.st.Phase = PhaseIdle
 		t.endRun()
 	case JobRetire:
-		retry := ev.Now.Add(max(t.st.Policy.QuietPeriod, time.Second))
+		retry := ev.Now.Add(t.retryAfter())
 		if run != nil { // the pool demoted by an instant rollback
 			t.event("retired", retireMsg(j, ev.Err), nil)
 			if ev.Err != "" {
@@ -459,6 +466,25 @@ func (t *txn) jobDone() {
 		t.emit("retired", retireMsg(j, ""), nil)
 	}
 }
+
+// deferCleanup keeps a rolled-back candidate that is the only healthy pool
+// running, with its job pending, and runs the job again after a quiet
+// period. The first deferral goes to history, later ones to the stream.
+func (t *txn) deferCleanup(j Job) {
+	run := t.st.Run
+	wait := t.retryAfter()
+	t.st.Job = &j
+	run.RetryAt = t.ev.Now.Add(wait)
+	msg := fmt.Sprintf("%s; retrying in %s", t.ev.Err, wait)
+	if run.Retries++; run.Retries == 1 {
+		t.event("decision", msg, nil)
+	} else {
+		t.emit("decision", msg, nil)
+	}
+}
+
+// retryAfter is how long a job refused for safety waits before it runs again.
+func (t *txn) retryAfter() time.Duration { return max(t.st.Policy.QuietPeriod, time.Second) }
 
 func retireMsg(j Job, err string) string {
 	if err != "" {
@@ -637,6 +663,13 @@ func (t *txn) poolFailed() {
 func (t *txn) tick() {
 	t.ev.Actor = ActorController
 	run, now := t.st.Run, t.ev.Now
+	if run != nil && t.st.Phase == PhaseRollingBack {
+		if j := t.st.Job; j != nil && !run.RetryAt.IsZero() && !now.Before(run.RetryAt) {
+			run.RetryAt = time.Time{}
+			t.job(*j)
+		}
+		return
+	}
 	if run == nil || run.Step < 0 || (t.st.Phase != PhaseShifting && t.st.Phase != PhasePaused) {
 		t.maybeRetire()
 		return
@@ -728,6 +761,7 @@ func (t *txn) restart() {
 	}
 	if run := t.st.Run; run != nil {
 		run.Base = t.ev.Counts
+		run.RetryAt = time.Time{} // the pending job runs now
 		if run.Step >= 0 && t.st.Phase != PhaseIdle && t.st.Phase != PhaseRollingBack {
 			run.NextAnalysis = t.ev.Now.Add(t.interval())
 		}

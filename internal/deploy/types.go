@@ -216,6 +216,11 @@ type Run struct {
 	// resets the router's counters, so the base is taken again then.
 	Base    [2]metrics.Counts `json:"base"`
 	Verdict *Verdict          `json:"verdict,omitempty"`
+	// RetryAt is when a rolling-back run's cleanup job, deferred because
+	// the candidate was the only healthy pool, runs again; Retries counts
+	// those deferrals.
+	RetryAt time.Time `json:"retry_at,omitzero"`
+	Retries int       `json:"retries,omitempty"`
 }
 
 // JobKind names the slow work a state requires.
