@@ -415,7 +415,9 @@ func (c *Controller) Abort(ctx context.Context) error { return c.command(ctx, Ob
 // Rollback returns all traffic to the previous pool now: it rolls back the
 // running deployment, or, when idle, swaps back to the pool kept warm after
 // the last promotion (ErrNoPrevious when there is none, or when the router
-// counts none of its instances healthy; the live pool then stays).
+// counts none of its instances healthy; the live pool then stays). The swap
+// does not wait for the promotion's post_traffic hooks: it cancels them,
+// and the promoted deployment's record says so.
 //
 // The instant rollback is recorded in history as a deployment of its own
 // (strategy "rollback"), so it gets an id like any other.

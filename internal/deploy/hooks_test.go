@@ -83,3 +83,63 @@ func waitReal(t *testing.T, h *harness, p Phase) {
 	}
 	t.Fatalf("phase %s not reached: %+v", p, h.c.Status())
 }
+
+// The instant rollback is not held up by the promotion's post_traffic
+// hooks (they may run for minutes, just when users want to roll back): it
+// cancels them, swaps back, and the promoted record says so. Real time:
+// the hook is a real process.
+func TestRollbackCancelsPostTrafficHooks(t *testing.T) {
+	svc := testService()
+	svc.QuietPeriod = 200 * time.Millisecond
+	h := newHarness(t, svc, newFakeStore())
+	h.start()
+	h.deploy("v1", StrategyAllAtOnce)
+	waitReal(t, h, PhaseIdle)
+	next := *svc
+	next.Hooks.PostTraffic = []string{"sleep 300"}
+	if err := h.c.SetConfig(&next); err != nil {
+		t.Fatal(err)
+	}
+	promoted := h.deploy("v2", StrategyAllAtOnce)
+	deadline := time.Now().Add(20 * time.Second)
+	for st := h.c.state(); st.Job.kind() != JobPostTraffic || st.Live.Version != "v2"; st = h.c.state() {
+		if time.Now().After(deadline) {
+			t.Fatalf("post_traffic hooks of v2 not running: %+v", h.c.Status())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := h.c.Rollback(ctx); err != nil {
+		t.Fatalf("rollback while post_traffic hooks run: %v", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("rollback took %v", took)
+	}
+	if st := h.c.Status(); st.Live == nil || st.Live.Color != route.Blue || st.Live.Version != "v1" || st.Weights["blue"] != 100 {
+		t.Fatalf("after the rollback: %+v", st)
+	}
+	waitReal(t, h, PhaseIdle) // the demoted green v2 drains, goes quiet and stops
+	if _, ok := h.rt.pools()[route.Green]; ok {
+		t.Error("demoted green v2 still running: the hook job was not cancelled")
+	}
+	hist := h.history()
+	if hist[0].Strategy != strategyRollbackTo || hist[0].Version != "v1" {
+		t.Errorf("newest record %+v, want the rollback to v1", hist[0])
+	}
+	var rec Deployment
+	for _, d := range hist {
+		if d.ID == promoted.ID {
+			rec = d
+		}
+	}
+	var told bool
+	for _, ev := range rec.Events {
+		told = told || ev.Message == "post_traffic hooks cancelled: rolled back by user to blue v1"
+	}
+	if rec.Outcome != OutcomePromoted || rec.EndedAt.IsZero() || !told {
+		t.Errorf("v2's record: %s, ended %v, cancelled hooks recorded %v; events %+v", rec.Outcome, rec.EndedAt, told, rec.Events)
+	}
+}

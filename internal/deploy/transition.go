@@ -153,7 +153,9 @@ func Admit(st State, ev Observation) error {
 			}
 			return nil
 		}
-		if run != nil {
+		// A promotion's post_traffic hooks (up to the hook timeout) do not
+		// hold up the instant rollback: that is when users want it.
+		if run != nil && st.Job.kind() != JobPostTraffic {
 			return busy()
 		}
 		if st.Previous == nil || st.Live == nil {
@@ -226,9 +228,13 @@ func Transition(st State, ev Observation) (State, []Action) {
 	case ObsAbort:
 		t.stopRun(OutcomeAborted, fmt.Sprintf("aborted by %s", ev.Actor), nil)
 	case ObsRollback:
-		if t.st.Run != nil {
+		switch {
+		case t.st.Run != nil && t.st.Phase != PhaseIdle:
 			t.stopRun(OutcomeRolledBack, fmt.Sprintf("rolled back by %s", ev.Actor), nil)
-		} else {
+		case t.st.Run != nil: // promoted; its post_traffic hooks still run
+			t.cancelPostTraffic()
+			t.swapBack()
+		default:
 			t.swapBack()
 		}
 	case ObsPoolFailed:
@@ -500,8 +506,26 @@ func joinDetail(msg, detail string) string {
 	return msg + ": " + detail
 }
 
-// endRun closes the run's record and forgets the run.
+// endRun closes the run's record, forgets the run and retires the
+// previous pool if its time has come.
 func (t *txn) endRun() {
+	t.closeRun()
+	t.maybeRetire()
+}
+
+// cancelPostTraffic closes a promoted run whose post_traffic hooks still
+// run, for an instant rollback: its record keeps the outcome promoted and
+// says the hooks were cancelled. The executor cancels the hook job when
+// the rollback's job replaces it.
+func (t *txn) cancelPostTraffic() {
+	prev := t.st.Previous
+	t.event("hook", fmt.Sprintf("post_traffic hooks cancelled: rolled back by %s to %s %s", t.ev.Actor, prev.Color, prev.Version), nil)
+	t.st.Job = nil
+	t.closeRun()
+}
+
+// closeRun closes the run's record and forgets the run.
+func (t *txn) closeRun() {
 	run := t.st.Run
 	if run.Record.EndedAt.IsZero() {
 		run.Record.EndedAt = t.ev.Now
@@ -513,7 +537,6 @@ func (t *txn) endRun() {
 	t.recorded = false
 	t.st.Run = nil
 	t.st.Phase = PhaseIdle
-	t.maybeRetire()
 }
 
 func (t *txn) enterStep(i int) {
