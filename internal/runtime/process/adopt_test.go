@@ -2,6 +2,7 @@ package process
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"testing"
@@ -12,9 +13,13 @@ import (
 )
 
 // hang makes the test app at addr stop answering its health check.
-func hang(t *testing.T, addr string) {
+func hang(t *testing.T, addr string) { hangFor(t, addr, 0) }
+
+// hangFor makes the test app at addr stop answering its health check for
+// d, then answer again (0: for good).
+func hangFor(t *testing.T, addr string, d time.Duration) {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/hang")
+	resp, err := http.Get(fmt.Sprintf("http://%s/hang?ms=%d", addr, d.Milliseconds()))
 	if err != nil {
 		t.Fatal(err)
 	}

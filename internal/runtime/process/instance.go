@@ -35,7 +35,11 @@ type instance struct {
 	// stopping is set when the driver asked the instance to stop, so that
 	// its exit is not taken for a crash.
 	stopping atomic.Bool
-	healthy  bool
+	// evicted is set, before stopping, on an adopted instance that did not
+	// pass its health check within the start timeout: its slot's
+	// supervisor replaces it instead of taking its exit for a stop.
+	evicted atomic.Bool
+	healthy bool
 }
 
 func (in *instance) addr() string { return "127.0.0.1:" + strconv.Itoa(in.port) }

@@ -145,11 +145,17 @@ func (d *Driver) readRecords() (records, error) {
 
 // Adopt takes over the instances a previous daemon recorded: each recorded
 // process that is still alive and is the same process (pid and start time)
-// and passes its health check within the adopt gate (see adoptGateTimeout)
-// is supervised again and reported through Listener.Pool; the others are
-// killed if alive and replaced in the background like crashed instances,
-// without holding Adopt. The pools are gated concurrently. Call it once,
-// before Start. It returns the adopted instances, in record order.
+// is supervised again. Those that pass their health check within the adopt
+// gate (see adoptGateTimeout) are reported through Listener.Pool before
+// Adopt returns. One that is alive but has not passed yet is not killed
+// for it: it keeps being checked in the background until the start
+// timeout and joins the pool (another Listener.Pool) once it passes, so
+// that a health endpoint that blips while the daemon restarts does not
+// cost the pool; only after the start timeout is it stopped and replaced.
+// A recorded instance that is gone, or whose pid another process now has,
+// is replaced in the background like a crashed one. The pools are gated
+// concurrently. Call it once, before Start. It returns the instances that
+// passed the adopt gate, in record order.
 func (d *Driver) Adopt(ctx context.Context) ([]runtime.Instance, error) {
 	rec, err := d.readRecords()
 	if err != nil {
@@ -212,7 +218,8 @@ func (d *Driver) adoptPool(ctx context.Context, pr poolRecord) ([]runtime.Instan
 		d.bg.Go(func() { d.watch(d.ctx, in) })
 		p.slots[ir.Slot-1] = in
 	}
-	d.gateAdopted(ctx, p)
+	deadline := time.Now().Add(d.startTimeout())
+	late := d.gateAdopted(ctx, p)
 	d.mu.Lock()
 	d.pools[p.color] = p
 	d.adopting[p.color] = nil
@@ -221,17 +228,21 @@ func (d *Driver) adoptPool(ctx context.Context, pr poolRecord) ([]runtime.Instan
 	d.persist()
 	d.report(p)
 	d.supervise(p)
+	for _, in := range late {
+		p.wg.Go(func() { d.gateLate(p, in, deadline) })
+	}
 	d.log.Info("pool adopted", "color", p.color.String(), "version", p.version,
-		"instances", len(adopted), "slots", len(p.slots))
+		"instances", len(adopted), "slots", len(p.slots), "still_checking", len(late))
 	return adopted, nil
 }
 
-// adoptGateTimeout bounds the health gate of adopted instances: as long as
+// adoptGateTimeout bounds the health gate that Adopt waits for: as long as
 // the router's active checks take to find an instance down
 // (UnhealthyThreshold probes of at most Health.Timeout each), and never
 // more than the start timeout. Adopted instances were healthy when they
 // were recorded, and the daemon opens no listener before Adopt returns, so
-// one that does not answer now is replaced rather than waited for.
+// Adopt does not wait longer for one that does not answer now; gateLate
+// keeps checking it.
 func (d *Driver) adoptGateTimeout() time.Duration {
 	timeout, n := d.svc.Health.Timeout, d.svc.Health.UnhealthyThreshold
 	if timeout <= 0 {
@@ -244,11 +255,12 @@ func (d *Driver) adoptGateTimeout() time.Duration {
 }
 
 // gateAdopted health-checks the adopted instances of a pool that is not
-// published yet; one that does not pass within the adopt gate leaves its
-// slot empty for the supervisor to replace and is stopped in the
-// background, so that a hung instance (which may also ignore SIGTERM) does
-// not hold Adopt for the stop timeout.
-func (d *Driver) gateAdopted(ctx context.Context, p *pool) {
+// published yet, within the adopt gate, and marks those that pass healthy.
+// One whose process is gone leaves its slot empty for the supervisor to
+// replace (its process group is cleaned up in the background). One that
+// is alive but has not passed stays in its slot, not serving, and is
+// returned for gateLate.
+func (d *Driver) gateAdopted(ctx context.Context, p *pool) (late []*instance) {
 	bound := d.adoptGateTimeout()
 	ctx, cancel := context.WithTimeoutCause(ctx, bound, fmt.Errorf("adopt gate %s passed", bound))
 	defer cancel()
@@ -261,16 +273,50 @@ func (d *Driver) gateAdopted(ctx context.Context, p *pool) {
 			err := d.gate.WaitHealthy(ctx, in.addr(), in.done)
 			d.mu.Lock()
 			defer d.mu.Unlock()
-			if err == nil {
+			switch {
+			case err == nil:
 				in.healthy = true
-				return
+			case in.exited():
+				d.log.Warn("adopted instance exited, replacing it", "color", p.color.String(),
+					"version", p.version, "instance", in.id, "pid", in.pid, "err", err)
+				p.slots[i] = nil
+				in.stopping.Store(true)
+				d.bg.Go(func() { d.terminate(d.ctx, in) })
+			default:
+				d.log.Warn("adopted instance not healthy yet; the pool serves without it until it passes, within the start timeout",
+					"color", p.color.String(), "version", p.version, "instance", in.id, "pid", in.pid, "err", err)
+				late = append(late, in)
 			}
-			d.log.Warn("adopted instance not healthy, replacing it", "color", p.color.String(),
-				"version", p.version, "instance", in.id, "pid", in.pid, "err", err)
-			p.slots[i] = nil
-			in.stopping.Store(true)
-			d.bg.Go(func() { d.terminate(d.ctx, in) })
 		})
 	}
 	wg.Wait()
+	return late
+}
+
+// gateLate keeps health-checking an adopted instance that did not pass the
+// adopt gate, until deadline (the start timeout after adoption began). One
+// that passes joins its pool. One that has not passed by then is stopped
+// and marked evicted, so that its slot's supervisor replaces it. One that
+// exits meanwhile is its supervisor's already, and one whose pool is
+// stopped or closed is left to Stop or to the next daemon.
+func (d *Driver) gateLate(p *pool, in *instance, deadline time.Time) {
+	ctx, cancel := context.WithDeadlineCause(p.ctx, deadline, fmt.Errorf("start timeout %s passed", d.startTimeout()))
+	defer cancel()
+	err := d.gate.WaitHealthy(ctx, in.addr(), in.done)
+	if p.ctx.Err() != nil || in.exited() {
+		return
+	}
+	if err == nil {
+		d.mu.Lock()
+		in.healthy = true
+		d.mu.Unlock()
+		d.log.Info("adopted instance healthy, joined its pool", "color", p.color.String(),
+			"version", p.version, "instance", in.id, "pid", in.pid)
+		d.report(p)
+		return
+	}
+	d.log.Warn("adopted instance not healthy within the start timeout, replacing it", "color", p.color.String(),
+		"version", p.version, "instance", in.id, "pid", in.pid, "err", err)
+	in.evicted.Store(true)
+	d.terminate(p.ctx, in)
 }

@@ -31,13 +31,22 @@ func (d *Driver) superviseSlot(p *pool, slot int) {
 				return
 			case <-in.done:
 			}
-			if p.ctx.Err() != nil || in.stopping.Load() {
+			if p.ctx.Err() != nil {
 				return
 			}
-			d.lost(p, in)
-			last = fmt.Sprintf("instance %s exited (%v); last output:\n%s", in.id, in.exitErr, d.tail(in, 20))
-			if time.Since(in.startedAt) > backoffReset {
-				backoff = d.opts.RestartBackoff
+			// stopping is read first: evicted is set before it.
+			switch stopping, evicted := in.stopping.Load(), in.evicted.Load(); {
+			case evicted:
+				d.evicted(p, in)
+				last = fmt.Sprintf("adopted instance %s was not healthy within the start timeout; last output:\n%s", in.id, d.tail(in, 20))
+			case stopping:
+				return
+			default:
+				d.lost(p, in)
+				last = fmt.Sprintf("instance %s exited (%v); last output:\n%s", in.id, in.exitErr, d.tail(in, 20))
+				if time.Since(in.startedAt) > backoffReset {
+					backoff = d.opts.RestartBackoff
+				}
 			}
 		}
 		if d.crashLooping(p, last) {
@@ -64,6 +73,15 @@ func (d *Driver) lost(p *pool, in *instance) {
 		"instance", in.id, "err", in.exitErr)
 	d.report(p)
 	d.terminate(context.Background(), in)
+	d.persist()
+}
+
+// evicted empties the slot of an adopted instance that gateLate stopped
+// for not becoming healthy; it never served, so the pool is not reported.
+func (d *Driver) evicted(p *pool, in *instance) {
+	d.mu.Lock()
+	p.slots[in.slot-1] = nil
+	d.mu.Unlock()
 	d.persist()
 }
 

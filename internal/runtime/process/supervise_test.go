@@ -288,11 +288,14 @@ func TestAdoptReplacesDeadAndReusedPIDs(t *testing.T) {
 // TestAdoptDoesNotWaitForHungInstances is a restart where an instance of
 // each pool is alive but no longer answers its health check: Adopt gates
 // both pools at once, for about as long as the router's checks would take
-// to eject an instance rather than the start timeout, reports only the
-// healthy instances, and replaces the hung ones in the background.
+// to eject an instance rather than the start timeout, and reports only the
+// healthy instances; the hung ones are replaced in the background once the
+// start timeout has passed without them recovering.
 func TestAdoptDoesNotWaitForHungInstances(t *testing.T) {
 	stateDir := t.TempDir()
-	a := newHarness(t, testService(2, nil), stateDir, nil)
+	svc := testService(2, nil)
+	svc.Runtime.Process.StartTimeout = 6 * time.Second
+	a := newHarness(t, svc, stateDir, nil)
 	ctx := context.Background()
 	blue, err := a.d.Start(ctx, route.Blue, "v1")
 	if err != nil {
@@ -307,16 +310,12 @@ func TestAdoptDoesNotWaitForHungInstances(t *testing.T) {
 		killOnCleanup(t, in.PID)
 	}
 	for _, in := range []string{blue[0].Addr, green[0].Addr} {
-		resp, err := http.Get("http://" + in + "/hang")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		hang(t, in)
 	}
 
 	// Health.Timeout 1s x the default UnhealthyThreshold 3 = a 3s gate; the
-	// start timeout is 10s, and gating the pools one after the other 6s.
-	b := newHarness(t, testService(2, nil), stateDir, nil)
+	// start timeout is 6s, and gating the pools one after the other 6s.
+	b := newHarness(t, svc, stateDir, nil)
 	start := time.Now()
 	adopted, err := b.d.Adopt(ctx)
 	took := time.Since(start)
@@ -343,10 +342,55 @@ func TestAdoptDoesNotWaitForHungInstances(t *testing.T) {
 		ev := b.rec.WaitPool(t, c.color, 15*time.Second, "hung instance replaced", func(ev runtimetest.PoolEvent) bool {
 			return len(ev.Instances) == 2
 		})
+		if since := time.Since(start); since < svc.Runtime.Process.StartTimeout {
+			t.Errorf("%s's hung instance replaced %s after adoption began, before the %s start timeout",
+				c.color, since, svc.Runtime.Process.StartTimeout)
+		}
 		if ev.Instances[0].PID == c.hung {
 			t.Errorf("%s slot 1 still runs the hung pid %d", c.color, c.hung)
 		}
 		waitGone(t, c.hung, 10*time.Second)
+	}
+}
+
+// TestAdoptWaitsForAnInstanceThatRecovers is a restart during which an
+// instance's health check fails for a while (a database hiccup): Adopt
+// does not wait for it, but it is not killed either; it joins its pool,
+// the same process, once it answers again within the start timeout.
+func TestAdoptWaitsForAnInstanceThatRecovers(t *testing.T) {
+	stateDir := t.TempDir()
+	a := newHarness(t, testService(2, nil), stateDir, nil)
+	ctx := context.Background()
+	blue, err := a.d.Start(ctx, route.Blue, "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.d.Close()
+	for _, in := range blue {
+		killOnCleanup(t, in.PID)
+	}
+	// Longer than the 3s adopt gate, shorter than the 10s start timeout.
+	hangFor(t, blue[0].Addr, 5*time.Second)
+
+	b := newHarness(t, testService(2, nil), stateDir, nil)
+	adopted, err := b.d.Adopt(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{blue[1].PID}; !slices.Equal(pids(adopted), want) {
+		t.Fatalf("Adopt returned pids %v, want only the healthy %v", pids(adopted), want)
+	}
+	if got := recordedPIDs(t, b.d)[route.Blue]; !slices.Equal(got, pids(blue)) {
+		t.Errorf("recorded pids while slot 1 is checked: %v, want %v", got, pids(blue))
+	}
+	ev := b.rec.WaitPool(t, route.Blue, 10*time.Second, "recovered instance joins", func(ev runtimetest.PoolEvent) bool {
+		return len(ev.Instances) == 2
+	})
+	if !slices.Equal(pids(ev.Instances), pids(blue)) {
+		t.Errorf("pool after the recovery runs %v, want the same processes %v", pids(ev.Instances), pids(blue))
+	}
+	if !alive(blue[0].PID) {
+		t.Errorf("the instance that recovered (pid %d) was killed", blue[0].PID)
 	}
 }
 

@@ -9,14 +9,16 @@
 //
 // GET / answers with the instance's identity and argv, GET /slow?ms=n
 // answers after n ms. After GET /hang, /healthz never answers (each request
-// hangs until the client gives up) while the process stays alive. On
-// SIGTERM it finishes in-flight requests and exits 0.
+// hangs until the client gives up) while the process stays alive; after GET
+// /hang?ms=n it does so for n ms, then answers again. On SIGTERM it
+// finishes in-flight requests and exits 0.
 package main
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -73,16 +75,23 @@ func main() {
 
 func handler() http.Handler {
 	mux := http.NewServeMux()
-	var hung atomic.Bool
+	var hungUntil atomic.Int64 // unix nanoseconds; 0 when not hung
 	mux.HandleFunc("/hang", func(w http.ResponseWriter, r *http.Request) {
-		hung.Store(true)
-		fmt.Println("app: /healthz hangs from now on")
+		until := int64(math.MaxInt64)
+		if ms, _ := strconv.Atoi(r.URL.Query().Get("ms")); ms > 0 {
+			until = time.Now().Add(time.Duration(ms) * time.Millisecond).UnixNano()
+		}
+		hungUntil.Store(until)
+		fmt.Println("app: /healthz hangs until", time.Unix(0, until).UTC())
 		fmt.Fprintln(w, "hanging")
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		if hung.Load() {
-			<-r.Context().Done()
-			return
+		if left := time.Until(time.Unix(0, hungUntil.Load())); hungUntil.Load() != 0 && left > 0 {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(left):
+			}
 		}
 		if os.Getenv("APP_NEVER_HEALTHY") == "1" {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
