@@ -15,20 +15,39 @@ import (
 // and abort puts all traffic back on live and stops the candidate; the
 // history says who did what.
 func TestPauseResumeAbort(t *testing.T) {
-	e := newEnv(t, "{weight: 20, pause: 5s}")
+	// The step's pause is long enough that `pause` lands within it even
+	// when polling a -race binary on a loaded machine is slow to see the
+	// shift begin.
+	const stepPause = 15 * time.Second
+	e := newEnv(t, fmt.Sprintf("{weight: 20, pause: %s}", stepPause))
 	e.start()
 	e.mustCLI(0, "deploy", "web", "v1", "--wait")
 	tr := e.startTraffic(3)
 
 	e.mustCLI(0, "deploy", "web", "v2")
 	e.waitFor("v2 shifting at 20%", 30*time.Second, func(s status) bool { return s.Phase == "shifting" })
+	paused := time.Now()
 	e.mustCLI(0, "pause", "web")
-	time.Sleep(6 * time.Second) // longer than the step's 5s pause
-	if st := e.status(); st.Phase != "paused" || st.Weights[st.Candidate.Color] != 20 {
-		t.Fatalf("a paused deployment must hold its step: %+v", st)
+	// Hold until the step's pause would have ended, and a second more,
+	// checking all along that the deployment stays paused at its step.
+	stepEnd := e.stepUntil()
+	if stepEnd.IsZero() {
+		stepEnd = paused.Add(stepPause)
+	}
+	for end := stepEnd.Add(time.Second); ; {
+		if st := e.status(); st.Phase != "paused" || st.Candidate == nil || st.Weights[st.Candidate.Color] != 20 {
+			t.Fatalf("a paused deployment must hold its step (its pause ends at %s, now %s): %+v",
+				stepEnd.Format(time.RFC3339Nano), time.Now().Format(time.RFC3339Nano), st)
+		}
+		if time.Now().After(end) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 	e.mustCLI(0, "resume", "web")
-	e.waitFor("v2 promoted after resume", 20*time.Second, func(s status) bool {
+	// Resuming extends the step by the time held, so most of its pause is
+	// still to run.
+	e.waitFor("v2 promoted after resume", stepPause+30*time.Second, func(s status) bool {
 		return s.Phase == "idle" && s.Live != nil && s.Live.Version == "v2"
 	})
 
@@ -164,4 +183,23 @@ echo "$VERSION $COLOR" >> `+ran+`
 	if string(got) != "v1 blue\nv2 green\n" {
 		t.Fatalf("the smoke test saw %q through the preview, want v1 on blue then v2 on green", got)
 	}
+}
+
+// stepUntil returns when the running deployment's current step's pause
+// ends, from `cutover status --json`; zero if the status has none.
+func (e *env) stepUntil() time.Time {
+	e.t.Helper()
+	out := e.mustCLI(0, "status", "web", "--json")
+	var st struct {
+		Deployment *struct {
+			StepUntil time.Time `json:"step_until"`
+		} `json:"deployment"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		e.t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	if st.Deployment == nil {
+		return time.Time{}
+	}
+	return st.Deployment.StepUntil
 }
