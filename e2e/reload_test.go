@@ -62,26 +62,61 @@ func TestReloadStepsBySIGHUP(t *testing.T) {
 	}
 }
 
-// `cutover reload` under continuous traffic drops no request.
+// `cutover reload` under continuous traffic drops no request, and what it
+// reloads takes effect: after five reloads of keep_previous, the next
+// promotion keeps the old pool warm for the last value, not the first.
 func TestReloadUnderTrafficDropsNothing(t *testing.T) {
-	e := newEnv(t)
+	const reloads = 5
+	e := newEnv(t) // keep_previous: 1h
 	e.start()
 	e.mustCLI(0, "deploy", "web", "v1", "--wait")
 	tr := e.startTraffic(4)
-	time.Sleep(300 * time.Millisecond)
-	for i := range 5 {
+	// Each reload lands between requests the router is serving: wait for
+	// the traffic to move on before the first and after every reload.
+	progress := func(after string) {
+		t.Helper()
+		from, deadline := tr.ok.Load(), time.Now().Add(15*time.Second)
+		for tr.ok.Load() < from+20 {
+			if time.Now().After(deadline) {
+				t.Fatalf("fewer than 20 requests served in 15s %s (%d failed, last: %v)", after, tr.failed.Load(), tr.lastErr.Load())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	progress("before the first reload")
+	for i := range reloads {
 		e.editConfig(fmt.Sprintf("keep_previous: %dh", i+1), fmt.Sprintf("keep_previous: %dh", i+2))
 		if out := e.mustCLI(0, "reload"); !strings.Contains(out, "reloaded") {
 			t.Errorf("cutover reload said %q", out)
 		}
-		time.Sleep(200 * time.Millisecond)
+		progress(fmt.Sprintf("after reload %d", i+1))
 	}
 	tr.halt()
 	if n := tr.failed.Load(); n != 0 {
-		t.Errorf("%d of %d requests failed across 5 reloads (last: %v)", n, n+tr.ok.Load(), tr.lastErr.Load())
+		t.Errorf("%d of %d requests failed across %d reloads (last: %v)", n, n+tr.ok.Load(), reloads, tr.lastErr.Load())
 	}
 	if tr.ok.Load() < 100 {
 		t.Errorf("only %d requests were served; the test did not load the router", tr.ok.Load())
+	}
+
+	// The last reload is the configuration that runs: v1 is kept for 6h.
+	keep := time.Duration(reloads+1) * time.Hour
+	before := time.Now()
+	e.mustCLI(0, "deploy", "web", "v2", "--wait")
+	after := time.Now()
+	st := e.status()
+	if st.Previous == nil || st.Previous.Version != "v1" {
+		t.Fatalf("after promoting v2, v1 should be kept warm: %+v", st)
+	}
+	until, err := time.Parse(time.RFC3339, st.Previous.Until)
+	if err != nil {
+		t.Fatalf("previous.until %q is not RFC 3339: %v", st.Previous.Until, err)
+	}
+	// A minute either side covers a timestamp rounded to the second; the
+	// keep_previous values reloaded are an hour apart.
+	if lo, hi := before.Add(keep-time.Minute), after.Add(keep+time.Minute); until.Before(lo) || until.After(hi) {
+		t.Errorf("v1 is kept until %s, want about %s after the promotion (between %s and %s): the last reload did not take effect",
+			until.Format(time.RFC3339), keep, lo.Format(time.RFC3339), hi.Format(time.RFC3339))
 	}
 }
 
