@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -130,6 +133,100 @@ func TestMetrics(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("/metrics:\n%s", m)
+	}
+}
+
+// /metrics counts each finished deployment once under the outcome a user
+// would read in history, whoever ended it: two promotions, a candidate the
+// analysis rolled back because it answered 500s, and a user's abort.
+func TestMetricsCountOutcomes(t *testing.T) {
+	v1, v2, v3 := newInstance(t, "v1"), newInstance(t, "v2"), newInstance(t, "v3")
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" { // healthy, so it passes the gate and takes traffic
+			io.WriteString(w, "ok")
+			return
+		}
+		w.Header().Set("X-Version", "bad")
+		http.Error(w, "broken release", http.StatusInternalServerError)
+	}))
+	t.Cleanup(bad.Close)
+	rt := staticRuntime(map[string]*instance{"v1": v1, "v2": v2, "v3": v3}) +
+		fmt.Sprintf("          bad: [%q]\n", bad.Listener.Addr().String())
+	f := newFixture(t, spec{Runtime: rt, Steps: "        - {weight: 50}\n"})
+	d := f.start(daemon.Options{StopInstancesOnExit: true})
+	ctx := context.Background()
+
+	d.deployLive("v1", "")
+	d.deploy("v2", "all-at-once")
+	d.waitFor("v2 live", 30*time.Second, func(st deploy.Status) bool {
+		return st.Phase == deploy.PhaseIdle && st.Deployment == nil && st.Live != nil && st.Live.Version == "v2"
+	})
+
+	// The bad release gets half the requests once it shifts; the analysis
+	// must roll it back on its errors alone.
+	d.deploy("bad", "")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := d.status()
+		if st.Phase == deploy.PhaseIdle && st.Deployment == nil {
+			if st.Live == nil || st.Live.Version != "v2" {
+				t.Fatalf("after the bad release ended, live is %+v, want v2", st.Live)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the bad release was not rolled back within 30s; status %+v\nlog:\n%s", st, d.logs)
+		}
+		for range 10 {
+			resp, err := http.Get("http://" + f.spec.Listen + "/")
+			if err != nil {
+				t.Fatalf("GET during the bad release: %v", err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	hist, err := d.c.History(ctx, "web", 1)
+	if err != nil {
+		t.Fatalf("history: %v", err)
+	}
+	if len(hist) == 0 || hist[0].Version != "bad" || hist[0].Outcome != deploy.OutcomeRolledBack {
+		t.Fatalf("the bad release should be rolled back by the analysis; history %+v", hist)
+	}
+
+	d.deploy("v3", "")
+	d.waitFor("v3 at the manual gate", 30*time.Second, func(st deploy.Status) bool {
+		return st.Phase == deploy.PhaseShifting && st.Deployment != nil && st.Deployment.Step == 1
+	})
+	if _, err := d.c.Abort(ctx, "web"); err != nil {
+		t.Fatalf("abort: %v", err)
+	}
+	d.waitFor("v3 aborted", 30*time.Second, func(st deploy.Status) bool {
+		return st.Phase == deploy.PhaseIdle && st.Deployment == nil && st.Live != nil && st.Live.Version == "v2"
+	})
+
+	// The controller publishes a transition's events just after the status
+	// shows it, so poll /metrics briefly rather than read it once.
+	want := []string{
+		`cutover_deployments_total{service="web",outcome="promoted"} 2`, // v1, v2
+		`cutover_deployments_total{service="web",outcome="rolled_back"} 1`,
+		`cutover_deployments_total{service="web",outcome="aborted"} 1`,
+	}
+	counted := func(m string) bool {
+		for _, line := range want {
+			if !strings.Contains(m, line+"\n") {
+				return false
+			}
+		}
+		return strings.Count(m, "cutover_deployments_total{") == len(want)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for m := d.metrics(); !counted(m); m = d.metrics() {
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics should count each deployment once by outcome:\n%s\nwant exactly these deployment series:\n%s",
+				m, strings.Join(want, "\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -472,10 +569,22 @@ func servedBy(t *testing.T, addr, version string) int {
 }
 
 // A reload (SIGHUP) that arrives while the daemon is starting neither races
-// with the start nor gets lost: the services run with the reloaded steps.
+// with the start nor gets lost: it waits for the services to start and then
+// applies to them, so they run with the reloaded steps.
+//
+// The overlap is forced, not left to the scheduler: the API token file is
+// a FIFO, so Run, which reads it after taking the configuration it starts
+// the services with and before starting them, blocks on it until the test
+// writes the token. The reload is sent while Run is held there. Without
+// Run's reload lock the reload would find no service to update, return at
+// once, and the services would start with the old steps.
 func TestReloadDuringStart(t *testing.T) {
 	v1, v2 := newInstance(t, "v1"), newInstance(t, "v2")
-	f := newFixture(t, spec{Runtime: staticRuntime(map[string]*instance{"v1": v1, "v2": v2}), Steps: "        - {weight: 25}\n"})
+	token := filepath.Join(t.TempDir(), "token")
+	if err := syscall.Mkfifo(token, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, spec{Runtime: staticRuntime(map[string]*instance{"v1": v1, "v2": v2}), Steps: "        - {weight: 25}\n", TokenFile: token})
 	cfg, err := config.Load(f.path)
 	if err != nil {
 		t.Fatal(err)
@@ -490,20 +599,70 @@ func TestReloadDuringStart(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	reloaded := make(chan error, 1)
-	go func() { reloaded <- d.Reload(ctx) }()
 	go func() { done <- d.Run(ctx) }()
+	var w *os.File // the token's writer; closing it lets Run read on
 	defer func() {
+		if w != nil {
+			w.Close()
+		}
 		cancel()
-		if err := <-done; err != nil {
+		if err := <-done; err != nil && !t.Failed() {
 			t.Errorf("Run: %v", err)
 		}
 	}()
-	if err := <-reloaded; err != nil {
-		t.Fatalf("reload during start: %v", err)
+
+	// Opening a FIFO's write end without blocking succeeds once a reader
+	// has it open: then Run is inside its start, reading the token.
+	deadline := time.Now().Add(30 * time.Second)
+	for w == nil {
+		w, err = os.OpenFile(token, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			if !errors.Is(err, syscall.ENXIO) {
+				t.Fatalf("opening the token FIFO: %v", err)
+			}
+			w = nil
+			select {
+			case err := <-done:
+				done <- err
+				t.Fatalf("Run ended before reading the token: %v", err)
+			case <-time.After(10 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("Run did not open the token file within 30s")
+			}
+		}
 	}
-	c := client.New(<-ready, "", nil)
-	r := &running{t: t, c: c, logs: &syncBuffer{}}
+
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- d.Reload(ctx) }()
+	// The start cannot go on until the token is written, so a reload that
+	// returns meanwhile did not wait for it. A second is ample for a reload
+	// that does not wait to return; one that waits is not held up by this.
+	select {
+	case err := <-reloaded:
+		t.Fatalf("a reload during start returned (err %v) before the services had started; it must wait for them", err)
+	case <-time.After(time.Second):
+	}
+	if _, err := io.WriteString(w, "secret\n"); err != nil {
+		t.Fatalf("writing the token: %v", err)
+	}
+	w.Close()
+	w = nil
+	select {
+	case err := <-reloaded:
+		if err != nil {
+			t.Fatalf("reload during start: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the reload did not return within 30s of the start going on")
+	}
+	var url string
+	select {
+	case url = <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon not ready within 30s of reading the token")
+	}
+	r := &running{t: t, c: client.New(url, "secret", nil), logs: &syncBuffer{}}
 	r.deployLive("v1", "")
 	r.deploy("v2", "")
 	st := r.waitFor("the manual gate", 30*time.Second, func(st deploy.Status) bool {
