@@ -37,6 +37,7 @@ type service struct {
 // before that (during adoption) are logged, and the controller sees the
 // missing pool through its own health checks.
 type listener struct {
+	d   *Daemon
 	svc *service
 }
 
@@ -47,6 +48,7 @@ func (l listener) Pool(color route.Color, version string, insts []runtime.Instan
 	}
 	l.svc.router.SetPool(color, version, backends)
 	l.svc.log.Info("pool changed", "color", color, "version", version, "instances", len(insts))
+	l.d.noteHealthy(l.svc, version, insts)
 }
 
 func (l listener) Failed(color route.Color, version string, err error) {
@@ -79,7 +81,7 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 			r.Close()
 		}
 	}()
-	lis := listener{svc: svc}
+	lis := listener{d: d, svc: svc}
 	var adopt func(context.Context) ([]runtime.Instance, error)
 	switch {
 	case sc.Runtime.Process != nil:
@@ -151,7 +153,9 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 // serving (live, previous, a candidate already taking traffic) come back
 // at once without a health gate: they passed it when deployed, and the
 // router's own checks take out an address that died meanwhile, so one dead
-// address cannot hold start-up or the pool. A candidate that was still
+// address cannot hold start-up or the pool. Registered addresses that never
+// passed a health check are the exception: they are probed, and join once
+// they pass. A candidate that was still
 // provisioning or verifying never passed its gate; the resumed controller
 // starts, and so gates, it again.
 func (d *Daemon) restartStaticPools(svc *service) {
@@ -171,7 +175,7 @@ func (d *Daemon) restartStaticPools(svc *service) {
 		pools = append(pools, deploy.PoolRef{Color: st.Previous.Color, Version: st.Previous.Version})
 	}
 	for _, p := range pools {
-		if _, err := sp.Restore(p.Color, p.Version); err != nil {
+		if _, err := sp.Restore(p.Color, p.Version, d.unproven(svc, sp, p.Version)); err != nil {
 			svc.log.Error("restoring static pool", "color", p.Color, "version", p.Version, "err", err)
 		}
 	}

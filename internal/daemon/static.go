@@ -16,8 +16,9 @@ import (
 type staticPools interface {
 	runtime.Registrar
 	Versions() map[string][]string
-	// Restore re-establishes a persisted pool at start-up without gating.
-	Restore(color route.Color, version string) ([]runtime.Instance, error)
+	// Restore re-establishes a persisted pool at start-up without gating
+	// but for the unproven addresses, which it probes first.
+	Restore(color route.Color, version string, unproven []string) ([]runtime.Instance, error)
 }
 
 // registrations persists what a static service's run-time registrations
@@ -25,6 +26,14 @@ type staticPools interface {
 // other acknowledged change.
 type registrations struct {
 	mu sync.Mutex // serialises register/deregister with their persistence
+
+	// persistMu serialises the writes, which the listener also makes, from
+	// inside driver calls that register and deregister make: it is taken
+	// after mu and after the driver's own locks, never before them.
+	persistMu sync.Mutex
+	// healthy holds the registered addresses (not configured) that have
+	// been in a pool, so passed a health check; guarded by persistMu.
+	healthy map[string][]string
 }
 
 // staticKey is the store key of a service's registrations; service names
@@ -41,10 +50,15 @@ const staticDeltaSchema = 2
 // the configured ones deregistered. Only the difference is stored, so that
 // an edit of runtime.static.versions followed by a restart takes effect:
 // the stored map of every address would overrule the file.
+//
+// Healthy names the added addresses that have been in a pool: a restored
+// pool takes those at once, and probes the others (registered, never
+// healthy) before they join, as Register does.
 type staticDelta struct {
 	Schema  int                 `json:"schema"`
 	Added   map[string][]string `json:"added,omitempty"`
 	Removed map[string][]string `json:"removed,omitempty"`
+	Healthy map[string][]string `json:"healthy,omitempty"`
 }
 
 // diffAddrs returns, per version, the addresses of a missing from b; nil
@@ -120,7 +134,7 @@ func (d *Daemon) changeRegistration(svc *service, sp staticPools, add bool, vers
 	if err := apply(version, addr); err != nil {
 		return classify(err)
 	}
-	if err := d.store.PutState(staticKey(svc.name), deltaOf(configuredAddrs(svc), sp.Versions())); err != nil {
+	if err := d.saveRegistrations(svc, sp); err != nil {
 		if had != add {
 			_ = undo(version, addr)
 		}
@@ -172,7 +186,10 @@ func (d *Daemon) restoreRegistrations(svc *service) error {
 			}
 		}
 	}
-	if rebased := deltaOf(configured, sp.Versions()); !current || !equalDelta(rebased, saved) {
+	svc.reg.persistMu.Lock() // not before: Deregister may call the listener
+	defer svc.reg.persistMu.Unlock()
+	svc.reg.healthy = saved.Healthy
+	if rebased := svc.reg.deltaLocked(configured, sp.Versions()); !current || !equalDelta(rebased, saved) {
 		if err := d.store.PutState(staticKey(svc.name), rebased); err != nil {
 			return fmt.Errorf("service %s: persisting static addresses: %w", svc.name, err)
 		}
@@ -180,7 +197,62 @@ func (d *Daemon) restoreRegistrations(svc *service) error {
 	return nil
 }
 
+// deltaLocked is the difference to persist, with the healthy set trimmed
+// to the addresses still registered. The caller holds persistMu.
+func (r *registrations) deltaLocked(configured, effective map[string][]string) staticDelta {
+	delta := deltaOf(configured, effective)
+	r.healthy = diffAddrs(r.healthy, diffAddrs(r.healthy, delta.Added)) // those still added
+	delta.Healthy = r.healthy
+	return delta
+}
+
+// saveRegistrations persists the service's registrations as they are now.
+func (d *Daemon) saveRegistrations(svc *service, sp staticPools) error {
+	svc.reg.persistMu.Lock()
+	defer svc.reg.persistMu.Unlock()
+	return d.store.PutState(staticKey(svc.name), svc.reg.deltaLocked(configuredAddrs(svc), sp.Versions()))
+}
+
+// noteHealthy records the registered addresses of a static pool report as
+// having passed a health check, so that a restart restores them at once.
+// A failure to persist it is logged: the address is then only probed
+// before it joins a pool restored after a restart.
+func (d *Daemon) noteHealthy(svc *service, version string, insts []runtime.Instance) {
+	sp, ok := svc.driver.(staticPools)
+	if !ok || len(insts) == 0 {
+		return
+	}
+	svc.reg.persistMu.Lock()
+	defer svc.reg.persistMu.Unlock()
+	configured := configuredAddrs(svc)
+	var fresh []string
+	for _, in := range insts {
+		if !slices.Contains(configured[version], in.Addr) && !slices.Contains(svc.reg.healthy[version], in.Addr) {
+			fresh = append(fresh, in.Addr)
+		}
+	}
+	if len(fresh) == 0 {
+		return
+	}
+	if svc.reg.healthy == nil {
+		svc.reg.healthy = map[string][]string{}
+	}
+	svc.reg.healthy[version] = append(svc.reg.healthy[version], fresh...)
+	if err := d.store.PutState(staticKey(svc.name), svc.reg.deltaLocked(configured, sp.Versions())); err != nil {
+		svc.log.Error("persisting healthy registered addresses", "version", version, "err", err)
+	}
+}
+
+// unproven returns the registered addresses of version that have never
+// passed a health check.
+func (d *Daemon) unproven(svc *service, sp staticPools, version string) []string {
+	svc.reg.persistMu.Lock()
+	defer svc.reg.persistMu.Unlock()
+	added := svc.reg.deltaLocked(configuredAddrs(svc), sp.Versions()).Added
+	return diffAddrs(added, svc.reg.healthy)[version]
+}
+
 func equalDelta(a, b staticDelta) bool {
 	eq := func(x, y map[string][]string) bool { return maps.EqualFunc(x, y, slices.Equal) }
-	return a.Schema == b.Schema && eq(a.Added, b.Added) && eq(a.Removed, b.Removed)
+	return a.Schema == b.Schema && eq(a.Added, b.Added) && eq(a.Removed, b.Removed) && eq(a.Healthy, b.Healthy)
 }

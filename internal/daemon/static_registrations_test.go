@@ -2,8 +2,12 @@ package daemon_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,4 +135,61 @@ func TestRegistrationsFromTheWholeMapFormat(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// toggledInstance is an instance whose health check answers 503 until
+// healthy is set; it serves requests either way.
+func toggledInstance(t *testing.T, version string) (*instance, *atomic.Bool) {
+	t.Helper()
+	in, healthy := &instance{}, new(atomic.Bool)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			if !healthy.Load() {
+				http.Error(w, "booting", http.StatusServiceUnavailable)
+				return
+			}
+			io.WriteString(w, "ok")
+			return
+		}
+		in.hits.Add(1)
+		w.Header().Set("X-Version", version)
+		io.WriteString(w, version)
+	}))
+	t.Cleanup(srv.Close)
+	in.addr = srv.Listener.Addr().String()
+	return in, healthy
+}
+
+// An address registered that never passed a health check (still booting
+// when the daemon restarted) does not get traffic at the restart: it is
+// probed first, and joins once healthy. One that has served comes back at
+// once.
+func TestRestartProbesRegisteredAddressesNeverHealthy(t *testing.T) {
+	a, b := newInstance(t, "v1"), newInstance(t, "v1")
+	booting, healthy := toggledInstance(t, "v1")
+	f := newFixture(t, spec{Runtime: staticVersions(ver("v1", a))})
+	d := f.start(daemon.Options{})
+	d.deployLive("v1", "")
+	for _, in := range []*instance{b, booting} {
+		if err := d.c.Register(t.Context(), "web", "v1", in.addr); err != nil {
+			t.Fatalf("register: %v", err)
+		}
+	}
+	waitHit(t, f.spec.Listen, b, "the registered healthy address")
+	if err := d.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	booting.hits.Store(0)
+	b.hits.Store(0)
+	d = f.start(daemon.Options{})
+	versions(t, f.spec.Listen, 50)
+	if n := booting.hits.Load(); n != 0 {
+		t.Errorf("an address never healthy served %d requests right after the restart", n)
+	}
+	if b.hits.Load() == 0 {
+		t.Errorf("the registered address that had served got none of 50 requests after the restart")
+	}
+	healthy.Store(true)
+	waitHit(t, f.spec.Listen, booting, "the registered address once healthy")
 }

@@ -21,7 +21,9 @@
 // gating: the pool was gated when it was deployed, and the router's own
 // active health checks and passive ejection take out any address that died
 // since, whereas gating again would let one dead address keep the whole
-// service down.
+// service down. The exception is an address the caller names as never
+// having passed a health check (registered, never healthy): it is probed
+// in the background as Register does.
 //
 // # Concurrency
 //
@@ -237,11 +239,14 @@ func (d *Driver) instancesOrNil(c route.Color, err error) ([]runtime.Instance, e
 // without health-gating: the pool was gated when it was first deployed, and
 // gating again would let one dead address keep the whole pool (and so the
 // service) down. Every address of the version joins the pool and the
-// listener sees it at once; addresses that are down are left to the
-// router's active health checks and passive ejection. A colour that already
-// serves the version is returned as it is. Only a version without any
-// address is an error.
-func (d *Driver) Restore(c route.Color, version string) ([]runtime.Instance, error) {
+// listener sees it at once, except those in unproven: addresses the caller
+// knows never passed a health check (registered but never healthy), which
+// are probed in the background like the addresses a started pool lacks and
+// join once they pass. Addresses that are down are left to the router's
+// active health checks and passive ejection. A colour that already serves
+// the version is returned as it is. Only a version without any address is
+// an error.
+func (d *Driver) Restore(c route.Color, version string, unproven []string) ([]runtime.Instance, error) {
 	d.opMu[c].Lock()
 	defer d.opMu[c].Unlock()
 	addrs, serving, err := d.begin(c, version, "restore", "restoring")
@@ -250,12 +255,15 @@ func (d *Driver) Restore(c route.Color, version string) ([]runtime.Instance, err
 	}
 	p := &pool{version: version}
 	for _, a := range addrs {
-		p.add(d.svc.Name, c, version, a)
+		if !slices.Contains(unproven, a) {
+			p.add(d.svc.Name, c, version, a)
+		}
 	}
 	d.mu.Lock()
 	d.install(c, p)
 	d.mu.Unlock()
-	d.log.Info("pool restored without health gate", "color", c.String(), "version", version, "instances", len(addrs))
+	d.log.Info("pool restored without health gate", "color", c.String(), "version", version,
+		"instances", len(p.instances), "probing", len(addrs)-len(p.instances))
 	d.report(c)
 	return d.Instances(c), nil
 }

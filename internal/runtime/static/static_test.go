@@ -234,7 +234,7 @@ func TestRestoreDoesNotGate(t *testing.T) {
 	d, rec := newDriver(t, map[string][]string{"v1": {up, down}})
 
 	start := time.Now()
-	ins, err := d.Restore(route.Blue, "v1")
+	ins, err := d.Restore(route.Blue, "v1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func TestRestoreDoesNotGate(t *testing.T) {
 	}
 	// Restoring again, or starting the same version, keeps the pool.
 	n := len(rec.PoolEvents())
-	if again, err := d.Restore(route.Blue, "v1"); err != nil || len(again) != 2 || again[0].ID != ins[0].ID {
+	if again, err := d.Restore(route.Blue, "v1", nil); err != nil || len(again) != 2 || again[0].ID != ins[0].ID {
 		t.Errorf("second Restore = %+v, %v", again, err)
 	}
 	if again, err := d.Start(context.Background(), route.Blue, "v1"); err != nil || len(again) != 2 {
@@ -259,7 +259,7 @@ func TestRestoreDoesNotGate(t *testing.T) {
 	if len(rec.PoolEvents()) != n {
 		t.Errorf("restoring a pool that runs reported it again")
 	}
-	if _, err := d.Restore(route.Green, "v9"); err == nil || !strings.Contains(err.Error(), "no addresses for version v9") {
+	if _, err := d.Restore(route.Green, "v9", nil); err == nil || !strings.Contains(err.Error(), "no addresses for version v9") {
 		t.Errorf("Restore of a version without addresses: %v", err)
 	}
 	if len(d.Instances(route.Green)) != 0 {
