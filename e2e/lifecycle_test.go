@@ -35,11 +35,12 @@ func TestPauseResumeAbort(t *testing.T) {
 		stepEnd = paused.Add(stepPause)
 	}
 	for end := stepEnd.Add(time.Second); ; {
+		asked := time.Now() // the last status checked must be asked for after end
 		if st := e.status(); st.Phase != "paused" || st.Candidate == nil || st.Weights[st.Candidate.Color] != 20 {
-			t.Fatalf("a paused deployment must hold its step (its pause ends at %s, now %s): %+v",
-				stepEnd.Format(time.RFC3339Nano), time.Now().Format(time.RFC3339Nano), st)
+			t.Fatalf("a paused deployment must hold its step (its pause ends at %s, status asked at %s): %+v",
+				stepEnd.Format(time.RFC3339Nano), asked.Format(time.RFC3339Nano), st)
 		}
-		if time.Now().After(end) {
+		if asked.After(end) {
 			break
 		}
 		time.Sleep(500 * time.Millisecond)
