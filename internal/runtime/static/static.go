@@ -186,14 +186,17 @@ func (d *Driver) Start(ctx context.Context, c route.Color, version string) ([]ru
 		}
 		return nil, fmt.Errorf("service %s: start %s %s: no address is healthy: %w", d.svc.Name, c, version, why)
 	}
+	// Once installed, background probes may add to p under d.mu: count it
+	// before letting go.
 	d.install(c, p)
+	n := len(p.instances)
 	d.mu.Unlock()
 	for _, err := range failed {
 		d.log.Warn("address not healthy; starting without it and probing it in the background",
 			"color", c.String(), "version", version, "err", err)
 	}
 	d.log.Info("pool healthy", "color", c.String(), "version", version,
-		"instances", len(p.instances), "unhealthy", len(failed))
+		"instances", n, "unhealthy", len(failed))
 	d.report(c)
 	return d.Instances(c), nil
 }
@@ -260,10 +263,11 @@ func (d *Driver) Restore(c route.Color, version string, unproven []string) ([]ru
 		}
 	}
 	d.mu.Lock()
-	d.install(c, p)
+	d.install(c, p) // from here background probes may add to p under d.mu
+	n := len(p.instances)
 	d.mu.Unlock()
 	d.log.Info("pool restored without health gate", "color", c.String(), "version", version,
-		"instances", len(p.instances), "probing", len(addrs)-len(p.instances))
+		"instances", n, "probing", len(addrs)-n)
 	d.report(c)
 	return d.Instances(c), nil
 }
