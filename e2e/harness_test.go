@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cutover/cutover/internal/testsupport"
 )
 
 var binary string // built once by TestMain
@@ -230,24 +232,8 @@ func pidsIn(data []byte) []int {
 	return out
 }
 
-// lockedWriter is a buffer that exec's copying goroutines (one for stdout,
-// one for stderr) and the test may use at once.
-type lockedWriter struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+// lockedWriter is shared with other packages' tests.
+type lockedWriter = testsupport.Buffer
 
 // cli runs the cutover binary with args against this env's API and returns
 // its exit code and combined output.

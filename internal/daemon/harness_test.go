@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutover/cutover/internal/testsupport"
+
 	"github.com/cutover/cutover/internal/api/client"
 	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/daemon"
@@ -423,21 +425,7 @@ func killRecordedInstances(stateDir string) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is shared with other packages' tests.
+type syncBuffer = testsupport.Buffer
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -9,9 +9,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/cutover/cutover/internal/testsupport"
 
 	"github.com/cutover/cutover/internal/api"
 	"github.com/cutover/cutover/internal/api/apitest"
@@ -205,19 +206,5 @@ func TestLogsFollowUntilCancel(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is shared with other packages' tests.
+type syncBuffer = testsupport.Buffer

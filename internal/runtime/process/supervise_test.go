@@ -10,10 +10,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cutover/cutover/internal/testsupport"
 
 	"github.com/cutover/cutover/internal/route"
 	"github.com/cutover/cutover/internal/runtime/runtimetest"
@@ -425,23 +426,8 @@ func TestAdoptWithoutRecord(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is shared with other packages' tests.
+type syncBuffer = testsupport.Buffer
 
 func TestLogs(t *testing.T) {
 	h := newHarness(t, testService(2, nil), "", nil)

@@ -1,17 +1,17 @@
 package static
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cutover/cutover/internal/testsupport"
 
 	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/route"
@@ -322,23 +322,8 @@ func TestRegisterGates(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for concurrent writers and a reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer is shared with other packages' tests.
+type lockedBuffer = testsupport.Buffer
 
 // TestStartCancelled is a deployment given up while its pool gates: it
 // installs nothing, even though one address is healthy.

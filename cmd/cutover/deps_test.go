@@ -1,0 +1,51 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/cutover/cutover/"
+
+// deps lists the cutover packages pkg imports, directly or not.
+func deps(t *testing.T, pkg string) map[string]bool {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", module+pkg).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", pkg, err)
+	}
+	set := map[string]bool{}
+	for _, line := range strings.Fields(string(out)) {
+		if p, ok := strings.CutPrefix(line, module); ok && p != pkg {
+			set[p] = true
+		}
+	}
+	return set
+}
+
+// The dependency direction of DESIGN.md: the data plane's leaves import
+// nothing of cutover's, the controller knows the router and runtimes only
+// through its own interfaces, the CLI talks to the daemon only through the
+// API client, and test helpers never reach the binary.
+func TestDependencyDirection(t *testing.T) {
+	forbidden := map[string][]string{
+		"internal/route":   {"internal/"},
+		"internal/health":  {"internal/"},
+		"internal/metrics": {"internal/"},
+		"internal/config":  {"internal/"},
+		"internal/store":   {"internal/"},
+		"internal/deploy":  {"internal/proxy", "internal/runtime/process", "internal/runtime/static", "internal/store", "internal/api", "internal/daemon"},
+		"internal/cli":     {"internal/proxy", "internal/runtime/process", "internal/runtime/static", "internal/store", "internal/daemon"},
+		"cmd/cutover":      {"internal/testsupport", "internal/runtime/runtimetest", "internal/api/apitest"},
+	}
+	for pkg, bad := range forbidden {
+		for dep := range deps(t, pkg) {
+			for _, b := range bad {
+				if strings.HasPrefix(dep, b) {
+					t.Errorf("%s imports %s", pkg, dep)
+				}
+			}
+		}
+	}
+}
