@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -115,7 +114,7 @@ func (be *backend) modifyResponse(res *http.Response) error {
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		return nil // the body is the upgraded connection; tracked at hijack
 	}
-	if res.ContentLength == -1 || strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+	if res.ContentLength == -1 || isEventStream(res.Header["Content-Type"]) {
 		s := &stream{ReadCloser: res.Body, be: be}
 		be.track(s)
 		res.Body = s

@@ -185,13 +185,6 @@ func (p *h1pool) closeIdle(final bool) {
 	}
 }
 
-// idleCount returns how many connections are idle.
-func (p *h1pool) idleCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.idle)
-}
-
 // roundTrip sends out and returns the answer with its body unread, as
 // http.Transport.RoundTrip does, relaying 1xx answers through o. Errors
 // keep their kind (a dial failure is a *net.OpError with Op "dial"; a

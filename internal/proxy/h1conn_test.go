@@ -201,3 +201,10 @@ func TestH1ClientCancelFreesConn(t *testing.T) {
 		t.Fatal("instance ejected because a client left")
 	}
 }
+
+// idleCount returns how many connections are idle.
+func (p *h1pool) idleCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}

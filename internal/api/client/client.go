@@ -43,9 +43,6 @@ func New(baseURL, token string, hc *http.Client) *Client {
 	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, hc: hc}
 }
 
-// BaseURL returns the API address the client calls.
-func (c *Client) BaseURL() string { return c.base }
-
 // Error is an error answer of the API.
 type Error struct {
 	// Status is the HTTP status code.
