@@ -336,3 +336,18 @@ func TestLogs(t *testing.T) {
 		t.Fatalf("logs: %+v", r)
 	}
 }
+
+// cli.Main is the entry point with the process's environment and no serve
+// or demo: a command that needs neither works through it, and serve says
+// it is unavailable rather than failing obscurely.
+func TestMainEntryPoint(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := cli.Main(context.Background(), []string{"help"}, strings.NewReader(""), &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "usage: cutover") {
+		t.Fatalf("cli.Main help: exit %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := cli.Main(context.Background(), []string{"serve"}, strings.NewReader(""), &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "not available") {
+		t.Fatalf("cli.Main serve: exit %d, stderr %q", code, stderr.String())
+	}
+}

@@ -33,9 +33,11 @@ type service struct {
 }
 
 // listener forwards runtime pool changes to the router and pool failures to
-// the controller. ctrl is set once the controller exists; failures reported
-// before that (during adoption) are logged, and the controller sees the
-// missing pool through its own health checks.
+// the controller (svc.ctrl, set once the controller exists; failures
+// reported before that, during adoption, are only logged, and the
+// controller sees the missing pool through the router's health). For a
+// static service Pool also records, in the store, registered addresses
+// seen healthy in a pool, so a restart can restore them without a gate.
 type listener struct {
 	d   *Daemon
 	svc *service

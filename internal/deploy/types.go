@@ -243,6 +243,10 @@ const (
 	// JobRetire drains a pool, waits until it has been quiet for the quiet
 	// period and stops it (the previous pool after keep_previous, or the
 	// pool demoted by a rollback).
+	//
+	// JobRollback, JobStop and JobRetire never stop a pool that still has
+	// healthy instances while the live colour has none (the router would be
+	// serving from it): the job is deferred and retried (see liveServes).
 	JobRetire JobKind = "retire"
 )
 
