@@ -200,15 +200,8 @@ func (be *backend) outHeader(req *http.Request, o *outbound) http.Header {
 			h["X-Forwarded-Proto"] = protoHTTP
 		}
 	}
-	// RFC 9110 7.6.1: drop the fields the Connection header names. This
-	// runs after the forwarding headers are set, as in ReverseProxy.
-	for _, f := range in["Connection"] {
-		for sf := range strings.SplitSeq(f, ",") {
-			if sf = textproto.TrimString(sf); sf != "" {
-				h.Del(sf)
-			}
-		}
-	}
+	// This runs after the forwarding headers are set, as in ReverseProxy.
+	dropConnectionFields(h, in["Connection"])
 	if hasToken(in["Te"], "trailers") {
 		h["Te"] = hdrTrailers
 	}
@@ -236,15 +229,21 @@ func isHopHeader(k string) bool {
 	return false
 }
 
-// removeHopHeaders removes hop-by-hop fields and those that Connection names.
-func removeHopHeaders(h http.Header) {
-	for _, f := range h["Connection"] {
+// dropConnectionFields deletes from h the fields that the Connection
+// header values conn name (RFC 9110 7.6.1: they are for this hop only).
+func dropConnectionFields(h http.Header, conn []string) {
+	for _, f := range conn {
 		for sf := range strings.SplitSeq(f, ",") {
 			if sf = textproto.TrimString(sf); sf != "" {
 				h.Del(sf)
 			}
 		}
 	}
+}
+
+// removeHopHeaders removes hop-by-hop fields and those that Connection names.
+func removeHopHeaders(h http.Header) {
+	dropConnectionFields(h, h["Connection"])
 	for k := range h {
 		if isHopHeader(k) {
 			delete(h, k)
