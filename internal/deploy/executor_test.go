@@ -401,31 +401,55 @@ func (s *failingStore) SaveState(service string, st *State) error {
 	return s.fakeStore.SaveState(service, st)
 }
 
+// A change that cannot be persisted, state or history, is refused and
+// nothing is acted on.
 func TestNothingHappensUnlessPersisted(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		h := newHarness(t, testService(), newFakeStore())
-		fs := &failingStore{fakeStore: h.store}
-		h.c.opts.Store = fs
-		h.start()
-		h.firstLive()
-		fs.broken = true
-		_, err := h.c.Deploy(context.Background(), "v2", "", "")
-		if err == nil || !strings.Contains(err.Error(), "disk full") {
-			t.Fatalf("deploy with a broken store: %v", err)
-		}
-		time.Sleep(time.Second)
-		if st := h.c.Status(); st.Phase != PhaseIdle || st.Deployment != nil {
-			t.Fatalf("state advanced without being persisted: %+v", st)
-		}
-		if _, ok := h.rt.pools()[route.Green]; ok {
-			t.Fatal("acted on a state that was not persisted")
-		}
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if len(h.events) == 0 || h.events[0].Type != "started" || h.events[0].Service != "web" {
-			t.Errorf("events stream: %+v", h.events)
-		}
-	})
+	cases := []struct {
+		name    string
+		breakIt func(*failingStore)
+		err     string
+		check   func(t *testing.T, h *harness, fs *failingStore)
+	}{
+		{"state", func(fs *failingStore) { fs.broken = true }, "disk full",
+			func(t *testing.T, h *harness, _ *failingStore) {
+				// History is written first, so the stream saw the start.
+				h.mu.Lock()
+				defer h.mu.Unlock()
+				if len(h.events) == 0 || h.events[0].Type != "started" || h.events[0].Service != "web" {
+					t.Errorf("events stream: %+v", h.events)
+				}
+			}},
+		{"history", func(fs *failingStore) { fs.historyBroken = true }, "history bucket full",
+			func(t *testing.T, _ *harness, fs *failingStore) {
+				if st, _, _ := fs.LoadState("web"); st.Run != nil {
+					t.Fatalf("state persisted although its record was not: run %+v", st.Run.Record)
+				}
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := newHarness(t, testService(), newFakeStore())
+				fs := &failingStore{fakeStore: h.store}
+				h.c.opts.Store = fs
+				h.start()
+				h.firstLive()
+				tc.breakIt(fs)
+				_, err := h.c.Deploy(context.Background(), "v2", "", "")
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("deploy with a broken %s: %v", tc.name, err)
+				}
+				time.Sleep(time.Second)
+				if st := h.c.Status(); st.Phase != PhaseIdle || st.Deployment != nil {
+					t.Fatalf("state advanced without being persisted: %+v", st)
+				}
+				if _, ok := h.rt.pools()[route.Green]; ok {
+					t.Fatal("acted on a change that was not persisted")
+				}
+				tc.check(t, h, fs)
+			})
+		})
+	}
 }
 
 // A daemon that shuts down while a rolled-back candidate drains must not
@@ -486,33 +510,6 @@ func TestFinalRecordSavedBeforeState(t *testing.T) {
 		}
 		if got := ops[ended-1]; got != "record "+d.ID+" promoted" {
 			t.Errorf("write before the run leaves the state = %q, want its final record", got)
-		}
-	})
-}
-
-// A history that cannot be written fails the step like a state that cannot:
-// the command is refused and nothing is acted on.
-func TestNothingHappensUnlessHistoryPersisted(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		h := newHarness(t, testService(), newFakeStore())
-		fs := &failingStore{fakeStore: h.store}
-		h.c.opts.Store = fs
-		h.start()
-		h.firstLive()
-		fs.historyBroken = true
-		_, err := h.c.Deploy(context.Background(), "v2", "", "")
-		if err == nil || !strings.Contains(err.Error(), "history bucket full") {
-			t.Fatalf("deploy with a broken history: %v", err)
-		}
-		time.Sleep(time.Second)
-		if st := h.c.Status(); st.Phase != PhaseIdle || st.Deployment != nil {
-			t.Fatalf("state advanced without its record: %+v", st)
-		}
-		if _, ok := h.rt.pools()[route.Green]; ok {
-			t.Fatal("acted on a change whose record was not persisted")
-		}
-		if st, _, _ := fs.LoadState("web"); st.Run != nil {
-			t.Fatalf("state persisted although its record was not: run %+v", st.Run.Record)
 		}
 	})
 }
