@@ -42,6 +42,9 @@ const (
 	CodeNotSupported   = "not_supported"
 	CodeUnavailable    = "unavailable"
 	CodeTimeout        = "timeout"
+	// CodeHostNotAllowed answers a request whose Host header is not one of
+	// the API's own addresses or api.allowed_hosts (421).
+	CodeHostNotAllowed = "host_not_allowed"
 )
 
 // httpError is an error that carries its own status and code; handlers

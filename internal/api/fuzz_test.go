@@ -31,6 +31,7 @@ func FuzzRequestBodies(f *testing.F) {
 			{"DELETE", "/v1/services/web/instances"},
 		} {
 			req := httptest.NewRequest(target.method, target.path, bytes.NewReader(body))
+			req.Host = "127.0.0.1:7070"
 			req.Header.Set("Content-Type", "application/json")
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)

@@ -31,6 +31,20 @@ type Options struct {
 	// WriteTimeout bounds writing a non-streamed response, and each write
 	// of a streamed one; default 30s. Used by Serve.
 	WriteTimeout time.Duration
+	// Listen is the configured listen address (api.listen). Its host, when
+	// it is a name or a specific IP, is a Host the API answers to on any
+	// port. Optional: loopback names and IPs and the IP a request arrived
+	// on are always answered.
+	Listen string
+	// AllowedHosts are further values of the Host header the API answers
+	// to (api.allowed_hosts): "name" matches that name on any port,
+	// "name:port" only on that port (a Host without a port is port 80),
+	// "*.example.com" any name under example.com but not example.com
+	// itself. Names are compared without regard to case or a trailing
+	// dot; IPs are written as in a URL ("10.0.0.5", "[fd00::2]:7070").
+	// Every other Host gets 421 Misdirected Request (see host.go):
+	// that is what stops DNS rebinding.
+	AllowedHosts []string
 }
 
 // Server is the control API. Create it with NewServer.
@@ -42,6 +56,7 @@ type Server struct {
 	heartbeat time.Duration
 	readHdr   time.Duration
 	writeTO   time.Duration
+	hosts     hostRule
 	handler   http.Handler
 
 	stopOnce sync.Once
@@ -56,6 +71,7 @@ func NewServer(b Backend, opts Options) *Server {
 		heartbeat: opts.Heartbeat,
 		readHdr:   opts.ReadHeaderTimeout,
 		writeTO:   opts.WriteTimeout,
+		hosts:     newHostRule(opts.Listen, opts.AllowedHosts),
 		stopped:   make(chan struct{}),
 	}
 	if s.log == nil {
@@ -80,8 +96,8 @@ func NewServer(b Backend, opts Options) *Server {
 	return s
 }
 
-// Handler returns the API's HTTP handler, with authentication and
-// cross-origin protection applied.
+// Handler returns the API's HTTP handler, with the Host check,
+// authentication and cross-origin protection applied.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) routes() http.Handler {
@@ -117,7 +133,7 @@ func (s *Server) routes() http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(http.StatusForbidden, CodeForbidden, "cross-origin request refused"))
 	}))
-	return cop.Handler(s.authenticate(s.jsonMisses(mux)))
+	return s.checkHost(cop.Handler(s.authenticate(s.jsonMisses(mux))))
 }
 
 // jsonMisses answers requests that match no route with a JSON error body

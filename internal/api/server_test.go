@@ -215,7 +215,8 @@ func TestHugeBody(t *testing.T) {
 func TestTokenRules(t *testing.T) {
 	const token = "s3cret-token"
 	b := apitest.New("web")
-	srv := api.NewServer(b, api.Options{Token: token})
+	// Listen is the address remote clients below reach the API at.
+	srv := api.NewServer(b, api.Options{Token: token, Listen: "192.0.2.1:7070"})
 	base := serve(t, srv)
 	bearer := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
 
@@ -256,6 +257,7 @@ func TestTokenRules(t *testing.T) {
 	remote := func(path, auth string) int {
 		req := httptest.NewRequest("GET", path, nil)
 		req.RemoteAddr = "192.0.2.7:40000"
+		req.Host = "192.0.2.1:7070"
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
 		}
