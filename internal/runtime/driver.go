@@ -32,6 +32,14 @@ type Instance struct {
 	StartedAt time.Time `json:"started_at"`
 }
 
+// PoolRef names a pool: a version in a colour, and how many live
+// instances it has where the caller counts them.
+type PoolRef struct {
+	Color     route.Color `json:"color"`
+	Version   string      `json:"version"`
+	Instances int         `json:"instances,omitempty"`
+}
+
 // Listener receives pool changes. Pool is called with the full, current list
 // of healthy instances of a colour whenever it changes (an empty list when
 // the pool stopped). Failed is called when a pool cannot be kept running,

@@ -224,7 +224,10 @@ func (d *Driver) startPool(ctx context.Context, c route.Color, version string) e
 	d.mu.Lock()
 	d.pools[c] = p
 	d.mu.Unlock()
-	d.persist()
+	if err := d.persist(); err != nil {
+		d.abandon(p)
+		return err
+	}
 
 	if err := d.gatePool(ctx, p.slots); err != nil {
 		d.abandon(p)

@@ -104,6 +104,7 @@ func (d *Driver) exec(in *instance) error {
 	for _, k := range []string{"PORT", "VERSION", "COLOR", "SERVICE", "INSTANCE"} {
 		env = append(env, k+"="+vars[k])
 	}
+	env = append(env, markVar+"="+d.mark())
 
 	logf, err := d.openLog(in.logPath)
 	if err != nil {

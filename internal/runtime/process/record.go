@@ -55,9 +55,10 @@ func (d *Driver) recordPath() string {
 // whose recorded pool Adopt is still gating, from that record: the pools
 // are adopted concurrently, and a write by the first one decided must not
 // drop the others' instances, which a crash would then leave running
-// unrecorded. A failure is logged: the instances keep running, only their
-// adoption is at risk.
-func (d *Driver) persist() {
+// unrecorded. A failure is logged and returned: Start fails on it, since
+// a pool the next daemon could not find is not a pool it may serve; other
+// callers go on, as the instances' marks still let Adopt find them.
+func (d *Driver) persist() error {
 	d.persistMu.Lock()
 	defer d.persistMu.Unlock()
 	rec := records{Schema: recordSchema, Service: d.svc.Name, Pools: []poolRecord{}}
@@ -86,8 +87,10 @@ func (d *Driver) persist() {
 	}
 	d.mu.Unlock()
 	if err := writeAtomic(d.recordPath(), rec); err != nil {
-		d.log.Error("record instances", "err", err)
+		d.log.Error("record instances", "file", d.recordPath(), "err", err)
+		return fmt.Errorf("record instances in %s: %w", d.recordPath(), err)
 	}
+	return nil
 }
 
 // writeAtomic writes v as JSON to a temporary file, syncs it and renames it
@@ -143,43 +146,167 @@ func (d *Driver) readRecords() (records, error) {
 	return rec, nil
 }
 
-// Adopt takes over the instances a previous daemon recorded: each recorded
-// process that is still alive and is the same process (pid and start time)
-// is supervised again. Those that pass their health check within the adopt
-// gate (see adoptGateTimeout) are reported through Listener.Pool before
-// Adopt returns. One that is alive but has not passed yet is not killed
-// for it: it keeps being checked in the background until the start
-// timeout and joins the pool (another Listener.Pool) once it passes, so
-// that a health endpoint that blips while the daemon restarts does not
-// cost the pool; only after the start timeout is it stopped and replaced.
-// A recorded instance that is gone, or whose pid another process now has,
-// is replaced in the background like a crashed one. The pools are gated
-// concurrently. Call it once, before Start. It returns the instances that
-// passed the adopt gate, in record order.
+// Adopt takes over the instances a previous daemon left running and waits
+// for every pool; it is AdoptExpecting with no expectation, for callers
+// that hold traffic until all pools are decided. It returns the instances
+// that passed the adopt gate, in record order.
 func (d *Driver) Adopt(ctx context.Context) ([]runtime.Instance, error) {
-	rec, err := d.readRecords()
+	a, err := d.AdoptExpecting(ctx, Expect{Traffic: route.Colors[:]})
+	return a.Instances, err
+}
+
+// Expect is what the daemon's persisted state says the service runs.
+type Expect struct {
+	// Serving are the pools that must run after adoption (live, previous,
+	// a candidate that took traffic). One that is neither recorded nor
+	// found by its marks is started again, health-gated, in the
+	// background, and said so loudly.
+	Serving []runtime.PoolRef
+	// Traffic are the colours public traffic goes to: AdoptExpecting
+	// returns once their pools are decided, and adopts the other pools
+	// (a candidate still provisioning, say) in the background, so that a
+	// pool that carries no traffic never delays the router.
+	Traffic []route.Color
+}
+
+// Adoption is what AdoptExpecting found and did.
+type Adoption struct {
+	// Instances passed the adopt gate in the colours waited for.
+	Instances []runtime.Instance
+	// Notices say where the running instances differed from the record
+	// and what was done about it: instances found only by their marks,
+	// strays stopped, serving pools started again. Each is also logged
+	// as an error.
+	Notices []string
+}
+
+// AdoptExpecting takes over the instances a previous daemon left running:
+// those in the record file, and marked processes the record misses (see
+// markVar). Each live process that is the same process (pid and start
+// time) is supervised again. Those that pass their health check within the
+// adopt gate (see adoptGateTimeout) are reported through Listener.Pool.
+// One that is alive but has not passed yet is not killed for it: it keeps
+// being checked in the background until the start timeout and joins the
+// pool (another Listener.Pool) once it passes, so that a health endpoint
+// that blips while the daemon restarts does not cost the pool; only after
+// the start timeout is it stopped and replaced. A recorded instance that
+// is gone, or whose pid another process now has, is replaced in the
+// background like a crashed one. Pools are adopted concurrently; the call
+// returns once the pools of e.Traffic are decided. Call it once, before
+// Start.
+func (d *Driver) AdoptExpecting(ctx context.Context, e Expect) (Adoption, error) {
+	sv, err := d.survey(e.Serving)
 	if err != nil {
-		return nil, fmt.Errorf("service %s: adopt instances: %w", d.svc.Name, err)
+		return Adoption{}, fmt.Errorf("service %s: adopt instances: %w", d.svc.Name, err)
 	}
-	adopted := make([][]runtime.Instance, len(rec.Pools))
-	errs := make([]error, len(rec.Pools))
+	a := Adoption{Notices: sv.notices}
+	d.stopStrays(sv.strays)
 	d.mu.Lock()
-	for _, pr := range rec.Pools {
+	for _, pr := range sv.pools {
 		if d.pools[pr.Color] == nil && d.adopting[pr.Color] == nil {
 			d.adopting[pr.Color] = &pr
 		}
 	}
 	d.mu.Unlock()
+	a.Notices = append(a.Notices, d.restartMissing(sv.pools, e.Serving)...)
+	for _, n := range a.Notices {
+		d.log.Error(n)
+	}
+
+	adopted := make([][]runtime.Instance, len(sv.pools))
+	errs := make([]error, len(sv.pools))
 	var wg sync.WaitGroup
-	for i, pr := range rec.Pools {
-		wg.Go(func() {
-			d.opMu[pr.Color].Lock()
-			defer d.opMu[pr.Color].Unlock()
-			adopted[i], errs[i] = d.adoptPool(ctx, pr)
-		})
+	for i, pr := range sv.pools {
+		if !slices.Contains(e.Traffic, pr.Color) {
+			d.bg.Go(func() {
+				if _, err := d.adoptLocked(d.ctx, pr); err != nil && d.ctx.Err() == nil {
+					d.log.Error("adopt pool", "color", pr.Color.String(), "version", pr.Version, "err", err)
+				}
+			})
+			continue
+		}
+		wg.Go(func() { adopted[i], errs[i] = d.adoptLocked(ctx, pr) })
 	}
 	wg.Wait()
-	return slices.Concat(adopted...), errors.Join(errs...)
+	a.Instances = slices.Concat(adopted...)
+	return a, errors.Join(errs...)
+}
+
+// Survey reports the pools a restarted daemon would adopt (the record file
+// completed by marked processes), without touching any of them: the
+// daemon compares them with its persisted state before it trusts either.
+func (d *Driver) Survey() ([]runtime.PoolRef, error) {
+	sv, err := d.survey(nil)
+	if err != nil {
+		return nil, fmt.Errorf("service %s: survey instances: %w", d.svc.Name, err)
+	}
+	out := make([]runtime.PoolRef, 0, len(sv.pools))
+	for _, pr := range sv.pools {
+		n := 0
+		for _, ir := range pr.Instances {
+			if sameProcess(ir.PID, ir.StartTicks) {
+				n++
+			}
+		}
+		if n > 0 {
+			out = append(out, runtime.PoolRef{Color: pr.Color, Version: pr.Version, Instances: n})
+		}
+	}
+	return out, nil
+}
+
+// stopStrays stops, in the background, marked processes that belong to no
+// pool: they were started by this driver and are supervised by nobody.
+func (d *Driver) stopStrays(strays []instanceRecord) {
+	for _, ir := range strays {
+		in := &instance{id: ir.ID, slot: ir.Slot, color: ir.Color, version: ir.Version, port: ir.Port,
+			pid: ir.PID, startTicks: ir.StartTicks, done: make(chan struct{})}
+		in.stopping.Store(true)
+		d.ports.Reserve(ir.Port) // terminate releases it
+		d.bg.Go(func() {
+			d.bg.Go(func() { d.watch(d.ctx, in) })
+			d.terminate(d.ctx, in)
+		})
+	}
+}
+
+// restartMissing starts again, in the background and health-gated, every
+// serving pool that neither the record nor the marks account for, and
+// returns what it did, to be said loudly. A serving pool whose colour was
+// found running another version is not touched: that is for the daemon to
+// refuse (its state is older than the instances).
+func (d *Driver) restartMissing(found []poolRecord, serving []runtime.PoolRef) []string {
+	var notices []string
+	for _, want := range serving {
+		// A colour found with the same version is adopted (its gone
+		// instances replaced); one found with another version is left.
+		if slices.ContainsFunc(found, func(pr poolRecord) bool { return pr.Color == want.Color }) {
+			continue
+		}
+		notices = append(notices, fmt.Sprintf("service %s: %s %s should be running, but no instance of it was recorded or found: starting it again",
+			d.svc.Name, want.Color, want.Version))
+		d.bg.Go(func() {
+			if _, err := d.Start(d.ctx, want.Color, want.Version); err != nil {
+				if d.ctx.Err() != nil {
+					return
+				}
+				d.log.Error("starting a lost pool again", "color", want.Color.String(), "version", want.Version, "err", err)
+				d.notifyMu.Lock()
+				defer d.notifyMu.Unlock()
+				d.listener.Failed(want.Color, want.Version, err)
+				return
+			}
+			d.log.Warn("lost pool started again", "color", want.Color.String(), "version", want.Version)
+		})
+	}
+	return notices
+}
+
+// adoptLocked adopts one pool under its colour's operation lock.
+func (d *Driver) adoptLocked(ctx context.Context, pr poolRecord) ([]runtime.Instance, error) {
+	d.opMu[pr.Color].Lock()
+	defer d.opMu[pr.Color].Unlock()
+	return d.adoptPool(ctx, pr)
 }
 
 // adoptPool adopts one recorded pool and returns its healthy instances.

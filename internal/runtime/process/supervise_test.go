@@ -242,9 +242,11 @@ func TestAdoptReplacesDeadAndReusedPIDs(t *testing.T) {
 	for _, in := range started {
 		killOnCleanup(t, in.PID)
 	}
-	// Slot 1 died while no daemon ran.
-	syscall.Kill(-started[0].PID, syscall.SIGKILL)
-	waitGone(t, started[0].PID, 2*time.Second)
+	// Slots 1 and 2 died while no daemon ran.
+	for _, in := range started[:2] {
+		syscall.Kill(-in.PID, syscall.SIGKILL)
+		waitGone(t, in.PID, 2*time.Second)
+	}
 	// Slot 2's pid now belongs to another program (a live process with the
 	// recorded pid but another start time): it must be neither adopted nor
 	// signalled.
