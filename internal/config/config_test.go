@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cutover/cutover/internal/route"
 )
 
 // interfaceExample is the example from shared/INTERFACE.md, verbatim.
@@ -220,6 +222,22 @@ func TestParseValues(t *testing.T) {
 			assertEq(t, c.ServiceNames, []string{"a", "b"})
 			assertEq(t, c.Services["b"].Runtime.Static.Versions, map[string][]string{"1.2": {"10.0.0.1:80"}})
 		}},
+		{"allowed hosts", "api:\n  allowed_hosts: [cutover.example.com, \"ci.example.com:7443\", \"*.ops.example\", 10.0.0.5, \"[fd00::2]:7070\"]\n" + base,
+			func(t *testing.T, c *Config) {
+				assertEq(t, c.API.AllowedHosts.List(), []string{"cutover.example.com", "ci.example.com:7443", "*.ops.example", "10.0.0.5", "[fd00::2]:7070"})
+				if c.API.AllowedHosts != Hosts("cutover.example.com", "ci.example.com:7443", "*.ops.example", "10.0.0.5", "[fd00::2]:7070") ||
+					c.API.AllowedHosts == Hosts("cutover.example.com", "ci.example.com:7443") {
+					t.Error("equal lists must compare equal with ==, different ones not")
+				}
+			}},
+		{"fine weights", base + "    strategy: {steps: [{weight: 0.01}, {weight: 0.1}, {weight: 33.33}, {weight: \"99.99%\"}, {weight: 100}]}\n",
+			func(t *testing.T, c *Config) {
+				var got []float64
+				for _, st := range c.Services["web"].Strategy.Steps {
+					got = append(got, st.Weight)
+				}
+				assertEq(t, got, []float64{0.01, 0.1, 33.33, 99.99, 100})
+			}},
 		{"public api with token", "api: {listen: \":7070\", token_file: token}\n" + base, func(t *testing.T, c *Config) {
 			assertEq(t, c.API.TokenFile, filepath.Join(filepath.Dir(c.File), "token"))
 		}},
@@ -308,7 +326,52 @@ func TestParseProblems(t *testing.T) {
 			"F:10: services.web.strategy.steps[3].weight: must be greater than 0 and at most 100 (got 101)",
 			"F:11: services.web.strategy.steps[4].weight: must be greater than 0 and at most 100 (got 0)",
 			`F:12: services.web.strategy.steps[5].pause: must be a duration like 500ms, 30s, 1m30s or 1h, or "manual", got "soon"`,
-			"F:12: services.web.strategy.steps[5].weight: must be greater than the previous step's 101 (got 60)",
+		}},
+		// A refused weight is not what later steps are judged against: 60
+		// follows 50, the last weight that was accepted (issue 9).
+		{"invalid weight is not the next one's floor", base + `    strategy:
+      steps:
+        - {weight: 150, pause: 30s}
+        - {weight: 60, pause: 30s}
+`, []string{
+			"F:7: services.web.strategy.steps[0].weight: must be greater than 0 and at most 100 (got 150)",
+		}},
+		// The router splits traffic in 10000 buckets: 0.01% is the smallest
+		// share it can give, and the step every weight is a multiple of.
+		{"weight finer than the router", base + `    strategy:
+      steps:
+        - {weight: 0.001}
+        - {weight: 0.01}
+        - {weight: 12.345}
+        - {weight: "99.99%"}
+        - {weight: 99.999}
+`, []string{
+			"F:7: services.web.strategy.steps[0].weight: must be at least 0.01, the smallest share of traffic the router can give (got 0.001)",
+			"F:9: services.web.strategy.steps[2].weight: must be a multiple of 0.01: the router splits traffic in steps of 0.01% (got 12.345)",
+			"F:11: services.web.strategy.steps[4].weight: must be a multiple of 0.01: the router splits traffic in steps of 0.01% (got 99.999)",
+		}},
+		{"allowed hosts", `api:
+  allowed_hosts:
+    - cutover.example.com
+    - "*"
+    - http://ci.example.com/
+    - "ci.example.com:99999"
+    - ""
+    - "*.10.0.0.5"
+    - bad host
+    - "fd00::2:7070"
+    - "*.ops.example.com:7443"
+    - "[fd00::2]:7070"
+` + base, []string{
+			`F:4: api.allowed_hosts[1]: "*" would answer any Host and undo the protection against DNS rebinding: list the names clients use`,
+			`F:5: api.allowed_hosts[2]: must be a host name or IP address, optionally with :port, like cutover.example.com, cutover.example.com:7070, *.example.com or 10.0.0.5 (got "http://ci.example.com/")`,
+			`F:6: api.allowed_hosts[3]: port must be 1-65535 (got "ci.example.com:99999")`,
+			`F:7: api.allowed_hosts[4]: must not be empty`,
+			`F:8: api.allowed_hosts[5]: a wildcard must be followed by a domain name, not an IP address (got "*.10.0.0.5")`,
+			`F:9: api.allowed_hosts[6]: must be a host name or IP address, optionally with :port, like cutover.example.com, cutover.example.com:7070, *.example.com or 10.0.0.5 (got "bad host")`,
+		}},
+		{"allowed hosts not a list", "api: {allowed_hosts: cutover.example.com}\n" + base, []string{
+			`F:1: api.allowed_hosts: must be a list, got "cutover.example.com"`,
 		}},
 		{"service name", "services:\n  Web_1: {listen: \":80\", runtime: {static: {}}}\n", []string{
 			`F:2: services.Web_1: service name must be 1-63 characters of a-z, 0-9 and '-' (got "Web_1")`,
@@ -528,4 +591,23 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestMinWeightIsOneBucket keeps the smallest weight Validate accepts equal
+// to one of the router's buckets.
+func TestMinWeightIsOneBucket(t *testing.T) {
+	if want := 100.0 / route.Buckets; MinWeight != want {
+		t.Fatalf("MinWeight = %v, but one of route.Buckets is %v%%", MinWeight, want)
+	}
+}
+
+func TestHostListRoundTrip(t *testing.T) {
+	for _, list := range [][]string{nil, {""}, {"a", "b"}, {`"quoted"`, "new\nline", "a\"b"}} {
+		if got := Hosts(list...).List(); !reflect.DeepEqual(got, list) && !(len(got) == 0 && len(list) == 0) {
+			t.Errorf("Hosts(%q).List() = %q", list, got)
+		}
+	}
+	if Hosts("a,b") == Hosts("a", "b") || (HostList{}) != Hosts() {
+		t.Error("HostList == does not compare the lists")
+	}
 }

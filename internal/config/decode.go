@@ -203,6 +203,18 @@ func (d *decoder) strs(dst *[]string) setter {
 	}
 }
 
+// hosts decodes a list of Host patterns; validate.go checks each one.
+func (d *decoder) hosts(dst *HostList) setter {
+	return func(key string, n *yaml.Node) {
+		if isNull(n) {
+			return
+		}
+		var list []string
+		d.strs(&list)(key, n)
+		*dst = Hosts(list...)
+	}
+}
+
 // commands decodes a list of shell commands; a single string is accepted
 // as a list of one.
 func (d *decoder) commands(dst *[]string) setter {

@@ -12,7 +12,9 @@
 // accepted as no time. Percentages (analysis.max_error_rate) are written
 // "1%", "0.5%" or as a bare number meaning percent (1 is 1%, 0.5 is 0.5%)
 // and stored as a fraction (0.01). Step weights are percent of traffic and
-// stay in percent (10 is 10%, "10%" is accepted too). A step whose pause is
+// stay in percent (10 is 10%, "10%" is accepted too); each is above the
+// previous step's, at most 100 and a multiple of 0.01 (MinWeight), the
+// finest share the router can split. A step whose pause is
 // absent, null, "" or "manual" is a manual gate that holds until
 // `cutover promote`. Hook lists accept a single string as a list of one.
 package config

@@ -9,8 +9,9 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 	d.mapping(root, "", fields{
 		"api": func(key string, n *yaml.Node) {
 			d.mapping(n, key, fields{
-				"listen":     d.str(&c.API.Listen),
-				"token_file": d.str(&c.API.TokenFile),
+				"listen":        d.str(&c.API.Listen),
+				"token_file":    d.str(&c.API.TokenFile),
+				"allowed_hosts": d.hosts(&c.API.AllowedHosts),
 			})
 		},
 		"state_dir": d.str(&c.StateDir),

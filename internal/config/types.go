@@ -30,6 +30,12 @@ type API struct {
 	Listen string
 	// TokenFile, when set, holds the bearer token every mutating call needs.
 	TokenFile string
+	// AllowedHosts are the Host header values the API answers to besides
+	// its listen address, localhost and loopback IPs (api.allowed_hosts):
+	// "name" on any port, "name:port" on that port only, "*.example.com"
+	// any name under example.com. Every other Host is refused (421), which
+	// stops DNS rebinding.
+	AllowedHosts HostList
 }
 
 // Service is one application released as a unit.
@@ -148,7 +154,9 @@ type Strategy struct {
 
 // Step is one stage of a shift.
 type Step struct {
-	// Weight is the candidate's share of traffic in percent, 0 < Weight <= 100.
+	// Weight is the candidate's share of traffic in percent, 0 < Weight <=
+	// 100, a multiple of MinWeight (0.01), and greater than the previous
+	// step's.
 	Weight float64
 	// Pause is how long to hold the weight. Ignored when Manual.
 	Pause time.Duration

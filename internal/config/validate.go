@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -90,6 +91,9 @@ func (v *validator) api() {
 			"set api.token_file, or listen on 127.0.0.1", a.Listen)
 	}
 	v.file("api.token_file", a.TokenFile)
+	for i, h := range a.AllowedHosts.List() {
+		v.allowedHost(fmt.Sprintf("api.allowed_hosts[%d]", i), h)
+	}
 }
 
 func isLoopback(host string) bool {
@@ -309,16 +313,19 @@ func (v *validator) health(key string, h Health) {
 }
 
 func (v *validator) strategy(key string, s Strategy) {
-	prev := 0.0
+	prev := 0.0 // the last weight accepted: a refused one is no floor for the next
 	for i, st := range s.Steps {
 		sk := fmt.Sprintf("%s.steps[%d]", key, i)
 		switch {
-		case st.Weight <= 0 || st.Weight > 100:
+		case !(st.Weight > 0 && st.Weight <= 100):
 			v.add(sk+".weight", "must be greater than 0 and at most 100 (got %s)", pct(st.Weight))
-		case i > 0 && st.Weight <= prev:
+		case st.Weight < MinWeight:
+			v.add(sk+".weight", "must be at least %s, the smallest share of traffic the router can give (got %s)", pct(MinWeight), pct(st.Weight))
+		case !onWeightGrid(st.Weight):
+			v.add(sk+".weight", "must be a multiple of %s: the router splits traffic in steps of %s%% (got %s)", pct(MinWeight), pct(MinWeight), pct(st.Weight))
+		case st.Weight <= prev:
 			v.add(sk+".weight", "must be greater than the previous step's %s (got %s)", pct(prev), pct(st.Weight))
-		}
-		if st.Weight > prev {
+		default:
 			prev = st.Weight
 		}
 		if !st.Manual {
@@ -336,6 +343,18 @@ func (v *validator) strategy(key string, s Strategy) {
 		v.add(ak+".min_requests", "must not be negative (got %d)", a.MinRequests)
 	}
 	v.positive(key+".progress_deadline", s.ProgressDeadline)
+}
+
+// MinWeight is the smallest step weight, in percent, and the grid every
+// weight is on: the router splits traffic into 10000 buckets (route.Buckets),
+// so it cannot honour a finer share.
+const MinWeight = 0.01
+
+// onWeightGrid reports whether w (percent) is a whole number of MinWeight
+// steps, allowing for the rounding of decimal fractions in binary.
+func onWeightGrid(w float64) bool {
+	n := w / MinWeight
+	return math.Abs(n-math.Round(n)) < 1e-6
 }
 
 // pct formats a percent figure without trailing zeros: 50, 12.5.
