@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,33 +33,33 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 // decodeJSON decodes exactly one JSON value from rd into v, rejecting
-// unknown fields and anything after the value.
+// unknown fields, keys given twice and anything after the value.
 func decodeJSON(rd io.Reader, v any) error {
-	dec := json.NewDecoder(rd)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	data, err := io.ReadAll(rd)
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return errorf(http.StatusRequestEntityTooLarge, CodeTooLarge,
 				fmt.Sprintf("request body larger than %d bytes", mbe.Limit))
 		}
+		return errorf(http.StatusBadRequest, CodeInvalid, "read request body: "+err.Error())
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) {
 			return errorf(http.StatusBadRequest, CodeInvalid, "request body is empty: want a JSON object")
 		}
 		return errorf(http.StatusBadRequest, CodeInvalid, "request body: "+err.Error())
 	}
 	var extra json.RawMessage
-	switch err := dec.Decode(&extra); {
-	case errors.Is(err, io.EOF):
-		return nil
-	case err != nil:
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return errorf(http.StatusRequestEntityTooLarge, CodeTooLarge,
-				fmt.Sprintf("request body larger than %d bytes", mbe.Limit))
-		}
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return errorf(http.StatusBadRequest, CodeInvalid, "request body: want exactly one JSON value")
 	}
-	return errorf(http.StatusBadRequest, CodeInvalid, "request body: want exactly one JSON value")
+	if err := duplicateKeys(data); err != nil {
+		return errorf(http.StatusBadRequest, CodeInvalid, "request body: "+err.Error())
+	}
+	return nil
 }
 
 // validServiceName reports whether s matches [a-z0-9-]{1,63}.
