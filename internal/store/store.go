@@ -61,25 +61,46 @@ var ErrInUse = errors.New("state store is in use by another cutover daemon")
 // not a cutover store, or written by a newer cutover.
 var ErrUnreadable = errors.New("state store cannot be read")
 
+// ErrEmpty is returned (wrapped) by Open for a file that exists but is
+// empty: a store that was lost (truncated, a failed copy, a full disk), not
+// a new one. Starting over it would forget the live pool and the history,
+// and the next deployment would skip its canary as a "first" one.
+var ErrEmpty = errors.New("state store is empty")
+
+// Options tune Open. The zero value is what the daemon uses.
+type Options struct {
+	// AcceptEmpty lets Open lay out a new store over a file that exists
+	// but is empty, instead of failing with ErrEmpty (`cutover serve
+	// --accept-empty-store`).
+	AcceptEmpty bool
+}
+
 // Store is an open state file. The zero value is not usable; call Open.
 type Store struct {
 	db      *bolt.DB
 	path    string
 	pidFile string
+	created bool // init laid out a new store
 }
 
 // Open opens the store at path, creating it (and its parent directories,
 // mode 0700) when it does not exist. It fails within about a second with an
 // error wrapping ErrInUse, naming the holder's pid when known, if another
-// process has the file open, and with an error wrapping ErrUnreadable when
-// the file cannot be used as it is.
-func Open(path string) (*Store, error) {
-	return open(path, lockTimeout)
+// process has the file open; with an error wrapping ErrUnreadable when the
+// file cannot be used as it is; and with one wrapping ErrEmpty when the
+// file exists but is empty, unless opts.AcceptEmpty.
+func Open(path string, opts Options) (*Store, error) {
+	return open(path, opts, lockTimeout)
 }
 
-func open(path string, timeout time.Duration) (*Store, error) {
+func open(path string, opts Options, timeout time.Duration) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open state store %s: %w", path, err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Size() == 0 && !opts.AcceptEmpty {
+		return nil, fmt.Errorf("open state store %s: %w (0 bytes): it existed but holds nothing, so the live pool "+
+			"and the history it recorded are gone; cutover will not start from an empty state over it: restore a backup, "+
+			"or start once with `cutover serve --accept-empty-store` to begin again from an empty store", path, ErrEmpty)
 	}
 	pidFile := path + ".pid"
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
@@ -156,6 +177,7 @@ func (s *Store) layout(tx *bolt.Tx) error {
 		}); err != nil {
 			return unreadable(s.path, fmt.Errorf("not a cutover store: %w", err))
 		}
+		s.created = true
 		meta, err := tx.CreateBucket([]byte(bucketMeta))
 		if err != nil {
 			return fmt.Errorf("create state store %s: %w", s.path, err)
@@ -182,6 +204,10 @@ func (s *Store) layout(tx *bolt.Tx) error {
 	}
 	return nil
 }
+
+// Created reports whether Open laid out a new store (the file did not
+// exist, or was empty and accepted) rather than opening one with content.
+func (s *Store) Created() bool { return s.created }
 
 // Path returns the file the store lives in.
 func (s *Store) Path() string { return s.path }

@@ -28,7 +28,7 @@ type state struct {
 func openTemp(t *testing.T) (*Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "state", "cutover.db")
-	s, err := Open(path)
+	s, err := Open(path, Options{})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -131,7 +131,7 @@ func TestDeploymentsNewestFirst(t *testing.T) {
 
 func TestSurvivesReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cutover.db")
-	s, err := Open(path)
+	s, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestSurvivesReopen(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(path)
+	s, err = Open(path, Options{})
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
 	}
@@ -171,7 +171,7 @@ func TestSurvivesReopen(t *testing.T) {
 func TestOpenInUseFailsFast(t *testing.T) {
 	s, path := openTemp(t)
 	start := time.Now()
-	_, err := Open(path)
+	_, err := Open(path, Options{})
 	if !errors.Is(err, ErrInUse) {
 		t.Fatalf("second Open = %v, want ErrInUse", err)
 	}
@@ -185,7 +185,7 @@ func TestOpenInUseFailsFast(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s2, err := open(path, 50*time.Millisecond)
+	s2, err := open(path, Options{}, 50*time.Millisecond)
 	if err != nil {
 		t.Fatalf("Open after the holder closed: %v", err)
 	}
@@ -226,7 +226,7 @@ func TestUnreadableFilesAreLoud(t *testing.T) {
 		}, "invalid database"},
 		{"short garbage", func(t *testing.T, path string) { os.WriteFile(path, []byte("not a database\n"), 0o600) }, ""},
 		{"text over a real store", func(t *testing.T, path string) {
-			s, err := Open(path)
+			s, err := Open(path, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -248,7 +248,7 @@ func TestUnreadableFilesAreLoud(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "cutover.db")
 			tt.setup(t, path)
 			before, _ := os.ReadFile(path)
-			s, err := open(path, 50*time.Millisecond)
+			s, err := open(path, Options{}, 50*time.Millisecond)
 			if err == nil {
 				s.Close()
 				t.Fatal("Open succeeded on an unreadable file")
@@ -302,7 +302,7 @@ func TestCrashChild(t *testing.T) {
 	if path == "" {
 		t.Skip("only runs as the child of TestKillNineKeepsAcknowledgedState")
 	}
-	s, err := Open(path)
+	s, err := Open(path, Options{})
 	if err != nil {
 		fmt.Println("open:", err)
 		os.Exit(1)
@@ -359,7 +359,7 @@ func TestKillNineKeepsAcknowledgedState(t *testing.T) {
 		t.Fatalf("child acknowledged only %d writes", last)
 	}
 
-	s, err := open(path, 2*time.Second)
+	s, err := open(path, Options{}, 2*time.Second)
 	if err != nil {
 		t.Fatalf("reopen after kill -9: %v", err)
 	}
@@ -373,4 +373,37 @@ func TestKillNineKeepsAcknowledgedState(t *testing.T) {
 	if got.N != last && got.N != last+1 {
 		t.Fatalf("after kill -9 the state is write %d; the last acknowledged was %d", got.N, last)
 	}
+}
+
+// A 0-byte file is a store that was lost, not a new one: Open refuses it,
+// leaves it as it is and names the way out; AcceptEmpty lays out a new
+// store over it, which Created reports.
+func TestEmptyFileIsRefusedUnlessAccepted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cutover.db")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := open(path, Options{}, 50*time.Millisecond)
+	if !errors.Is(err, ErrEmpty) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "--accept-empty-store") {
+		t.Fatalf("Open of a 0-byte file = %v, want ErrEmpty naming the file and --accept-empty-store", err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Size() != 0 {
+		t.Fatalf("the refused file changed: %v, %v", fi, err)
+	}
+	s, err := open(path, Options{AcceptEmpty: true}, 50*time.Millisecond)
+	if err != nil {
+		t.Fatalf("Open with AcceptEmpty: %v", err)
+	}
+	if !s.Created() {
+		t.Error("Created() = false for a store laid out over an empty file")
+	}
+	s.Close()
+	s, err = open(path, Options{}, 50*time.Millisecond)
+	if err != nil {
+		t.Fatalf("reopening the store laid out over the empty file: %v", err)
+	}
+	if s.Created() {
+		t.Error("Created() = true for a store that already had its layout")
+	}
+	s.Close()
 }
