@@ -6,6 +6,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,7 +89,7 @@ func newEnvKeep(t *testing.T, keep string, steps ...string) *env {
 	e.public = "127.0.0.1:" + freePort(t)
 	e.preview = "127.0.0.1:" + freePort(t)
 	faults := filepath.Join(e.dir, "faults.json")
-	os.WriteFile(faults, []byte(`{"bad": {"error_rate": 0.3}, "slow": {"latency": "300ms"}, "broken": {"broken": true}}`), 0o644)
+	os.WriteFile(faults, []byte(`{"bad": {"error_rate": 0.3}, "slow": {"latency": "300ms"}, "broken": {"broken": true}, "starting": {"unhealthy": true}}`), 0o644)
 	stepYAML := ""
 	if len(steps) > 0 {
 		stepYAML = "      steps:\n"
@@ -130,12 +133,15 @@ services:
 }
 
 // start runs `cutover serve` and waits for its API to answer.
-func (e *env) start() {
+func (e *env) start() { e.t.Helper(); e.startWith() }
+
+// startWith is start with more arguments to serve.
+func (e *env) startWith(args ...string) {
 	e.t.Helper()
 	e.daemonMu.Lock()
 	defer e.daemonMu.Unlock()
 	e.logs = &lockedWriter{}
-	cmd := exec.Command(binary, "serve", "-c", e.cfg)
+	cmd := exec.Command(binary, append([]string{"serve", "-c", e.cfg}, args...)...)
 	cmd.Stdout, cmd.Stderr = e.logs, e.logs
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
@@ -185,6 +191,7 @@ func (e *env) stop() {
 	}
 	e.daemonMu.Unlock()
 	killRecordedInstances(e.t, filepath.Join(e.dir, ".cutover"))
+	killMarkedInstances(filepath.Join(e.dir, ".cutover"))
 	if e.t.Failed() && e.logs != nil {
 		e.t.Logf("daemon output:\n%s", e.logs)
 	}
@@ -200,6 +207,25 @@ func killRecordedInstances(t *testing.T, stateDir string) {
 			continue
 		}
 		for _, pid := range pidsIn(data) {
+			syscall.Kill(-pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// killMarkedInstances kills the process groups of the instances that
+// carry the mark of stateDir (CUTOVER_MARK, see the process runtime), for
+// tests that lose the record file on purpose.
+func killMarkedInstances(stateDir string) {
+	abs, _ := filepath.Abs(stateDir)
+	sum := sha256.Sum256([]byte(abs))
+	mark := []byte("CUTOVER_MARK=" + hex.EncodeToString(sum[:8]) + "/")
+	entries, _ := os.ReadDir("/proc")
+	for _, ent := range entries {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		if env, err := os.ReadFile("/proc/" + ent.Name() + "/environ"); err == nil && bytes.Contains(env, mark) {
 			syscall.Kill(-pid, syscall.SIGKILL)
 		}
 	}
@@ -288,6 +314,7 @@ type status struct {
 		ID      string `json:"id"`
 		Version string `json:"version"`
 	} `json:"deployment"`
+	Notices []string `json:"notices"`
 }
 
 func (e *env) status() status {

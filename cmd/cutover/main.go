@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -16,7 +17,9 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.MainWith(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr, cli.Commands{
-		Serve:   daemon.Serve,
+		Serve: func(ctx context.Context, o cli.ServeOptions, stdout, stderr io.Writer) int {
+			return daemon.Serve(ctx, daemon.ServeOptions{Config: o.Config, AcceptEmptyStore: o.AcceptEmptyStore}, stdout, stderr)
+		},
 		Demo:    demo.Run,
 		DemoApp: demo.App,
 	})

@@ -43,12 +43,21 @@ const DefaultConfig = "cutover.yaml"
 type Commands struct {
 	// Serve runs the daemon in the foreground until ctx is done and
 	// returns the exit code.
-	Serve func(ctx context.Context, configPath string, stdout, stderr io.Writer) int
+	Serve func(ctx context.Context, o ServeOptions, stdout, stderr io.Writer) int
 	// Demo runs the self-contained showcase; args are those after "demo".
 	Demo func(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	// DemoApp runs the demo's web application (hidden: the demo starts it
 	// as its instances, through this same binary).
 	DemoApp func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+// ServeOptions are serve's flags.
+type ServeOptions struct {
+	// Config is the configuration file (-c).
+	Config string
+	// AcceptEmptyStore is --accept-empty-store: start over a state store
+	// that is empty, or that names no pool while instances run.
+	AcceptEmptyStore bool
 }
 
 // Main runs cutover with args (without the program name), reading the

@@ -305,10 +305,11 @@ func TestExitCodesAndErrors(t *testing.T) {
 
 func TestServeAndDemoDelegate(t *testing.T) {
 	var gotPath string
+	var gotAccept bool
 	var gotArgs []string
 	cmds := cli.Commands{
-		Serve: func(ctx context.Context, path string, stdout, stderr io.Writer) int {
-			gotPath = path
+		Serve: func(ctx context.Context, o cli.ServeOptions, stdout, stderr io.Writer) int {
+			gotPath, gotAccept = o.Config, o.AcceptEmptyStore
 			return 0
 		},
 		Demo: func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -319,8 +320,11 @@ func TestServeAndDemoDelegate(t *testing.T) {
 	if r := runWith(t, "", "", cmds, "serve", "-c", "prod.yaml"); r.code != 0 || gotPath != "prod.yaml" {
 		t.Errorf("serve: %d path %q", r.code, gotPath)
 	}
-	if r := runWith(t, "", "", cmds, "serve"); r.code != 0 || gotPath != "cutover.yaml" {
-		t.Errorf("serve default: %d path %q", r.code, gotPath)
+	if r := runWith(t, "", "", cmds, "serve"); r.code != 0 || gotPath != "cutover.yaml" || gotAccept {
+		t.Errorf("serve default: %d path %q accept-empty-store %v", r.code, gotPath, gotAccept)
+	}
+	if r := runWith(t, "", "", cmds, "serve", "--accept-empty-store"); r.code != 0 || !gotAccept {
+		t.Errorf("serve --accept-empty-store: %d, accept-empty-store %v", r.code, gotAccept)
 	}
 	if r := runWith(t, "", "", cmds, "demo", "--keep"); r.code != 4 || fmt.Sprint(gotArgs) != "[--keep]" {
 		t.Errorf("demo: %d args %q", r.code, gotArgs)

@@ -34,12 +34,18 @@ type opts struct {
 	color    string
 	follow   bool
 	config   string
+	// acceptEmptyStore is serve's --accept-empty-store.
+	acceptEmptyStore bool
 }
 
 func commandList() []*command {
 	return []*command{
-		{name: "serve", args: "[-c FILE]", summary: "run the daemon in the foreground (router, controller, API)",
-			flags: configFlag, do: (*app).serve},
+		{name: "serve", args: "[-c FILE] [--accept-empty-store]", summary: "run the daemon in the foreground (router, controller, API)",
+			do: (*app).serve, flags: func(fs *flag.FlagSet, o *opts) {
+				configFlag(fs, o)
+				fs.BoolVar(&o.acceptEmptyStore, "accept-empty-store", false,
+					"start although the state store is empty (0 bytes) or names no pool while instances run: take a single running pool as live")
+			}},
 		{name: "deploy", args: "SERVICE VERSION [--wait] [--strategy S] [--json]", summary: "start a deployment; --wait follows it to the end",
 			minArgs: 2, maxArgs: 2, do: (*app).deploy, flags: func(fs *flag.FlagSet, o *opts) {
 				fs.BoolVar(&o.wait, "wait", false, "follow the deployment to its end; exit 0 promoted, 3 rolled back or aborted")
@@ -189,7 +195,7 @@ func (a *app) serve(o *opts, pos []string) int {
 		fmt.Fprintln(a.stderr, "cutover: serve is not available in this build")
 		return ExitError
 	}
-	return a.cmds.Serve(a.ctx, o.config, a.stdout, a.stderr)
+	return a.cmds.Serve(a.ctx, ServeOptions{Config: o.config, AcceptEmptyStore: o.acceptEmptyStore}, a.stdout, a.stderr)
 }
 
 func (a *app) demo(args []string) int {

@@ -14,7 +14,8 @@ import (
 const timeLayout = "2006-01-02 15:04:05"
 
 // writeStatusTable prints one row per service, then the latest analysis
-// verdict of every service that has one.
+// verdict of every service that has one and what the daemon's start found
+// wrong with its instances (notices).
 func writeStatusTable(w io.Writer, sts []deploy.Status, loc *time.Location) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tPHASE\tLIVE\tCANDIDATE\tWEIGHTS\tPREVIOUS\tDEPLOYMENT")
@@ -28,6 +29,11 @@ func writeStatusTable(w io.Writer, sts []deploy.Status, loc *time.Location) erro
 	for _, st := range sts {
 		if v := st.Analysis; v != nil {
 			if _, err := fmt.Fprintf(w, "%s analysis: %s: %s\n", st.Service, v.Result, v.Reason); err != nil {
+				return err
+			}
+		}
+		for _, n := range st.Notices {
+			if _, err := fmt.Fprintf(w, "%s notice: %s\n", st.Service, n); err != nil {
 				return err
 			}
 		}

@@ -69,7 +69,9 @@ func (d *Daemon) Status(name string) (deploy.Status, error) {
 	if err != nil {
 		return deploy.Status{}, err
 	}
-	return svc.ctrl.Status(), nil
+	st := svc.ctrl.Status()
+	st.Notices = svc.notices
+	return st, nil
 }
 
 // Deploy implements api.Backend.

@@ -41,12 +41,27 @@ type Options struct {
 	// leaves instances running so a restarted daemon adopts them; the demo
 	// cleans up after itself.
 	StopInstancesOnExit bool
+	// AcceptEmptyStore starts over a state store that is empty (a 0-byte
+	// file) or that names no pool of a service whose instances still run,
+	// instead of refusing to: a single running pool is then taken as live
+	// (recorded in history), so the next deployment is canaried against
+	// it rather than sent to 100% at once as a first deployment.
+	AcceptEmptyStore bool
 }
 
-// Serve loads the configuration at path and runs the daemon until ctx is
-// done. SIGHUP reloads the configuration. It returns the process exit code:
-// 0 on a clean shutdown, 1 on any error (printed to stderr).
-func Serve(ctx context.Context, path string, stdout, stderr io.Writer) int {
+// ServeOptions are `cutover serve`'s flags.
+type ServeOptions struct {
+	// Config is the configuration file; "" is cutover.yaml.
+	Config string
+	// AcceptEmptyStore is --accept-empty-store (see Options).
+	AcceptEmptyStore bool
+}
+
+// Serve loads the configuration at o.Config and runs the daemon until ctx
+// is done. SIGHUP reloads the configuration. It returns the process exit
+// code: 0 on a clean shutdown, 1 on any error (printed to stderr).
+func Serve(ctx context.Context, o ServeOptions, stdout, stderr io.Writer) int {
+	path := o.Config
 	if path == "" {
 		path = "cutover.yaml"
 	}
@@ -57,7 +72,7 @@ func Serve(ctx context.Context, path string, stdout, stderr io.Writer) int {
 	}
 	tuneGC(os.Getenv)
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	d, err := New(cfg, Options{Logger: logger, Ready: func(u string) {
+	d, err := New(cfg, Options{Logger: logger, AcceptEmptyStore: o.AcceptEmptyStore, Ready: func(u string) {
 		fmt.Fprintf(stdout, "cutover: control API on %s\n", u)
 	}})
 	if err != nil {
@@ -173,7 +188,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state dir %s: %w", cfg.StateDir, err)
 	}
-	st, err := store.Open(filepath.Join(cfg.StateDir, "cutover.db"))
+	st, err := store.Open(filepath.Join(cfg.StateDir, "cutover.db"), store.Options{AcceptEmpty: d.opts.AcceptEmptyStore})
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,9 @@ type service struct {
 	driver runtime.Driver
 	ctrl   *deploy.Controller
 	reg    registrations // static runtime only
+	// notices are what adoption found wrong at start; set before the
+	// service is published, read-only afterwards.
+	notices []string
 }
 
 // listener forwards runtime pool changes to the router and pool failures to
@@ -84,14 +87,14 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 		}
 	}()
 	lis := listener{d: d, svc: svc}
-	var adopt func(context.Context) ([]runtime.Instance, error)
+	var proc *process.Driver
 	switch {
 	case sc.Runtime.Process != nil:
 		drv, err := process.New(process.Options{Service: sc, StateDir: stateDir, Listener: lis, Logger: component("runtime"), Ports: d.ports})
 		if err != nil {
 			return nil, err
 		}
-		svc.driver, adopt = drv, drv.Adopt
+		svc.driver, proc = drv, drv
 	default:
 		drv, err := static.New(static.Options{Service: sc, Listener: lis, Logger: component("runtime")})
 		if err != nil {
@@ -115,9 +118,9 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 	if err := ctrl.Restore(ctx); err != nil {
 		return nil, err
 	}
-	if adopt != nil {
-		if _, err := adopt(ctx); err != nil {
-			return nil, fmt.Errorf("adopt instances: %w", err)
+	if proc != nil {
+		if err := d.adoptProcesses(ctx, svc, proc, stateDir); err != nil {
+			return nil, err
 		}
 	} else {
 		if err := d.restoreRegistrations(svc); err != nil {
@@ -150,6 +153,39 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 	return svc, nil
 }
 
+// adoptProcesses takes over the instances a previous daemon left running,
+// after checking them against the restored state (checkStore). It waits
+// only for the pools that carry traffic, so that a candidate still
+// starting never holds the public listener; a serving pool that was lost
+// is started again, and what was found wrong is logged, published and
+// shown in status.
+func (d *Daemon) adoptProcesses(ctx context.Context, svc *service, proc *process.Driver, stateDir string) error {
+	found, err := proc.Survey()
+	if err != nil {
+		return err
+	}
+	assume, err := checkStore(svc.name, svc.ctrl, found, stateDir, d.opts.AcceptEmptyStore)
+	if err != nil {
+		return err
+	}
+	if assume != nil {
+		why := "the state store was empty and accepted (--accept-empty-store) while this pool was running"
+		if err := svc.ctrl.AssumeLive(*assume, why); err != nil {
+			return err
+		}
+		svc.log.Warn("running pool taken as live over an empty store", "color", assume.Color, "version", assume.Version)
+	}
+	ad, err := proc.AdoptExpecting(ctx, process.Expect{Serving: svc.ctrl.Serving(), Traffic: svc.ctrl.TrafficColors()})
+	if err != nil {
+		return fmt.Errorf("adopt instances: %w", err)
+	}
+	svc.notices = ad.Notices
+	for _, n := range ad.Notices {
+		d.publish(deploy.Event{Time: time.Now(), Service: svc.name, Type: "notice", Actor: deploy.ActorDaemon, Message: n})
+	}
+	return nil
+}
+
 // restartStaticPools re-establishes the pools the persisted state names for
 // a static runtime, which has no processes to adopt. Pools that were
 // serving (live, previous, a candidate already taking traffic) come back
@@ -165,18 +201,7 @@ func (d *Daemon) restartStaticPools(svc *service) {
 	if !ok {
 		return
 	}
-	st := svc.ctrl.Status()
-	var pools []deploy.PoolRef
-	if st.Live != nil {
-		pools = append(pools, *st.Live)
-	}
-	if st.Candidate != nil && st.Phase != deploy.PhaseProvisioning && st.Phase != deploy.PhaseVerifying {
-		pools = append(pools, *st.Candidate)
-	}
-	if st.Previous != nil {
-		pools = append(pools, deploy.PoolRef{Color: st.Previous.Color, Version: st.Previous.Version})
-	}
-	for _, p := range pools {
+	for _, p := range svc.ctrl.Serving() {
 		if _, err := sp.Restore(p.Color, p.Version, d.unproven(svc, sp, p.Version)); err != nil {
 			svc.log.Error("restoring static pool", "color", p.Color, "version", p.Version, "err", err)
 		}

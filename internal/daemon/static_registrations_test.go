@@ -114,7 +114,7 @@ func TestRegistrationsFromTheWholeMapFormat(t *testing.T) {
 	if err := d.stop(); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(f.stateDir, "cutover.db"))
+	st, err := store.Open(filepath.Join(f.stateDir, "cutover.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

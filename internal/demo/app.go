@@ -27,6 +27,9 @@ type Faults struct {
 	// Broken makes the app exit with status 1 at start, like a release
 	// that cannot start (a bad build, a missing setting).
 	Broken bool `json:"broken"`
+	// Unhealthy makes /healthz answer 503 while the app keeps running,
+	// like a release that starts but waits forever on a dependency.
+	Unhealthy bool `json:"unhealthy"`
 }
 
 // App runs the demo web application until ctx is done: a page that shows its
@@ -92,13 +95,14 @@ func readFaults(path string) (map[string]Faults, error) {
 		ErrorRate float64 `json:"error_rate"`
 		Latency   string  `json:"latency"`
 		Broken    bool    `json:"broken"`
+		Unhealthy bool    `json:"unhealthy"`
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, fmt.Errorf("faults file %s: %w", path, err)
 	}
 	out := make(map[string]Faults, len(raw))
 	for v, r := range raw {
-		f := Faults{ErrorRate: r.ErrorRate, Broken: r.Broken}
+		f := Faults{ErrorRate: r.ErrorRate, Broken: r.Broken, Unhealthy: r.Unhealthy}
 		if r.Latency != "" {
 			d, err := time.ParseDuration(r.Latency)
 			if err != nil {
@@ -120,6 +124,10 @@ type app struct {
 func (a *app) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if a.faults.Load().Unhealthy {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /knobs", a.knobs)

@@ -73,6 +73,11 @@ type Status struct {
 	Deployment *DeploymentRef     `json:"deployment"`
 	// Analysis is the latest verdict of the running deployment, if any.
 	Analysis *Verdict `json:"analysis,omitempty"`
+	// Notices are what the daemon found wrong with the service's
+	// instances when it started and what it did about it (instances
+	// found only by their marks, a lost pool started again). The
+	// controller leaves it empty; the daemon fills it.
+	Notices []string `json:"notices,omitempty"`
 }
 
 // Result is an analysis verdict's outcome.
@@ -111,7 +116,10 @@ type Event struct {
 	Service    string    `json:"service"`
 	Deployment string    `json:"deployment"`
 	// Type is one of: started, phase, step, hook, verdict, decision, promoted,
-	// rolled_back, aborted, failed, retired, paused, resumed.
+	// rolled_back, aborted, failed, retired, paused, resumed; adopted (a
+	// running pool taken as live over an empty store, see
+	// Controller.AssumeLive); notice (the daemon's start found the
+	// instances differ from their record).
 	Type    string  `json:"type"`
 	Phase   Phase   `json:"phase,omitempty"`
 	Weight  float64 `json:"weight"`

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/cutover/cutover/internal/route"
 	"github.com/cutover/cutover/internal/runtime"
 	"github.com/cutover/cutover/internal/runtime/runtimetest"
+	"github.com/cutover/cutover/internal/testsupport"
 )
 
 // killMarkedOnCleanup SIGKILLs, when the test ends, every process that
@@ -167,7 +167,7 @@ func TestAdoptExpectingDoesNotWaitForPoolsWithoutTraffic(t *testing.T) {
 // could not find must not be reported as started.
 func TestStartFailsWhenTheRecordCannotBeWritten(t *testing.T) {
 	stateDir := t.TempDir()
-	full := fillRecordDir(t, filepath.Join(stateDir, "instances"))
+	full, _ := testsupport.FullDir(t, filepath.Join(stateDir, "instances"))
 	h := newHarness(t, testService(2, nil), stateDir, nil)
 	killMarkedOnCleanup(t, h.d)
 	_, err := h.d.Start(context.Background(), route.Blue, "v1")
@@ -186,46 +186,5 @@ func TestStartFailsWhenTheRecordCannotBeWritten(t *testing.T) {
 	}
 	if left := h.d.findMarked(); len(left) > 0 {
 		t.Errorf("processes left running after the failed start: %+v", left)
-	}
-}
-
-// fillRecordDir makes writes into dir fail the way a full disk does and
-// returns the error they fail with. As root it mounts a 64 KiB tmpfs on
-// dir and fills it (ENOSPC); where mounting is not allowed it puts a file
-// where the directory should be, so that creating the record fails
-// (ENOTDIR), and says so.
-func fillRecordDir(t *testing.T, dir string) error {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Logf("cannot mount a tmpfs (%v: %s); using a file in place of %s instead", err, out, dir)
-		if err := os.Remove(dir); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(dir, nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return syscall.ENOTDIR
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	f, err := os.Create(filepath.Join(dir, "filler"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	block := make([]byte, 4096)
-	for {
-		if _, err := f.Write(block); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling %s: %v", dir, err)
-			}
-			return syscall.ENOSPC
-		}
 	}
 }
