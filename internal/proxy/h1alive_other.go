@@ -4,5 +4,11 @@ package proxy
 
 import "net"
 
-// connAlive cannot peek here; a closed idle connection shows when used.
-func connAlive(net.Conn) bool { return true }
+// idlePeek cannot peek here.
+type idlePeek struct{}
+
+func (p *idlePeek) init(net.Conn) {}
+
+// isClean reports false: without a way to look at an idle connection,
+// stray bytes on it cannot be ruled out, so no connection is reused.
+func (p *idlePeek) isClean() bool { return false }

@@ -80,6 +80,7 @@ type h1conn struct {
 	reused  bool
 	abortFn func() // c.abort, made once so that AfterFunc does not allocate it
 	idleT   *time.Timer
+	peek    idlePeek // checks the connection is clean before each reuse
 }
 
 // Read feeds br, within c.limit.
@@ -100,10 +101,13 @@ func (c *h1conn) Read(p []byte) (int, error) {
 func (c *h1conn) abort() { _ = c.Conn.Close() }
 
 // get returns an idle connection, or a new one when there is none or fresh
-// is set. With check set, an idle connection is first probed for a close
-// by the instance (a request that cannot be replayed must not be sent on
-// a connection the instance has already given up).
-func (p *h1pool) get(ctx context.Context, fresh, check bool) (*h1conn, error) {
+// is set. An idle connection is reused only when it is provably clean: the
+// instance has not closed it and nothing is waiting on it. Bytes waiting on
+// an idle connection answer no request (an instance that sent more than it
+// announced, or a body after HEAD, 204 or 304); read as the next request's
+// response they would hand one client another's answer, so such a
+// connection is closed, as http.Transport closes it.
+func (p *h1pool) get(ctx context.Context, fresh bool) (*h1conn, error) {
 	for !fresh {
 		p.mu.Lock()
 		n := len(p.idle)
@@ -116,7 +120,7 @@ func (p *h1pool) get(ctx context.Context, fresh, check bool) (*h1conn, error) {
 		p.idle = p.idle[:n-1]
 		c.idleT.Stop()
 		p.mu.Unlock()
-		if check && !connAlive(c.Conn) {
+		if !c.peek.isClean() {
 			_ = c.Conn.Close()
 			continue
 		}
@@ -131,6 +135,7 @@ func (p *h1pool) get(ctx context.Context, fresh, check bool) (*h1conn, error) {
 	c.br = bufio.NewReaderSize(c, 32<<10)
 	c.bw = bufio.NewWriterSize(nc, 8<<10)
 	c.abortFn = c.abort
+	c.peek.init(nc)
 	return c, nil
 }
 
@@ -198,7 +203,7 @@ func (p *h1pool) roundTrip(st *reqState, out *http.Request, o *outbound) (*http.
 	replayable := out.Body == nil && idempotent(out.Method)
 	fresh := false
 	for {
-		c, err := p.get(ctx, fresh, !replayable)
+		c, err := p.get(ctx, fresh)
 		if err != nil {
 			return nil, err
 		}
