@@ -37,6 +37,9 @@ func TestH1StaleIdleConnRetried(t *testing.T) {
 	})
 	svc := testService()
 	svc.Health.Interval = time.Hour
+	// The first probe runs at once; the connection cuts below must not
+	// fail it and mark the instance unhealthy.
+	svc.Health.UnhealthyThreshold = 1000
 	r := startRouter(t, svc)
 	r.SetPool(route.Blue, "v1", backends(in))
 	c := client()
