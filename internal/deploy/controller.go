@@ -58,6 +58,13 @@ type Router interface {
 	Counts(color route.Color) metrics.Counts
 	// Healthy reports how many of the colour's instances pass health checks.
 	Healthy(color route.Color) (healthy, total int)
+	// Sealed reports whether no request can reach the colour any more:
+	// Drain took it out of rotation, nothing is in flight, and the router
+	// is the only way in (the embedded proxy). A router whose clients
+	// reach pools through caches it does not control (DNS records with a
+	// TTL) answers false, and the controller waits for the quiet period
+	// before it stops a drained pool.
+	Sealed(color route.Color) bool
 }
 
 // PreviewRouter is implemented by routers whose preview listener can be

@@ -657,7 +657,16 @@ func TestPreviewFollowsCandidate(t *testing.T) {
 			}
 		}
 		h.deploy("v1", "")
-		wantPreview("first deployment", route.Blue)
+		// Deploy replies once the state is persisted; Run may not have
+		// pointed the preview yet, or may already have promoted the
+		// first deployment: once Run is done, blue must have been set.
+		synctest.Wait()
+		h.router.mu.Lock()
+		sawBlue := slices.Contains(h.router.previews, route.Blue)
+		h.router.mu.Unlock()
+		if !sawBlue {
+			t.Errorf("first deployment: preview never reached blue, the candidate")
+		}
 		h.waitPhase(PhaseIdle, time.Minute)
 		wantPreview("after the first deployment", route.Green)
 		h.deploy("v2", "")

@@ -46,6 +46,10 @@ type fakeRouter struct {
 	// drainHold makes Drain wait for its context, as a pool with a
 	// long-lived stream in flight does.
 	drainHold bool
+	// seals makes a drained colour sealed, as the embedded router's is;
+	// without it the fake stands for a DNS-like router whose drained pools
+	// may still be reached, so that retirement waits for the quiet period.
+	seals bool
 	// errRate and latency per colour decide the synthetic traffic.
 	errRate [2]float64
 	latency [2]time.Duration
@@ -68,6 +72,12 @@ func (r *fakeRouter) Split() (route.Color, float64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.live, r.weight
+}
+
+func (r *fakeRouter) Sealed(c route.Color) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seals && r.disabled[c] && r.counts[c].InFlight == 0
 }
 
 func (r *fakeRouter) Drain(ctx context.Context, c route.Color) error {

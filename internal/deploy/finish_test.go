@@ -98,3 +98,36 @@ func TestRestoreClosesOrphanRecords(t *testing.T) {
 		}
 	})
 }
+
+// A router that seals a drained colour (the embedded proxy: nothing can
+// reach it any more) needs no quiet period: after a rollback the demoted
+// pool stops right after its drain, and a deploy issued right after does
+// not wait the quiet period for it. A router that cannot seal (DNS) still
+// gets the full quiet period.
+func TestSealedColourStopsWithoutTheQuietPeriod(t *testing.T) {
+	for _, seals := range []bool{true, false} {
+		synctest.Test(t, func(t *testing.T) {
+			h := newHarness(t, testService(), newFakeStore())
+			h.router.seals = seals
+			h.start()
+			h.firstLive()
+			h.deploy("v2", StrategyAllAtOnce)
+			h.waitPhase(PhaseIdle, time.Minute)
+			if err := h.c.Rollback(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			if _, err := h.c.Deploy(context.Background(), "v3", StrategyAllAtOnce, ""); err != nil {
+				t.Fatal(err)
+			}
+			waited := time.Since(start)
+			quiet := h.c.state().Policy.QuietPeriod
+			if seals && waited >= quiet {
+				t.Errorf("sealing router: deploy after rollback waited %v, the quiet period (%v) it does not need", waited, quiet)
+			}
+			if !seals && waited < quiet {
+				t.Errorf("router that cannot seal: deploy after rollback waited %v, less than the quiet period %v", waited, quiet)
+			}
+		})
+	}
+}

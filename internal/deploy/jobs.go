@@ -135,14 +135,18 @@ func (c *Controller) runs(color route.Color, version string) bool {
 }
 
 // drainStop drains the colour, waits until it has served no request for
-// quiet (0: not at all), then stops it. When ctx ends first (the daemon
-// shuts down) it stops nothing and returns ctx's error: the pool may still
-// have requests in flight, and the persisted job runs again after a restart.
+// quiet (0: not at all), then stops it. A colour the router reports sealed
+// after the drain needs no quiet period: no request can reach it. When ctx
+// ends first (the daemon shuts down) it stops nothing and returns ctx's
+// error: the pool may still have requests in flight, and the persisted job
+// runs again after a restart.
 func (c *Controller) drainStop(ctx context.Context, color route.Color, quiet time.Duration) error {
 	if err := c.drain(ctx, color); err != nil {
 		return err
 	}
-	if quiet > 0 {
+	if quiet > 0 && c.opts.Router.Sealed(color) {
+		c.log.Info("drained colour is sealed: stopping it without waiting for the quiet period", "color", color, "quiet_period", quiet)
+	} else if quiet > 0 {
 		if err := c.waitQuiet(ctx, color, quiet); err != nil {
 			return err
 		}
