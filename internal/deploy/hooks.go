@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"time"
 )
@@ -25,7 +24,9 @@ func (c *Controller) hookEnv(j Job) []string {
 }
 
 // runHooks runs each command through `sh -c`, in order, each bounded by
-// Hooks.Timeout, and stops at the first failure. The error names the hook
+// Hooks.Timeout, and stops at the first failure. A hook runs in its own
+// process group, which a timeout or cancellation kills as a whole, and on
+// Linux so does the daemon's death (see hooks_linux.go). The error names the hook
 // kind and command and carries the tail of its output.
 func (c *Controller) runHooks(ctx context.Context, kind string, cmds []string, env []string) (string, error) {
 	if len(cmds) == 0 {
@@ -46,13 +47,12 @@ func (c *Controller) runHooks(ctx context.Context, kind string, cmds []string, e
 func runHook(ctx context.Context, line string, env []string, timeout time.Duration) error {
 	hctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(hctx, "sh", "-c", line)
+	cmd := hookCommand(hctx, line)
 	cmd.Env = append(os.Environ(), env...)
 	var out tailBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	ownProcessGroup(cmd)
 	cmd.WaitDelay = 5 * time.Second // a grandchild holding the pipes cannot hang us
-	err := cmd.Run()
+	err := runHookProcess(cmd)
 	if err == nil {
 		return nil
 	}

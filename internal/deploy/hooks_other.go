@@ -2,8 +2,16 @@
 
 package deploy
 
-import "os/exec"
+import (
+	"context"
+	"os/exec"
+)
 
-// ownProcessGroup is a no-op where process groups do not exist; WaitDelay
-// still bounds a hook whose children outlive it.
-func ownProcessGroup(cmd *exec.Cmd) {}
+// hookCommand runs a hook line through `sh -c`. Process groups do not exist
+// here: WaitDelay still bounds a hook whose children outlive it, and a hook
+// running when the daemon is killed runs on.
+func hookCommand(ctx context.Context, line string) *exec.Cmd {
+	return exec.CommandContext(ctx, "sh", "-c", line)
+}
+
+func runHookProcess(cmd *exec.Cmd) error { return cmd.Run() }
