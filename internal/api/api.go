@@ -26,6 +26,14 @@
 // Every error is a JSON body {"error":{"code":"...","message":"..."}} with a
 // stable code (see the Code constants).
 //
+// Before anything else, the Host header must name the API itself (its
+// listen address, the IP the request arrived on, localhost or a loopback
+// IP, on any port) or match Options.AllowedHosts; any other Host gets 421
+// host_not_allowed on every route, which stops DNS rebinding (host.go).
+// Request bodies are one JSON object with no unknown fields and no key
+// given twice (compared as field names are, without regard to case);
+// anything else is 400 invalid, naming the field.
+//
 // A Server is safe for concurrent use. Streaming responses (logs, events)
 // end when the client goes away or the server shuts down.
 package api

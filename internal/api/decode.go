@@ -18,8 +18,8 @@ import (
 const MaxBodyBytes = 64 << 10
 
 // decodeBody reads exactly one JSON object from r's body into v. Unknown
-// fields, trailing data, a wrong content type and oversized bodies are
-// errors with the status they deserve.
+// fields, keys given twice, trailing data, a wrong content type and
+// oversized bodies are errors with the status they deserve.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
