@@ -108,7 +108,7 @@ func (a *app) follow(ctx context.Context, c *client.Client, d deploy.Deployment,
 }
 
 // terminalEvent reports whether an event type ends a deployment.
-func terminalEvent(typ string) bool {
+func terminalEvent(typ deploy.EventType) bool {
 	switch deploy.Outcome(typ) {
 	case deploy.OutcomePromoted, deploy.OutcomeRolledBack, deploy.OutcomeAborted, deploy.OutcomeFailed:
 		return true

@@ -31,7 +31,7 @@ func scriptDeployment(b *apitest.Backend, outcome deploy.Outcome, reason string,
 			Weights:    map[string]float64{"blue": 90, "green": 10},
 			Deployment: &deploy.DeploymentRef{ID: d.ID, Version: version, Step: 1, Steps: 2, StartedAt: t0},
 			Analysis:   verdict})
-		ev := func(typ string, w float64, msg string, v *deploy.Verdict) {
+		ev := func(typ deploy.EventType, w float64, msg string, v *deploy.Verdict) {
 			if events {
 				b.Emit(deploy.Event{Time: t0, Service: service, Deployment: d.ID, Type: typ, Weight: w, Message: msg, Actor: "controller", Verdict: v})
 			}
@@ -47,7 +47,7 @@ func scriptDeployment(b *apitest.Backend, outcome deploy.Outcome, reason string,
 			b.SetHistory(service, []deploy.Deployment{final})
 			b.SetStatus(deploy.Status{Service: service, Phase: deploy.PhaseIdle,
 				Live: &deploy.PoolRef{Color: route.Blue, Version: "v1"}, Weights: map[string]float64{"blue": 100, "green": 0}})
-			ev(string(outcome), 0, reason, nil)
+			ev(deploy.EventType(outcome), 0, reason, nil)
 		}()
 		return d, nil
 	}
@@ -120,7 +120,7 @@ func TestDeployWaitJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &ev); err != nil {
 			t.Fatalf("event line %q: %v", l, err)
 		}
-		types = append(types, ev.Type)
+		types = append(types, string(ev.Type))
 	}
 	if got := strings.Join(types, ","); got != "step,verdict,rolled_back" {
 		t.Errorf("event types %s", got)

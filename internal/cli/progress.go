@@ -89,7 +89,7 @@ type verdictFilter struct{ last deploy.Result }
 
 func (f *verdictFilter) show(ev deploy.Event) bool {
 	if ev.Type != "verdict" || ev.Verdict == nil {
-		if ev.Type == "step" || ev.Type == "resumed" {
+		if ev.Type == deploy.EventStep || ev.Type == deploy.EventResumed {
 			f.last = "" // a new step's evidence starts afresh: show its first verdict
 		}
 		return true
@@ -121,7 +121,7 @@ func eventLine(ev deploy.Event, loc *time.Location) string {
 	// An event's weight is the candidate's share; once promoted or rolled
 	// back that is 0, which reads as if nothing were served, so only steps
 	// show it.
-	if ev.Type == "step" {
+	if ev.Type == deploy.EventStep {
 		msg = joinNonEmpty(" ", fmt.Sprintf("weight %s%%", percent(ev.Weight)), msg)
 	}
 	if v := ev.Verdict; v != nil && !strings.Contains(msg, v.Reason) {

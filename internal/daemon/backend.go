@@ -182,41 +182,21 @@ func (d *Daemon) Subscribe(ctx context.Context, name string) (<-chan deploy.Even
 	return d.events.subscribe(ctx, name), nil
 }
 
-// outcomes counts finished deployments by service and outcome for /metrics.
-// A deployment's end can show up as more than one event (a user's abort,
-// then the candidate's drain and stop), so each deployment is counted once,
-// by id, with the first final outcome seen.
+// outcomes counts finished deployments by service and outcome for
+// /metrics, from the controllers' final records (deploy.Options.Finished),
+// which each deployment reaches once.
 type outcomes struct {
-	mu      sync.Mutex
-	n       map[[2]string]uint64
-	counted map[string]bool // deployment ids already counted
+	mu sync.Mutex
+	n  map[[2]string]uint64
 }
 
-func (o *outcomes) observe(ev deploy.Event) {
-	switch ev.Type {
-	case "promoted", "rolled_back", "aborted", "failed":
-	case "decision":
-		if ev.Phase != deploy.PhaseRollingBack {
-			return
-		}
-	default:
-		return
-	}
-	outcome := ev.Type
-	if outcome == "decision" {
-		outcome = string(deploy.OutcomeRolledBack)
-	}
+func (o *outcomes) finished(dep deploy.Deployment) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.n == nil {
-		o.n, o.counted = map[[2]string]uint64{}, map[string]bool{}
+		o.n = map[[2]string]uint64{}
 	}
-	key := ev.Service + "/" + ev.Deployment
-	if ev.Deployment != "" && o.counted[key] {
-		return
-	}
-	o.counted[key] = true
-	o.n[[2]string{ev.Service, outcome}]++
+	o.n[[2]string{dep.Service, string(dep.Outcome)}]++
 }
 
 // WritePrometheus implements api.Backend: every router's figures (which

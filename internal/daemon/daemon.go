@@ -240,11 +240,8 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	return err
 }
 
-// publish records an event for /metrics and sends it to subscribers.
-func (d *Daemon) publish(ev deploy.Event) {
-	d.done.observe(ev)
-	d.events.publish(ev)
-}
+// publish sends an event to subscribers.
+func (d *Daemon) publish(ev deploy.Event) { d.events.publish(ev) }
 
 func readToken(path string) (string, error) {
 	if path == "" {

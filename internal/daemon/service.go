@@ -110,6 +110,7 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 		Logger:     component("controller"),
 		PreviewURL: previewURL(sc),
 		Events:     d.publish,
+		Finished:   d.done.finished,
 	})
 	if err != nil {
 		return nil, err
@@ -181,7 +182,7 @@ func (d *Daemon) adoptProcesses(ctx context.Context, svc *service, proc *process
 	}
 	svc.notices = ad.Notices
 	for _, n := range ad.Notices {
-		d.publish(deploy.Event{Time: time.Now(), Service: svc.name, Type: "notice", Actor: deploy.ActorDaemon, Message: n})
+		d.publish(deploy.Event{Time: time.Now(), Service: svc.name, Type: deploy.EventNotice, Actor: deploy.ActorDaemon, Message: n})
 	}
 	return nil
 }

@@ -288,7 +288,7 @@ func (s *story) tell(ctx context.Context, d *demo, rps int, keep bool) error {
 // recorded decision (the candidate's drain and stop come after it).
 func decisionTime(dep deploy.Deployment) time.Time {
 	for i := len(dep.Events) - 1; i >= 0; i-- {
-		if ev := dep.Events[i]; ev.Type == "decision" && ev.Verdict != nil {
+		if ev := dep.Events[i]; ev.Type == deploy.EventDecision && ev.Verdict != nil {
 			return ev.Time
 		}
 	}

@@ -122,6 +122,10 @@ type Options struct {
 	// Events, when set, receives every event (history entries and each
 	// analysis verdict) from the Run goroutine; it must not block.
 	Events func(Event)
+	// Finished, when set, receives each deployment's record once, from
+	// the Run goroutine, when its outcome becomes final (promoted, rolled
+	// back, aborted, failed); it must not block.
+	Finished func(Deployment)
 }
 
 // Controller runs the deployments of one service.

@@ -155,7 +155,24 @@ func (c *Controller) apply(ctx context.Context, obs Observation) error {
 	for _, a := range acts {
 		c.perform(ctx, next, a)
 	}
+	if d := ended(cur, next); d != nil && c.opts.Finished != nil {
+		c.opts.Finished(*d)
+	}
 	return nil
+}
+
+// ended returns the record of the deployment whose outcome became final
+// between cur and next, or nil. The run stays in the state while its last
+// work runs, so an outcome is final once and seen here once; an instant
+// rollback starts and ends its run in one step.
+func ended(cur, next State) *Deployment {
+	if next.Run == nil || next.Run.Record.Outcome == OutcomeRunning {
+		return nil
+	}
+	if cur.Run != nil && cur.Run.Record.ID == next.Run.Record.ID && cur.Run.Record.Outcome != OutcomeRunning {
+		return nil
+	}
+	return &next.Run.Record
 }
 
 // persist saves the history records the actions carry, then the state.
@@ -202,7 +219,7 @@ func (c *Controller) perform(ctx context.Context, st State, a Action) {
 }
 
 func (c *Controller) logEvent(ev Event) {
-	if ev.Type == "verdict" && ev.Verdict != nil && ev.Verdict.Result != ResultFail {
+	if ev.Type == EventVerdict && ev.Verdict != nil && ev.Verdict.Result != ResultFail {
 		c.log.Debug(ev.Message, "deployment", ev.Deployment, "type", ev.Type)
 		return
 	}

@@ -699,7 +699,7 @@ func TestFirstDeploymentFailureWording(t *testing.T) {
 		d := h.history()[0]
 		var msg string
 		for _, ev := range d.Events {
-			if ev.Type == string(OutcomeFailed) && msg == "" {
+			if ev.Type == EventFailed && msg == "" {
 				msg = ev.Message // the decision; the stop job's result follows
 			}
 		}

@@ -80,7 +80,7 @@ func (c *Controller) AssumeLive(p PoolRef, why string) error {
 	st := c.st.clone()
 	c.mu.Unlock()
 	st.Live, st.Weight, st.Phase, st.Updated = &p, 0, PhaseIdle, now
-	ev := Event{Time: now, Service: st.Service, Type: "adopted", Phase: PhaseIdle, Actor: ActorDaemon,
+	ev := Event{Time: now, Service: st.Service, Type: EventAdopted, Phase: PhaseIdle, Actor: ActorDaemon,
 		Message: fmt.Sprintf("%s %s taken as live: %s", p.Color, p.Version, why)}
 	rec := Deployment{ID: c.newID(now), Service: st.Service, Version: p.Version, Color: p.Color,
 		Strategy: strategyAdopted, StartedAt: now, EndedAt: now, Outcome: OutcomePromoted, Reason: ev.Message}

@@ -222,7 +222,7 @@ func Transition(st State, ev Observation) (State, []Action) {
 	case ObsPause:
 		t.st.Phase = PhasePaused
 		t.st.Run.PausedAt = ev.Now
-		t.event("paused", fmt.Sprintf("paused at step %d (%g%%)", t.st.Run.Step+1, t.st.Weight), nil)
+		t.event(EventPaused, fmt.Sprintf("paused at step %d (%g%%)", t.st.Run.Step+1, t.st.Weight), nil)
 	case ObsResume:
 		t.resume()
 	case ObsAbort:
@@ -310,7 +310,7 @@ func (t *txn) finish() (State, []Action) {
 }
 
 // event appends an event to the running deployment's history and emits it.
-func (t *txn) event(typ, msg string, v *Verdict) {
+func (t *txn) event(typ EventType, msg string, v *Verdict) {
 	ev := t.newEvent(typ, msg, v)
 	if t.st.Run != nil {
 		t.st.Run.Record.Events = append(t.st.Run.Record.Events, ev)
@@ -320,12 +320,12 @@ func (t *txn) event(typ, msg string, v *Verdict) {
 }
 
 // emit publishes an event on the stream only.
-func (t *txn) emit(typ, msg string, v *Verdict) {
+func (t *txn) emit(typ EventType, msg string, v *Verdict) {
 	ev := t.newEvent(typ, msg, v)
 	t.acts = append(t.acts, Action{Kind: ActEmit, Event: &ev})
 }
 
-func (t *txn) newEvent(typ, msg string, v *Verdict) Event {
+func (t *txn) newEvent(typ EventType, msg string, v *Verdict) Event {
 	actor := t.ev.Actor
 	if actor == "" {
 		actor = ActorController
@@ -342,7 +342,7 @@ func (t *txn) setPhase(p Phase, why string) {
 		return
 	}
 	t.st.Phase = p
-	t.event("phase", why, nil)
+	t.event(EventPhase, why, nil)
 }
 
 func (t *txn) split() {
@@ -392,13 +392,13 @@ func (t *txn) deploy() {
 	if replaced != nil {
 		msg += fmt.Sprintf("; the previous pool %s in %s is replaced", replaced.Version, replaced.Color)
 	}
-	t.event("started", msg, nil)
+	t.event(EventStarted, msg, nil)
 	j := Job{Kind: JobStart, Color: color, Version: ev.Version}
 	if replaced != nil && replaced.Version != ev.Version {
 		// The runtime would stop it at once; drain it first. A pool of the
 		// same version is adopted as it is.
 		j.Replaces = replaced.Version
-		t.event("draining", fmt.Sprintf("draining kept previous %s %s before starting %s", color, replaced.Version, ev.Version), nil)
+		t.event(EventDraining, fmt.Sprintf("draining kept previous %s %s before starting %s", color, replaced.Version, ev.Version), nil)
 	}
 	t.job(j)
 }
@@ -417,11 +417,11 @@ func (t *txn) jobDone() {
 		t.job(Job{Kind: JobPreTraffic, Color: j.Color, Version: j.Version})
 	case JobPreTraffic:
 		if ev.Err != "" {
-			t.event("hook", "pre_traffic hook failed: "+ev.Err, nil)
+			t.event(EventHook, "pre_traffic hook failed: "+ev.Err, nil)
 			t.failBeforeTraffic(OutcomeFailed, "pre_traffic hook failed: "+ev.Err)
 			return
 		}
-		t.event("hook", joinDetail("pre_traffic hooks passed", ev.Detail), nil)
+		t.event(EventHook, joinDetail("pre_traffic hooks passed", ev.Detail), nil)
 		switch {
 		case run.First:
 			t.st.Live = &PoolRef{Color: run.Candidate.Color, Version: run.Candidate.Version}
@@ -436,7 +436,7 @@ func (t *txn) jobDone() {
 		if ev.Err != "" {
 			msg = "post_traffic hook failed: " + ev.Err
 		}
-		t.event("hook", msg, nil)
+		t.event(EventHook, msg, nil)
 		t.endRun()
 	case JobRollback, JobStop:
 		if ev.Deferred {
@@ -447,13 +447,13 @@ func (t *txn) jobDone() {
 		if ev.Err != "" {
 			msg = fmt.Sprintf("cleaning up %s %s: %s", j.Color, j.Version, ev.Err)
 		}
-		t.event(string(run.Record.Outcome), joinDetail(msg, ev.Detail), nil)
+		t.event(eventOf(run.Record.Outcome), joinDetail(msg, ev.Detail), nil)
 		t.st.Phase = PhaseIdle
 		t.endRun()
 	case JobRetire:
 		retry := ev.Now.Add(t.retryAfter())
 		if run != nil { // the pool demoted by an instant rollback
-			t.event("retired", retireMsg(j, ev.Err), nil)
+			t.event(EventRetired, retireMsg(j, ev.Err), nil)
 			if ev.Err != "" {
 				// It still runs: keep it, and retire it again later.
 				t.st.Previous, t.st.Retiring = &PreviousRef{Color: j.Color, Version: j.Version, Until: retry}, false
@@ -465,11 +465,11 @@ func (t *txn) jobDone() {
 			// Try again after another quiet period; the pool stays kept.
 			t.st.Retiring = false
 			t.st.Previous.Until = retry
-			t.emit("retired", retireMsg(j, ev.Err), nil)
+			t.emit(EventRetired, retireMsg(j, ev.Err), nil)
 			return
 		}
 		t.st.Previous, t.st.Retiring = nil, false
-		t.emit("retired", retireMsg(j, ""), nil)
+		t.emit(EventRetired, retireMsg(j, ""), nil)
 	}
 }
 
@@ -483,9 +483,9 @@ func (t *txn) deferCleanup(j Job) {
 	run.RetryAt = t.ev.Now.Add(wait)
 	msg := fmt.Sprintf("%s; retrying in %s", t.ev.Err, wait)
 	if run.Retries++; run.Retries == 1 {
-		t.event("decision", msg, nil)
+		t.event(EventDecision, msg, nil)
 	} else {
-		t.emit("decision", msg, nil)
+		t.emit(EventDecision, msg, nil)
 	}
 }
 
@@ -519,7 +519,7 @@ func (t *txn) endRun() {
 // the rollback's job replaces it.
 func (t *txn) cancelPostTraffic() {
 	prev := t.st.Previous
-	t.event("hook", fmt.Sprintf("post_traffic hooks cancelled: rolled back by %s to %s %s", t.ev.Actor, prev.Color, prev.Version), nil)
+	t.event(EventHook, fmt.Sprintf("post_traffic hooks cancelled: rolled back by %s to %s %s", t.ev.Actor, prev.Color, prev.Version), nil)
 	t.st.Job = nil
 	t.closeRun()
 }
@@ -560,7 +560,7 @@ func (t *txn) enterStep(i int) {
 	if !s.Manual {
 		hold = "for " + s.Pause.String()
 	}
-	t.event("step", fmt.Sprintf("step %d of %d: %g%% on %s %s %s", i+1, len(run.Steps), s.Weight, run.Candidate.Color, run.Candidate.Version, hold), nil)
+	t.event(EventStep, fmt.Sprintf("step %d of %d: %g%% on %s %s %s", i+1, len(run.Steps), s.Weight, run.Candidate.Color, run.Candidate.Version, hold), nil)
 	t.split()
 }
 
@@ -590,7 +590,7 @@ func (t *txn) promote(why string) {
 	if t.st.Previous != nil {
 		msg += fmt.Sprintf("; %s %s kept warm until %s", t.st.Previous.Color, t.st.Previous.Version, t.st.Previous.Until.UTC().Format(time.RFC3339))
 	}
-	t.event("promoted", msg, run.Verdict)
+	t.event(EventPromoted, msg, run.Verdict)
 	t.job(Job{Kind: JobPostTraffic, Color: run.Candidate.Color, Version: run.Candidate.Version})
 }
 
@@ -623,7 +623,7 @@ func (t *txn) failBeforeTraffic(outcome Outcome, why string) {
 		msg = fmt.Sprintf("%s; first deployment: stopping %s %s", why, run.Candidate.Color, run.Candidate.Version)
 		t.st.Live = nil
 	}
-	t.event(string(outcome), msg, nil)
+	t.event(eventOf(outcome), msg, nil)
 	t.job(Job{Kind: JobStop, Color: run.Candidate.Color, Version: run.Candidate.Version})
 }
 
@@ -634,9 +634,9 @@ func (t *txn) rollback(outcome Outcome, why string, v *Verdict) {
 	t.st.Weight = 0
 	run.Record.Outcome, run.Record.Reason = outcome, why
 	t.split()
-	typ := "decision"
+	typ := EventDecision
 	if t.ev.Actor == ActorUser {
-		typ = string(outcome)
+		typ = eventOf(outcome)
 	}
 	t.event(typ, fmt.Sprintf("%s; all traffic back to %s %s", why, t.st.Live.Color, t.st.Live.Version), v)
 	t.job(Job{Kind: JobRollback, Color: run.Candidate.Color, Version: run.Candidate.Version, Reason: why})
@@ -657,7 +657,7 @@ func (t *txn) swapBack() {
 		Step:      -1,
 	}
 	t.split()
-	t.event("rolled_back", fmt.Sprintf("all traffic back to %s %s in one swap; %s %s will be drained and stopped", prev.Color, prev.Version, demoted.Color, demoted.Version), nil)
+	t.event(EventRolledBack, fmt.Sprintf("all traffic back to %s %s in one swap; %s %s will be drained and stopped", prev.Color, prev.Version, demoted.Color, demoted.Version), nil)
 	t.job(Job{Kind: JobRetire, Color: demoted.Color, Version: demoted.Version})
 }
 
@@ -670,7 +670,7 @@ func (t *txn) resume() {
 	}
 	run.PausedAt = time.Time{}
 	t.st.Phase = PhaseShifting
-	t.event("resumed", fmt.Sprintf("resumed after %s at step %d (%g%%)", held.Round(time.Second), run.Step+1, t.st.Weight), nil)
+	t.event(EventResumed, fmt.Sprintf("resumed after %s at step %d (%g%%)", held.Round(time.Second), run.Step+1, t.st.Weight), nil)
 }
 
 func (t *txn) poolFailed() {
@@ -711,7 +711,7 @@ func (t *txn) tick() {
 	}
 	v := run.Verdict
 	if v != nil && v.Result == ResultPass {
-		t.event("decision", fmt.Sprintf("step %d (%g%%) passed: %s", run.Step+1, t.st.Weight, v.Reason), v)
+		t.event(EventDecision, fmt.Sprintf("step %d (%g%%) passed: %s", run.Step+1, t.st.Weight, v.Reason), v)
 		if run.Step+1 < len(run.Steps) {
 			t.enterStep(run.Step + 1)
 		} else {
@@ -752,9 +752,9 @@ func (t *txn) analyse() bool {
 		return true
 	}
 	if changed {
-		t.event("verdict", v.Reason, v)
+		t.event(EventVerdict, v.Reason, v)
 	} else {
-		t.emit("verdict", v.Reason, v)
+		t.emit(EventVerdict, v.Reason, v)
 	}
 	return false
 }
@@ -770,7 +770,7 @@ func (t *txn) maybeRetire() {
 		return
 	}
 	t.st.Retiring = true
-	t.emit("retired", fmt.Sprintf("keep_previous is over: draining %s %s, stopping it once quiet for %s", prev.Color, prev.Version, t.st.Policy.QuietPeriod), nil)
+	t.emit(EventRetired, fmt.Sprintf("keep_previous is over: draining %s %s, then stopping it (after %s without traffic, unless the router seals it)", prev.Color, prev.Version, t.st.Policy.QuietPeriod), nil)
 	t.job(Job{Kind: JobRetire, Color: prev.Color, Version: prev.Version})
 }
 
@@ -788,7 +788,7 @@ func (t *txn) restart() {
 		if run.Step >= 0 && t.st.Phase != PhaseIdle && t.st.Phase != PhaseRollingBack {
 			run.NextAnalysis = t.ev.Now.Add(t.interval())
 		}
-		t.event("resumed", fmt.Sprintf("daemon restarted: resuming %s at step %d (%g%%)", t.st.Phase, run.Step+1, t.st.Weight), nil)
+		t.event(EventResumed, fmt.Sprintf("daemon restarted: resuming %s at step %d (%g%%)", t.st.Phase, run.Step+1, t.st.Weight), nil)
 	}
 	if j := t.st.Job; j != nil {
 		t.job(*j)

@@ -115,19 +115,44 @@ type Event struct {
 	Time       time.Time `json:"time"`
 	Service    string    `json:"service"`
 	Deployment string    `json:"deployment"`
-	// Type is one of: started, phase, step, hook, verdict, decision, promoted,
-	// rolled_back, aborted, failed, retired, paused, resumed; adopted (a
-	// running pool taken as live over an empty store, see
-	// Controller.AssumeLive); notice (the daemon's start found the
-	// instances differ from their record).
-	Type    string  `json:"type"`
-	Phase   Phase   `json:"phase,omitempty"`
-	Weight  float64 `json:"weight"`
-	Message string  `json:"message"`
+	// Type says what happened; see EventType.
+	Type    EventType `json:"type"`
+	Phase   Phase     `json:"phase,omitempty"`
+	Weight  float64   `json:"weight"`
+	Message string    `json:"message"`
 	// Actor is who caused it: "user" (API call), "controller" (automatic), "daemon" (restart).
 	Actor   string   `json:"actor"`
 	Verdict *Verdict `json:"verdict,omitempty"`
 }
+
+// EventType is what an Event says happened. The values are part of the
+// event stream's and history's JSON.
+type EventType string
+
+// The event types. A deployment that ends emits the outcome's own type
+// (promoted, rolled_back, aborted, failed), or a decision when the
+// controller rolled back by itself.
+const (
+	EventStarted    EventType = "started"     // a deployment began
+	EventPhase      EventType = "phase"       // the phase changed
+	EventStep       EventType = "step"        // a step of the shift began
+	EventHook       EventType = "hook"        // hooks passed, failed or were cancelled
+	EventVerdict    EventType = "verdict"     // an analysis verdict (the stream only, unless it decides)
+	EventDecision   EventType = "decision"    // an automatic decision, with the verdict behind it
+	EventPromoted   EventType = "promoted"    // the candidate took all traffic
+	EventRolledBack EventType = "rolled_back" // traffic went back to live or to the warm previous pool
+	EventAborted    EventType = "aborted"     // a user aborted the deployment
+	EventFailed     EventType = "failed"      // the deployment failed before user traffic moved
+	EventRetired    EventType = "retired"     // a demoted or previous pool was stopped
+	EventPaused     EventType = "paused"      // a user paused the deployment
+	EventResumed    EventType = "resumed"     // a user or the restarted daemon resumed it
+	EventDraining   EventType = "draining"    // a kept pool is drained before its colour is reused
+	EventAdopted    EventType = "adopted"     // a running pool was taken as live over an empty store
+	EventNotice     EventType = "notice"      // the daemon's start found the instances differ from their record
+)
+
+// eventOf is the event type of a deployment's outcome.
+func eventOf(o Outcome) EventType { return EventType(o) }
 
 // Deployment is one history record.
 type Deployment struct {
