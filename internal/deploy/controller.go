@@ -58,6 +58,17 @@ type Router interface {
 	Counts(color route.Color) metrics.Counts
 	// Healthy reports how many of the colour's instances pass health checks.
 	Healthy(color route.Color) (healthy, total int)
+	// SetPreview makes preview traffic reach color's pool. The controller
+	// points it at the candidate while a deployment runs (blue for a
+	// first deployment) and at the idle colour otherwise.
+	SetPreview(color route.Color)
+	// Undrain puts a colour taken out of rotation by Drain back in, for
+	// preview and for its weight. The controller calls it once the
+	// runtime has started a candidate: a runtime that adopts a running
+	// pool of the same version leaves the router's membership as it was,
+	// and the colour would stay drained, so preview (the smoke tests)
+	// would answer 503.
+	Undrain(color route.Color)
 	// Sealed reports whether no request can reach the colour any more:
 	// Drain took it out of rotation, nothing is in flight, and the router
 	// is the only way in (the embedded proxy). A router whose clients
@@ -67,31 +78,14 @@ type Router interface {
 	Sealed(color route.Color) bool
 }
 
-// PreviewRouter is implemented by routers whose preview listener can be
-// pointed at a colour. The controller points it at the candidate while a
-// deployment runs and at the idle colour otherwise; a router without it
-// serves live.Other() on preview, which misses a first deployment's
-// candidate (blue).
-type PreviewRouter interface {
-	// SetPreview makes preview traffic reach color's pool.
-	SetPreview(color route.Color)
-}
-
-// Undrainer is implemented by routers that keep a drained colour out of
-// rotation until told otherwise. The controller undrains the candidate's
-// colour once the runtime has started it: a runtime that adopts a running
-// pool of the same version (one being retired, or drained before) leaves
-// the router's membership as it was, and the colour would stay drained, so
-// preview (the smoke tests) would answer 503.
-type Undrainer interface {
-	// Undrain puts color back in rotation for preview and for its weight.
-	Undrain(color route.Color)
-}
-
 // Runtime starts and stops pools; runtime.Driver satisfies it.
 type Runtime interface {
 	Start(ctx context.Context, color route.Color, version string) ([]runtime.Instance, error)
 	Stop(ctx context.Context, color route.Color) error
+	// Instances returns the colour's healthy instances; the controller
+	// reads their version to tell a start job run again after a restart
+	// from one that replaces another version.
+	Instances(color route.Color) []runtime.Instance
 }
 
 // Store persists the controller's state and history. SaveState must be
@@ -136,8 +130,11 @@ type Controller struct {
 	cmds chan command
 	job  *runningJob // owned by Run
 
-	mu       sync.Mutex
-	st       State // owned by Run; mu guards reads by Status
+	mu sync.Mutex
+	st State // owned by Run; mu guards reads by Status
+	// changed is closed, and replaced, whenever st changes, so that a
+	// caller can wait for the next state without polling; guarded by mu.
+	changed chan struct{}
 	loaded   bool  // Restore found a persisted state
 	restored bool  // Restore ran
 
@@ -175,6 +172,7 @@ func New(opts Options) (*Controller, error) {
 	}
 	c.svc.Store(opts.Service)
 	c.st = State{Schema: StateSchema, Service: c.cfg().Name, Phase: PhaseIdle, Policy: policyFor(c.cfg())}
+	c.changed = make(chan struct{})
 	return c, nil
 }
 
@@ -240,18 +238,14 @@ func (c *Controller) Restore(ctx context.Context) error {
 	if st.Run == nil || st.Phase == PhaseIdle {
 		st.Policy = policyFor(c.cfg())
 	}
-	c.mu.Lock()
-	c.st, c.loaded = *st, true
-	c.mu.Unlock()
+	c.setState(*st)
 	c.log.Info("state restored", "phase", st.Phase, "weight", st.Weight)
 	return nil
 }
 
 // setPreview points the router's preview at color if the router can.
 func (c *Controller) setPreview(color route.Color) {
-	if pr, ok := c.opts.Router.(PreviewRouter); ok {
-		pr.SetPreview(color)
-	}
+	c.opts.Router.SetPreview(color)
 }
 
 // orphanScan is how many recent history records Restore checks for orphans.
@@ -394,6 +388,7 @@ func (c *Controller) awaitFinish(ctx context.Context) error {
 	for {
 		c.mu.Lock()
 		finishing := c.st.Run != nil && c.st.Phase == PhaseIdle
+		changed := c.changed
 		c.mu.Unlock()
 		if !finishing {
 			return nil
@@ -403,9 +398,19 @@ func (c *Controller) awaitFinish(ctx context.Context) error {
 			return ctx.Err()
 		case <-deadline.C:
 			return nil
-		case <-time.After(50 * time.Millisecond):
+		case <-changed:
 		}
 	}
+}
+
+// setState makes st the controller's state and wakes whoever waits for a
+// change. Only Run, and Restore and AssumeLive before it, call it.
+func (c *Controller) setState(st State) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.st, c.loaded = st, true
+	close(c.changed)
+	c.changed = make(chan struct{})
 }
 
 // Promote skips the remaining steps and gates: the candidate takes all

@@ -149,9 +149,7 @@ func (c *Controller) apply(ctx context.Context, obs Observation) error {
 	if err := c.persist(obs, &next, acts); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	c.st = next
-	c.mu.Unlock()
+	c.setState(next)
 	for _, a := range acts {
 		c.perform(ctx, next, a)
 	}
@@ -214,7 +212,7 @@ func (c *Controller) perform(ctx context.Context, st State, a Action) {
 			c.opts.Events(*a.Event)
 		}
 	case ActRunJob:
-		c.startJob(ctx, *a.Job)
+		c.startJob(ctx, *a.Job, st)
 	}
 }
 
@@ -226,15 +224,16 @@ func (c *Controller) logEvent(ev Event) {
 	c.log.Info(ev.Message, "deployment", ev.Deployment, "type", ev.Type, "phase", ev.Phase, "weight", ev.Weight, "actor", ev.Actor)
 }
 
-// startJob cancels the running job, waits for it and starts j.
-func (c *Controller) startJob(ctx context.Context, j Job) {
+// startJob cancels the running job, waits for it and starts j with the
+// state it was required by.
+func (c *Controller) startJob(ctx context.Context, j Job, st State) {
 	c.stopJob()
 	jctx, cancel := context.WithCancel(ctx)
 	rj := &runningJob{seq: j.Seq, cancel: cancel, done: make(chan struct{})}
 	c.job = rj
 	go func() {
 		defer close(rj.done)
-		rj.detail, rj.err = c.runJob(jctx, j)
+		rj.detail, rj.err = c.runJob(jctx, j, st)
 	}()
 }
 

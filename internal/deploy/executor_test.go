@@ -631,7 +631,7 @@ func TestRestartedStartJobDoesNotDrainCandidate(t *testing.T) {
 		h := newHarness(t, testService(), newFakeStore())
 		h.rt.Start(context.Background(), route.Blue, "v3")
 		j := Job{Kind: JobStart, Color: route.Blue, Version: "v3", Replaces: "v1"}
-		if _, err := h.c.runJob(context.Background(), j); err != nil {
+		if _, err := h.c.runJob(context.Background(), j, h.c.state()); err != nil {
 			t.Fatal(err)
 		}
 		if len(h.router.drained) != 0 {
@@ -640,7 +640,7 @@ func TestRestartedStartJobDoesNotDrainCandidate(t *testing.T) {
 	})
 }
 
-var _ PreviewRouter = (*fakeRouter)(nil)
+var _ Router = (*fakeRouter)(nil)
 
 // Preview reaches the candidate while a deployment runs (blue for a first
 // deployment, where the router's default live.Other() is green and answers
@@ -709,7 +709,6 @@ func TestFirstDeploymentFailureWording(t *testing.T) {
 	})
 }
 
-var _ Undrainer = (*fakeRouter)(nil)
 
 // Redeploying the version whose kept pool is being retired adopts that
 // pool, which retirement had already drained: the candidate's colour must

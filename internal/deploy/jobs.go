@@ -7,15 +7,16 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/internal/route"
-	"github.com/cutover/cutover/internal/runtime"
 )
 
 // healthPoll is how often a job looks at the router's health and counters.
 const healthPoll = 100 * time.Millisecond
 
 // runJob does one job's slow work. It returns a detail for history (hook
-// output) and an error naming what failed.
-func (c *Controller) runJob(ctx context.Context, j Job) (string, error) {
+// output) and an error naming what failed. st is the state the Run
+// goroutine started the job from: a job never reads the live state, which
+// Run goes on changing.
+func (c *Controller) runJob(ctx context.Context, j Job, st State) (string, error) {
 	log := c.log.With("color", j.Color, "version", j.Version, "deployment", j.Deployment, "job", j.Kind)
 	log.Debug("job started")
 	switch j.Kind {
@@ -39,7 +40,7 @@ func (c *Controller) runJob(ctx context.Context, j Job) (string, error) {
 		return detail, errors.Join(herr, c.drainStop(ctx, j.Color, 0))
 	case JobStop:
 		// A first deployment has no live pool to fall back on.
-		if c.state().Live != nil {
+		if st.Live != nil {
 			if err := c.liveServes(j, "stopping"); err != nil {
 				log.Warn("not stopping the candidate", "err", err)
 				return "", err
@@ -54,7 +55,7 @@ func (c *Controller) runJob(ctx context.Context, j Job) (string, error) {
 		// The quiet period is the deployment's policy, like the retry
 		// after a failed retirement: a reload applies from the next
 		// deployment on.
-		return "", c.drainStop(ctx, j.Color, c.state().Policy.QuietPeriod)
+		return "", c.drainStop(ctx, j.Color, st.Policy.QuietPeriod)
 	}
 	return "", fmt.Errorf("unknown job %q", j.Kind)
 }
@@ -96,9 +97,7 @@ func (c *Controller) startPool(ctx context.Context, j Job) error {
 	if _, err := c.opts.Runtime.Start(ctx, j.Color, j.Version); err != nil {
 		return err
 	}
-	if u, ok := c.opts.Router.(Undrainer); ok {
-		u.Undrain(j.Color)
-	}
+	c.opts.Router.Undrain(j.Color)
 	gctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(healthPoll)
@@ -116,21 +115,11 @@ func (c *Controller) startPool(ctx context.Context, j Job) error {
 	}
 }
 
-// instanceLister is the part of runtime.Driver that reports a colour's
-// healthy instances.
-type instanceLister interface {
-	Instances(color route.Color) []runtime.Instance
-}
-
 // runs reports whether the runtime says the colour already runs version
 // (a start job run again after a restart), so that the candidate itself is
-// not drained. A runtime that cannot tell is assumed not to.
+// not drained.
 func (c *Controller) runs(color route.Color, version string) bool {
-	il, ok := c.opts.Runtime.(instanceLister)
-	if !ok {
-		return false
-	}
-	ins := il.Instances(color)
+	ins := c.opts.Runtime.Instances(color)
 	return len(ins) > 0 && ins[0].Version == version
 }
 

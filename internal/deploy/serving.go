@@ -96,9 +96,7 @@ func (c *Controller) AssumeLive(p PoolRef, why string) error {
 		return fmt.Errorf("assume %s %s live: %w", p.Color, p.Version, err)
 	}
 	c.setPreview(PreviewColor(st))
-	c.mu.Lock()
-	c.st, c.loaded = st, true
-	c.mu.Unlock()
+	c.setState(st)
 	if c.opts.Events != nil {
 		c.opts.Events(ev)
 	}
