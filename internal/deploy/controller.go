@@ -134,9 +134,9 @@ type Controller struct {
 	st State // owned by Run; mu guards reads by Status
 	// changed is closed, and replaced, whenever st changes, so that a
 	// caller can wait for the next state without polling; guarded by mu.
-	changed chan struct{}
-	loaded   bool  // Restore found a persisted state
-	restored bool  // Restore ran
+	changed  chan struct{}
+	loaded   bool // Restore found a persisted state
+	restored bool // Restore ran
 
 	failMu   sync.Mutex
 	failed   []Observation

@@ -709,7 +709,6 @@ func TestFirstDeploymentFailureWording(t *testing.T) {
 	})
 }
 
-
 // Redeploying the version whose kept pool is being retired adopts that
 // pool, which retirement had already drained: the candidate's colour must
 // be back in rotation before the pre_traffic hooks smoke-test it through
