@@ -127,6 +127,16 @@ func (d *Daemon) History(name string, limit int) ([]deploy.Deployment, error) {
 	return h, classify(err)
 }
 
+// Deployment implements api.Backend: one history record, read by id.
+func (d *Daemon) Deployment(name, id string) (deploy.Deployment, bool, error) {
+	svc, err := d.service(name)
+	if err != nil {
+		return deploy.Deployment{}, false, err
+	}
+	dep, found, err := svc.ctrl.Deployment(id)
+	return dep, found, classify(err)
+}
+
 // Logs implements api.Backend.
 func (d *Daemon) Logs(ctx context.Context, name string, color *route.Color, follow bool, w io.Writer) error {
 	svc, err := d.service(name)

@@ -44,3 +44,15 @@ func (a stateStore) Deployments(service string, limit int) ([]deploy.Deployment,
 	})
 	return out, err
 }
+
+func (a stateStore) Deployment(service, id string) (deploy.Deployment, bool, error) {
+	raw, found, err := a.s.Deployment(service, id)
+	if err != nil || !found {
+		return deploy.Deployment{}, found, err
+	}
+	var dep deploy.Deployment
+	if err := json.Unmarshal(raw, &dep); err != nil {
+		return deploy.Deployment{}, false, fmt.Errorf("deployment %s of %s: %w", id, service, err)
+	}
+	return dep, true, nil
+}

@@ -97,6 +97,8 @@ type Store interface {
 	LoadState(service string) (*State, bool, error)
 	SaveDeployment(d *Deployment) error
 	Deployments(service string, limit int) ([]Deployment, error)
+	// Deployment reads one record by id; found is false when there is none.
+	Deployment(service, id string) (d Deployment, found bool, err error)
 }
 
 var _ Runtime = runtime.Driver(nil)
@@ -344,6 +346,16 @@ func (c *Controller) History(limit int) ([]Deployment, error) {
 		return nil, fmt.Errorf("history of %s: %w", c.cfg().Name, err)
 	}
 	return ds, nil
+}
+
+// Deployment returns one history record by id; found is false when the
+// service has no such deployment.
+func (c *Controller) Deployment(id string) (Deployment, bool, error) {
+	d, found, err := c.opts.Store.Deployment(c.cfg().Name, id)
+	if err != nil {
+		return Deployment{}, false, fmt.Errorf("deployment %s of %s: %w", id, c.cfg().Name, err)
+	}
+	return d, found, nil
 }
 
 // Deploy starts a deployment of version with a strategy ("" for the

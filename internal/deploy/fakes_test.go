@@ -367,6 +367,20 @@ func (s *fakeStore) Deployments(service string, limit int) ([]Deployment, error)
 	return out, nil
 }
 
+func (s *fakeStore) Deployment(service, id string) (Deployment, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.deps[id]
+	if !ok {
+		return Deployment{}, false, nil
+	}
+	var d Deployment
+	if err := json.Unmarshal(b, &d); err != nil || d.Service != service {
+		return Deployment{}, false, err
+	}
+	return d, true, nil
+}
+
 // harness wires a controller to the fakes.
 type harness struct {
 	t      *testing.T

@@ -14,6 +14,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -313,6 +314,34 @@ func (s *Store) PutDeployment(service, id string, v any) error {
 		return fmt.Errorf("save deployment %s of %s in %s: %w", id, service, s.path, err)
 	}
 	return nil
+}
+
+// Deployment returns the raw JSON of one deployment record of service,
+// found by its id through the index, without reading the others; found is
+// false when there is no such record.
+func (s *Store) Deployment(service, id string) (raw []byte, found bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		svc := tx.Bucket([]byte(bucketDeployments)).Bucket([]byte(service))
+		if svc == nil {
+			return nil
+		}
+		ids, records := svc.Bucket([]byte(bucketIDs)), svc.Bucket([]byte(bucketRecords))
+		if ids == nil || records == nil {
+			return nil
+		}
+		seq := ids.Get([]byte(id))
+		if seq == nil {
+			return nil
+		}
+		if v := records.Get(seq); v != nil {
+			raw, found = bytes.Clone(v), true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("read deployment %s of %s in %s: %w", id, service, s.path, err)
+	}
+	return raw, found, nil
 }
 
 // Deployments calls each with the raw JSON of the service's deployment

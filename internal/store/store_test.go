@@ -407,3 +407,30 @@ func TestEmptyFileIsRefusedUnlessAccepted(t *testing.T) {
 	}
 	s.Close()
 }
+
+// Deployment reads one record by id, the version last saved under it, and
+// reports a missing id or service as not found.
+func TestDeploymentByID(t *testing.T) {
+	s, _ := openTemp(t)
+	for i, id := range []string{"d1", "d2", "d3"} {
+		if err := s.PutDeployment("web", id, state{N: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutDeployment("web", "d2", state{N: 20}); err != nil {
+		t.Fatal(err)
+	}
+	raw, found, err := s.Deployment("web", "d2")
+	if err != nil || !found {
+		t.Fatalf("Deployment(web, d2) = found %v, %v", found, err)
+	}
+	var got state
+	if err := json.Unmarshal(raw, &got); err != nil || got.N != 20 {
+		t.Errorf("Deployment(web, d2) = %s (%v), want the record saved last (N 20)", raw, err)
+	}
+	for _, c := range [][2]string{{"web", "d9"}, {"api", "d1"}} {
+		if _, found, err := s.Deployment(c[0], c[1]); found || err != nil {
+			t.Errorf("Deployment(%s, %s) = found %v, %v; want not found", c[0], c[1], found, err)
+		}
+	}
+}
