@@ -9,9 +9,9 @@ import (
 	"github.com/cutover/cutover/internal/route"
 )
 
-// The controller points preview at the candidate through this interface;
-// without the method it silently keeps the live.Other() default.
-var _ deploy.PreviewRouter = (*Router)(nil)
+// The controller drives the router through this contract (preview,
+// undrain and sealing included).
+var _ deploy.Router = (*Router)(nil)
 
 // A first deployment's candidate is Blue while Blue is also live: preview
 // must reach it once the controller says so, follow later SetPreview calls,

@@ -4,13 +4,8 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/route"
 )
-
-// The controller puts a drained colour back through this interface when
-// it starts a candidate there whose pool the runtime adopts unchanged.
-var _ deploy.Undrainer = (*Router)(nil)
 
 // A drained colour whose pool is set again with the same version (the
 // runtime adopted the running pool) stays out of rotation; Undrain brings
