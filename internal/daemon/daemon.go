@@ -229,7 +229,8 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
 	}
-	srv := api.NewServer(d, api.Options{Token: token, Logger: d.log.With("component", "api")})
+	srv := api.NewServer(d, api.Options{Token: token, Logger: d.log.With("component", "api"),
+		Listen: cfg.API.Listen, AllowedHosts: cfg.API.AllowedHosts.List()})
 	apiURL := "http://" + apiLn.Addr().String()
 	d.log.Info("cutover started", "api", apiURL, "state_dir", cfg.StateDir, "services", len(cfg.ServiceNames))
 	if d.opts.Ready != nil {

@@ -103,7 +103,7 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 		svc.driver = drv
 	}
 	ctrl, err := deploy.New(deploy.Options{
-		Service:    sc,
+		Settings:   controllerSettings(sc),
 		Router:     r,
 		Runtime:    svc.driver,
 		Store:      stateStore{d.store},

@@ -39,7 +39,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/metrics"
 	"github.com/cutover/cutover/internal/route"
 	"github.com/cutover/cutover/internal/runtime"
@@ -103,12 +102,13 @@ type Store interface {
 
 var _ Runtime = runtime.Driver(nil)
 
-// Options configure a Controller. Service, Router, Runtime and Store are required.
+// Options configure a Controller. Settings.Name, Router, Runtime and
+// Store are required.
 type Options struct {
-	Service *config.Service
-	Router  Router
-	Runtime Runtime
-	Store   Store
+	Settings Settings
+	Router   Router
+	Runtime  Runtime
+	Store    Store
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// PreviewURL reaches only the candidate pool; hooks get it as PREVIEW_URL.
@@ -127,7 +127,7 @@ type Options struct {
 // Controller runs the deployments of one service.
 type Controller struct {
 	opts Options
-	svc  atomic.Pointer[config.Service] // swapped by SetConfig
+	set  atomic.Pointer[Settings] // swapped by SetSettings
 	log  *slog.Logger
 	cmds chan command
 	job  *runningJob // owned by Run
@@ -157,8 +157,8 @@ type reply struct {
 
 // New returns a controller for opts.Service. Call Restore, then Run.
 func New(opts Options) (*Controller, error) {
-	if opts.Service == nil || opts.Router == nil || opts.Runtime == nil || opts.Store == nil {
-		return nil, errors.New("deploy controller: Service, Router, Runtime and Store are required")
+	if opts.Settings.Name == "" || opts.Router == nil || opts.Runtime == nil || opts.Store == nil {
+		return nil, errors.New("deploy controller: Settings.Name, Router, Runtime and Store are required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -168,44 +168,36 @@ func New(opts Options) (*Controller, error) {
 	}
 	c := &Controller{
 		opts:     opts,
-		log:      opts.Logger.With("service", opts.Service.Name),
+		log:      opts.Logger.With("service", opts.Settings.Name),
 		cmds:     make(chan command),
 		failWake: make(chan struct{}, 1),
 	}
-	c.svc.Store(opts.Service)
+	set := opts.Settings.withDefaults()
+	c.set.Store(&set)
 	c.st = State{Schema: StateSchema, Service: c.cfg().Name, Phase: PhaseIdle, Policy: policyFor(c.cfg())}
 	c.changed = make(chan struct{})
 	return c, nil
 }
 
-// cfg returns the service's current configuration.
-func (c *Controller) cfg() *config.Service { return c.svc.Load() }
+// cfg returns the service's current settings, defaults applied.
+func (c *Controller) cfg() *Settings { return c.set.Load() }
 
-// SetConfig replaces the service's configuration after a reload. Hooks and
-// timeouts apply at once; strategy, analysis, keep_previous and
-// quiet_period apply from the next deployment on, so a running deployment
-// is judged by the rules it started with (also across a restart). The
-// service name must not change.
-func (c *Controller) SetConfig(svc *config.Service) error {
-	if svc == nil || svc.Name != c.cfg().Name {
-		return fmt.Errorf("reload: controller of %s cannot take another service's configuration", c.cfg().Name)
+// SetSettings replaces the service's settings after a reload. Hooks and
+// timeouts apply at once; steps, analysis, keep_previous and quiet_period
+// apply from the next deployment on, so a running deployment is judged by
+// the rules it started with (also across a restart). The service name
+// must not change.
+func (c *Controller) SetSettings(s Settings) error {
+	if s.Name != c.cfg().Name {
+		return fmt.Errorf("reload: controller of %s cannot take the settings of service %q", c.cfg().Name, s.Name)
 	}
-	c.svc.Store(svc)
+	s = s.withDefaults()
+	c.set.Store(&s)
 	return nil
 }
 
-func policyFor(s *config.Service) Policy {
-	a := s.Strategy.Analysis
-	p := Policy{Interval: a.Interval, MaxErrorRate: a.MaxErrorRate, MaxP99Latency: a.MaxP99Latency, MinRequests: a.MinRequests,
-		ProgressDeadline: s.Strategy.ProgressDeadline, KeepPrevious: s.KeepPrevious, QuietPeriod: s.QuietPeriod}
-	if p.Interval <= 0 {
-		p.Interval = time.Second
-	}
-	if p.ProgressDeadline <= 0 {
-		p.ProgressDeadline = 10 * time.Minute
-	}
-	return p
-}
+// policyFor is the policy a new deployment (or an idle service) follows.
+func policyFor(s *Settings) Policy { return s.Policy }
 
 // Restore loads the persisted state and gives the router its persisted
 // split (and preview colour) before anything else happens; Run then resumes
@@ -369,7 +361,7 @@ func (c *Controller) Deployment(id string) (Deployment, bool, error) {
 // in that window waits for it, up to finishWait, instead of being refused,
 // so `deploy --wait && deploy` in a script does what it says.
 func (c *Controller) Deploy(ctx context.Context, version, strategy, actor string) (Deployment, error) {
-	steps, err := Steps(strategy, c.cfg().Strategy)
+	steps, err := Steps(strategy, c.cfg().Steps)
 	if err != nil {
 		return Deployment{}, fmt.Errorf("deploy %s %s: %w", c.cfg().Name, version, err)
 	}

@@ -10,7 +10,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/route"
 )
 
@@ -111,7 +110,7 @@ func TestSlowReleaseRolledBack(t *testing.T) {
 func TestManualGateAndPromote(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		svc := testService()
-		svc.Strategy.Steps = []config.Step{{Weight: 10, Manual: true}}
+		svc.Steps = []Step{{Weight: 10, Manual: true}}
 		h := newHarness(t, svc, newFakeStore())
 		h.start()
 		h.firstLive()
@@ -233,7 +232,7 @@ func TestRollbackWithinKeepPrevious(t *testing.T) {
 func TestRetirementAfterKeepPrevious(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		svc := testService()
-		svc.KeepPrevious = time.Minute
+		svc.Policy.KeepPrevious = time.Minute
 		h := newHarness(t, svc, newFakeStore())
 		h.start()
 		h.firstLive()
@@ -558,7 +557,7 @@ func TestRollbackToDeadPreviousRefused(t *testing.T) {
 func TestRetirementWaitsForHealthyLive(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		svc := testService()
-		svc.KeepPrevious = time.Minute
+		svc.Policy.KeepPrevious = time.Minute
 		h := newHarness(t, svc, newFakeStore())
 		h.start()
 		h.firstLive()
@@ -716,8 +715,8 @@ func TestFirstDeploymentFailureWording(t *testing.T) {
 func TestRedeployOfRetiringVersionServesPreview(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		svc := testService()
-		svc.KeepPrevious = time.Minute
-		svc.QuietPeriod = time.Hour
+		svc.Policy.KeepPrevious = time.Minute
+		svc.Policy.QuietPeriod = time.Hour
 		h := newHarness(t, svc, newFakeStore())
 		var mu sync.Mutex
 		var checked, served bool

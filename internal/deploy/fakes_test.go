@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/metrics"
 	"github.com/cutover/cutover/internal/route"
 	"github.com/cutover/cutover/internal/runtime"
@@ -384,7 +383,7 @@ func (s *fakeStore) Deployment(service, id string) (Deployment, bool, error) {
 // harness wires a controller to the fakes.
 type harness struct {
 	t      *testing.T
-	svc    *config.Service
+	svc    Settings
 	router *fakeRouter
 	rt     *fakeRuntime
 	store  *fakeStore
@@ -398,25 +397,30 @@ type harness struct {
 	onEvent func(Event)
 }
 
-func testService() *config.Service {
-	return &config.Service{
+func testService() Settings {
+	return Settings{
 		Name:         "web",
-		Instances:    2,
 		DrainTimeout: 5 * time.Second,
-		KeepPrevious: time.Hour,
-		QuietPeriod:  10 * time.Second,
-		Strategy: config.Strategy{
-			Steps:            []config.Step{{Weight: 10, Pause: 30 * time.Second}, {Weight: 50, Pause: 30 * time.Second}},
-			Analysis:         config.Analysis{Interval: time.Second, MaxErrorRate: 0.01, MaxP99Latency: time.Second, MinRequests: 50},
-			ProgressDeadline: 2 * time.Minute,
-		},
+		Steps:        []Step{{Weight: 10, Pause: 30 * time.Second}, {Weight: 50, Pause: 30 * time.Second}},
+		Policy: Policy{Interval: time.Second, MaxErrorRate: 0.01, MaxP99Latency: time.Second, MinRequests: 50,
+			ProgressDeadline: 2 * time.Minute, KeepPrevious: time.Hour, QuietPeriod: 10 * time.Second},
 	}
 }
 
-func newHarness(t *testing.T, svc *config.Service, store *fakeStore) *harness {
+// edit changes the controller's settings as a reload would.
+func (h *harness) edit(change func(*Settings)) {
+	h.t.Helper()
+	s := *h.c.cfg()
+	change(&s)
+	if err := h.c.SetSettings(s); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func newHarness(t *testing.T, svc Settings, store *fakeStore) *harness {
 	h := &harness{t: t, svc: svc, router: &fakeRouter{}, store: store}
 	h.rt = newFakeRuntime(h.router)
-	c, err := New(Options{Service: svc, Router: h.router, Runtime: h.rt, Store: store,
+	c, err := New(Options{Settings: svc, Router: h.router, Runtime: h.rt, Store: store,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), PreviewURL: "http://127.0.0.1:8081",
 		Events: func(ev Event) {
 			h.mu.Lock()

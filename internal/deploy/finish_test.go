@@ -50,7 +50,7 @@ func TestRestoreKeepsRunningPolicy(t *testing.T) {
 		h.stop()
 
 		changed := testService()
-		changed.Strategy.Analysis.MaxErrorRate = 0.5
+		changed.Policy.MaxErrorRate = 0.5
 		h2 := newHarness(t, changed, store)
 		if err := h2.c.Restore(context.Background()); err != nil {
 			t.Fatal(err)

@@ -33,9 +33,6 @@ func (c *Controller) runHooks(ctx context.Context, kind string, cmds []string, e
 		return "", nil
 	}
 	timeout := c.cfg().Hooks.Timeout
-	if timeout <= 0 {
-		timeout = 5 * time.Minute
-	}
 	for _, line := range cmds {
 		if err := runHook(ctx, line, env, timeout); err != nil {
 			return "", fmt.Errorf("%s hook %q: %w", kind, line, err)

@@ -36,7 +36,7 @@ func TestHooksGetEnvAndFailLoudly(t *testing.T) {
 	if _, serr := os.Stat(out + ".never"); serr == nil {
 		t.Error("hooks after a failing one ran")
 	}
-	h.svc.Hooks.Timeout = 200 * time.Millisecond
+	h.edit(func(s *Settings) { s.Hooks.Timeout = 200 * time.Millisecond })
 	start := time.Now()
 	if _, err := h.c.runHooks(context.Background(), "pre_traffic", []string{"sleep 30"}, env); err == nil || !strings.Contains(err.Error(), "timed out") {
 		t.Fatalf("slow hook: %v", err)
@@ -54,7 +54,9 @@ func TestFailedPreTrafficHook(t *testing.T) {
 	h.start()
 	h.deploy("v1", StrategyAllAtOnce)
 	waitReal(t, h, PhaseIdle)
-	svc.Hooks.PreTraffic = []string{`test "$COLOR" = green && test -n "$PREVIEW_URL" && echo "smoke test failed on $VERSION" && exit 1`}
+	h.edit(func(s *Settings) {
+		s.Hooks.PreTraffic = []string{`test "$COLOR" = green && test -n "$PREVIEW_URL" && echo "smoke test failed on $VERSION" && exit 1`}
+	})
 	h.deploy("v2", "")
 	waitReal(t, h, PhaseIdle)
 	d := h.history()[0]
@@ -90,14 +92,14 @@ func waitReal(t *testing.T, h *harness, p Phase) {
 // the hook is a real process.
 func TestRollbackCancelsPostTrafficHooks(t *testing.T) {
 	svc := testService()
-	svc.QuietPeriod = 200 * time.Millisecond
+	svc.Policy.QuietPeriod = 200 * time.Millisecond
 	h := newHarness(t, svc, newFakeStore())
 	h.start()
 	h.deploy("v1", StrategyAllAtOnce)
 	waitReal(t, h, PhaseIdle)
-	next := *svc
+	next := svc
 	next.Hooks.PostTraffic = []string{"sleep 300"}
-	if err := h.c.SetConfig(&next); err != nil {
+	if err := h.c.SetSettings(next); err != nil {
 		t.Fatal(err)
 	}
 	promoted := h.deploy("v2", StrategyAllAtOnce)

@@ -83,10 +83,7 @@ func (e *liveDownError) Error() string { return e.msg }
 // startPool starts the candidate and waits until the router counts at
 // least one of its instances healthy (the health gate before any traffic).
 func (c *Controller) startPool(ctx context.Context, j Job) error {
-	timeout := time.Minute
-	if p := c.cfg().Runtime.Process; p != nil && p.StartTimeout > 0 {
-		timeout = p.StartTimeout
-	}
+	timeout := c.cfg().StartTimeout
 	if j.Replaces != "" && !c.runs(j.Color, j.Version) {
 		// Runtime.Start stops another version at once; its requests in
 		// flight and streams (and preview traffic) get the drain first.
@@ -148,9 +145,6 @@ func (c *Controller) drainStop(ctx context.Context, color route.Color, quiet tim
 // drain is logged, since past the timeout the pool is stopped anyway.
 func (c *Controller) drain(ctx context.Context, color route.Color) error {
 	timeout := c.cfg().DrainTimeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := c.opts.Router.Drain(dctx, color); err != nil && ctx.Err() == nil {

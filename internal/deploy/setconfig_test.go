@@ -7,14 +7,13 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/route"
 )
 
 // A reloaded configuration changes the steps and analysis limits of the
 // next deployment only: the one already running is judged, and shifted, by
 // the rules it started with.
-func TestSetConfigAppliesFromNextDeployment(t *testing.T) {
+func TestSetSettingsAppliesFromNextDeployment(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, testService(), newFakeStore())
 		h.rt.errRate["v2"] = 0.05 // over the configured 1% limit
@@ -24,15 +23,15 @@ func TestSetConfigAppliesFromNextDeployment(t *testing.T) {
 
 		h.deploy("v2", "")
 		next := testService()
-		next.Strategy.Steps = []config.Step{{Weight: 30, Pause: 20 * time.Second}}
-		next.Strategy.Analysis.MaxErrorRate = 0.5
-		if err := h.c.SetConfig(next); err != nil {
-			t.Fatalf("SetConfig: %v", err)
+		next.Steps = []Step{{Weight: 30, Pause: 20 * time.Second}}
+		next.Policy.MaxErrorRate = 0.5
+		if err := h.c.SetSettings(next); err != nil {
+			t.Fatalf("SetSettings: %v", err)
 		}
 		h.waitPhase(PhaseIdle, 2*time.Minute)
 		d := h.history()[0]
 		if d.Version != "v2" || d.Outcome != OutcomeRolledBack || !strings.Contains(d.Reason, "limit 1%") {
-			t.Fatalf("running deployment after SetConfig: %s %s %q, want v2 rolled back by the 1%% limit it started with", d.Version, d.Outcome, d.Reason)
+			t.Fatalf("running deployment after SetSettings: %s %s %q, want v2 rolled back by the 1%% limit it started with", d.Version, d.Outcome, d.Reason)
 		}
 		if got := h.router.splitLog(); slices.Contains(got, "blue:30") || !slices.Contains(got, "blue:10") {
 			t.Errorf("running deployment's splits %v: want its own first step (10), not the reloaded one (30)", got)
@@ -63,14 +62,12 @@ func TestSetConfigAppliesFromNextDeployment(t *testing.T) {
 }
 
 // A controller refuses another service's configuration.
-func TestSetConfigRefusesOtherService(t *testing.T) {
+func TestSetSettingsRefusesOtherService(t *testing.T) {
 	h := newHarness(t, testService(), newFakeStore())
 	other := testService()
 	other.Name = "api"
-	for _, svc := range []*config.Service{nil, other} {
-		if err := h.c.SetConfig(svc); err == nil {
-			t.Errorf("SetConfig(%v) accepted", svc)
-		}
+	if err := h.c.SetSettings(other); err == nil {
+		t.Errorf("SetSettings of service %s accepted", other.Name)
 	}
 	if h.c.cfg().Name != "web" {
 		t.Errorf("the controller now serves %q", h.c.cfg().Name)
@@ -80,19 +77,19 @@ func TestSetConfigRefusesOtherService(t *testing.T) {
 // A reloaded quiet_period, like keep_previous, applies from the next
 // deployment on: the pool kept by the running one is retired after the
 // quiet period it was promoted with.
-func TestSetConfigQuietPeriodFromNextDeployment(t *testing.T) {
+func TestSetSettingsQuietPeriodFromNextDeployment(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		svc := testService()
-		svc.KeepPrevious = time.Minute
+		svc.Policy.KeepPrevious = time.Minute
 		h := newHarness(t, svc, newFakeStore())
 		h.start()
 		h.firstLive()
 		h.deploy("v2", StrategyAllAtOnce)
 		h.waitPhase(PhaseIdle, time.Minute)
 		next := testService()
-		next.KeepPrevious = time.Minute
-		next.QuietPeriod = time.Hour
-		if err := h.c.SetConfig(next); err != nil {
+		next.Policy.KeepPrevious = time.Minute
+		next.Policy.QuietPeriod = time.Hour
+		if err := h.c.SetSettings(next); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Minute + 30*time.Second) // keep_previous, then 10 s quiet

@@ -3,8 +3,6 @@ package deploy
 import (
 	"fmt"
 	"time"
-
-	"github.com/cutover/cutover/internal/config"
 )
 
 // The strategy presets accepted by Deploy besides "" (the service's
@@ -20,14 +18,10 @@ const (
 // Steps resolves a strategy name into the steps of a deployment. The
 // promotion to 100% after the last step is implicit, so all-at-once has no
 // steps. It fails with ErrInvalid for an unknown name.
-func Steps(strategy string, cfg config.Strategy) ([]Step, error) {
+func Steps(strategy string, configured []Step) ([]Step, error) {
 	switch strategy {
 	case StrategyConfig:
-		out := make([]Step, 0, len(cfg.Steps))
-		for _, s := range cfg.Steps {
-			out = append(out, Step{Weight: s.Weight, Pause: s.Pause, Manual: s.Manual})
-		}
-		return out, nil
+		return append([]Step{}, configured...), nil
 	case StrategyAllAtOnce:
 		return nil, nil
 	case StrategyCanary10:

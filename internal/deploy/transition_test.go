@@ -278,15 +278,15 @@ func TestStrategies(t *testing.T) {
 		steps int
 		last  Step
 	}{{StrategyAllAtOnce, 0, Step{}}, {StrategyCanary10, 1, Step{Weight: 10, Pause: 5 * time.Minute}}, {StrategyLinear10, 10, Step{Weight: 100, Pause: time.Minute}}} {
-		steps, err := Steps(tc.name, testService().Strategy)
+		steps, err := Steps(tc.name, testService().Steps)
 		if err != nil || len(steps) != tc.steps || (tc.steps > 0 && steps[len(steps)-1] != tc.last) {
 			t.Errorf("%s: %v %v", tc.name, steps, err)
 		}
 	}
-	if steps, _ := Steps("", testService().Strategy); len(steps) != 2 || steps[1].Weight != 50 {
+	if steps, _ := Steps("", testService().Steps); len(steps) != 2 || steps[1].Weight != 50 {
 		t.Errorf("configured steps: %v", steps)
 	}
-	if _, err := Steps("yolo", testService().Strategy); !errors.Is(err, ErrInvalid) {
+	if _, err := Steps("yolo", testService().Steps); !errors.Is(err, ErrInvalid) {
 		t.Errorf("unknown strategy: %v", err)
 	}
 }
