@@ -10,7 +10,6 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cutover/cutover/internal/route"
@@ -178,69 +177,6 @@ type trackedConn struct {
 func (c *trackedConn) Close() error {
 	c.once.Do(func() { c.be.untrack(c) })
 	return c.Conn.Close()
-}
-
-// trackedBody records whether any byte of a request body was read, which
-// decides whether the request may be retried on another instance.
-type trackedBody struct {
-	rc     io.ReadCloser
-	read   atomic.Bool
-	closed atomic.Bool // the handler returned
-}
-
-var errBodyAfterHandler = errors.New("read of a request body after its handler returned")
-
-func (b *trackedBody) Read(p []byte) (int, error) {
-	// The transport's write loop can outlive the handler (an upstream that
-	// answers before it has read the body); the server's body must not be
-	// read then.
-	if b.closed.Load() {
-		return 0, errBodyAfterHandler
-	}
-	n, err := b.rc.Read(p)
-	if n > 0 {
-		b.read.Store(true)
-	}
-	return n, err
-}
-
-// Close does nothing: the server closes the inbound body after the handler,
-// and a retry may still need it.
-func (b *trackedBody) Close() error { return nil }
-
-// handleError answers a request whose upstream round trip failed. A
-// connection failure ejects the instance; when nothing of the request can
-// have reached it (a dial failure, or a body-less idempotent request) the
-// request is retried once on another instance, of the same colour when
-// there is one. Otherwise the client gets 502, or 504 on a timeout.
-func (r *Router) handleError(w http.ResponseWriter, out *http.Request, err error) {
-	st := w.(*reqState)
-	if st.in.Context().Err() != nil {
-		st.status = 499 // the client went away; nobody reads an answer
-		return
-	}
-	timeout := isTimeout(err)
-	dial := isDial(err)
-	var reused *reusedConnError
-	if dial || !timeout {
-		if !errors.As(err, &reused) {
-			st.be.inst.Eject(time.Now().Add(ejectFor))
-		}
-		if !st.retried && (dial && !st.bodyRead() || st.body == nil && idempotent(st.in.Method)) {
-			if r.retry(st) {
-				return
-			}
-		}
-	}
-	status := http.StatusBadGateway
-	if timeout && !dial {
-		status = http.StatusGatewayTimeout
-	}
-	st.upstreamFailed = true
-	r.log.Warn("upstream failed", "color", st.be.color, "instance", st.be.inst.ID, "status", status, "err", err)
-	if st.status == 0 && !st.hijacked {
-		st.WriteHeader(status)
-	}
 }
 
 // retry forwards the request again to another instance, if there is one.

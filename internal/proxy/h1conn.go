@@ -241,11 +241,12 @@ func (c *h1conn) exchange(ctx context.Context, st *reqState, out *http.Request, 
 		_ = c.Conn.Close()
 		return nil, retry, err
 	}
-	if err := out.Write(c.bw); err != nil {
-		return fail(err, !st.bodyRead() && !isTimeout(err))
-	}
-	if err := c.bw.Flush(); err != nil {
-		return fail(err, !st.bodyRead() && !isTimeout(err))
+	early := false
+	if err := c.send(out); err != nil {
+		if st.bodyErr() != nil || !c.answeredEarly() {
+			return fail(err, !st.bodyRead() && !isTimeout(err))
+		}
+		early = true
 	}
 	p := c.pool
 	if p.headerTimeout > 0 {
@@ -274,13 +275,34 @@ func (c *h1conn) exchange(ctx context.Context, st *reqState, out *http.Request, 
 	if p.headerTimeout > 0 {
 		_ = c.Conn.SetReadDeadline(time.Time{})
 	}
-	reuse := !res.Close && !out.Close && res.StatusCode != http.StatusSwitchingProtocols
+	reuse := !early && !res.Close && !out.Close && res.StatusCode != http.StatusSwitchingProtocols
 	if res.Body == http.NoBody {
 		c.release(stop, reuse)
 		return res, false, nil
 	}
 	res.Body = &h1body{rc: res.Body, c: c, stop: stop, reuse: reuse}
 	return res, false, nil
+}
+
+// send writes out (header and body) on c.
+func (c *h1conn) send(out *http.Request) error {
+	if err := out.Write(c.bw); err != nil {
+		return err
+	}
+	return c.bw.Flush()
+}
+
+// answeredEarly reports, after sending a request failed, whether the
+// instance had already answered it: an instance refusing an upload (413,
+// or 408 for a client too slow for it) answers and closes without reading
+// the rest, and the client must get that answer, not a 502. The answer is
+// read as usual and the connection closed after it.
+func (c *h1conn) answeredEarly() bool {
+	_ = c.Conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	c.limit = h1MaxHeaderBytes
+	_, err := c.br.Peek(1)
+	_ = c.Conn.SetReadDeadline(time.Time{})
+	return err == nil
 }
 
 // release ends the connection's exchange: back to the pool when it may be

@@ -209,8 +209,6 @@ type reqState struct {
 	upstreamFailed bool
 }
 
-func (s *reqState) bodyRead() bool { return s.body != nil && s.body.read.Load() }
-
 func (s *reqState) Header() http.Header { return s.w.Header() }
 
 func (s *reqState) WriteHeader(code int) {
