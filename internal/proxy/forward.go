@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -36,7 +35,7 @@ func (r *Router) newBackend(c route.Color, b Backend) *backend {
 		be.h1 = newH1Pool(b.Addr, r.transport)
 	}
 	be.rp = &httputil.ReverseProxy{
-		Director:       be.direct,
+		Rewrite:        be.rewrite,
 		Transport:      r.transport,
 		BufferPool:     &r.bufs,
 		ErrorHandler:   r.handleError,
@@ -44,67 +43,6 @@ func (r *Router) newBackend(c route.Color, b Backend) *backend {
 		ErrorLog:       slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
 	}
 	return be
-}
-
-var (
-	protoHTTP  = []string{"http"}
-	protoHTTPS = []string{"https"}
-)
-
-// direct points the outbound request at the instance and sets the
-// X-Forwarded-* headers (X-Forwarded-For is appended by ReverseProxy after
-// this). Incoming forwarding and client-address headers (clientClaims) are
-// kept only from trusted proxies.
-func (be *backend) direct(out *http.Request) {
-	out.URL.Scheme = be.router.scheme
-	out.URL.Host = be.inst.Addr
-	h := out.Header
-	if !be.router.isTrusted(out.RemoteAddr) {
-		dropClientClaims(h)
-	}
-	if _, ok := h["X-Forwarded-Host"]; !ok {
-		h["X-Forwarded-Host"] = []string{out.Host}
-	}
-	if _, ok := h["X-Forwarded-Proto"]; !ok {
-		if out.TLS != nil {
-			h["X-Forwarded-Proto"] = protoHTTPS
-		} else {
-			h["X-Forwarded-Proto"] = protoHTTP
-		}
-	}
-}
-
-// clientClaims are the request headers in which a proxy tells the instance
-// who the client is (canonical keys). Apps take them at their word, so they
-// pass only from trusted proxies; from anyone else they would let a client
-// pick the address that rate limits, allow lists and audit logs see.
-var clientClaims = [...]string{
-	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded",
-	"X-Real-Ip", "True-Client-Ip", "X-Client-Ip",
-}
-
-// dropClientClaims deletes the clientClaims headers from h.
-func dropClientClaims(h http.Header) {
-	for _, k := range clientClaims {
-		delete(h, k)
-	}
-}
-
-func (r *Router) isTrusted(remote string) bool {
-	if len(r.trusted) == 0 {
-		return false
-	}
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
-		return false
-	}
-	a := ap.Addr().Unmap()
-	for _, p := range r.trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }
 
 // modifyResponse registers responses that may outlive a drain (no length,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
@@ -35,8 +34,7 @@ func (be *backend) forward(st *reqState, req *http.Request) {
 type outbound struct {
 	req   http.Request
 	url   url.URL
-	xff   [1]string
-	xfh   [1]string
+	fwd   forwardValues
 	trace httptrace.ClientTrace
 	rw    http.ResponseWriter
 
@@ -59,15 +57,10 @@ func (o *outbound) got1xx(code int, header textproto.MIMEHeader) error {
 	return nil
 }
 
-var (
-	hdrTrailers = []string{"trailers"}
-	hdrNoUA     = []string{""} // present and empty: the transport sends no User-Agent
-)
-
 // pass forwards a request that asks for no protocol upgrade. It keeps
 // ReverseProxy's contract: hop-by-hop headers (and those named in
-// Connection) are dropped both ways, X-Forwarded-For/-Host/-Proto are set
-// as in direct, 1xx answers are relayed, trailers pass both ways, event
+// Connection) are dropped both ways, the outbound header is the one
+// outHeader prepares for every upstream path, 1xx answers are relayed, trailers pass both ways, event
 // streams and responses without a length are flushed on every write, a
 // failed round trip goes to handleError (which may retry), and a body copy
 // that fails midway aborts the handler with http.ErrAbortHandler.
@@ -87,7 +80,7 @@ func (be *backend) pass(st *reqState, req *http.Request) {
 	o.url = *req.URL
 	o.url.Scheme, o.url.Host = r.scheme, be.inst.Addr
 	out.URL = &o.url
-	out.Header = be.outHeader(req, o)
+	out.Header = be.outHeader(req, &o.fwd)
 	if req.ContentLength == 0 {
 		out.Body = nil // a nil body lets the transport retry on a stale connection
 	}
@@ -173,95 +166,6 @@ func (be *backend) pass(st *reqState, req *http.Request) {
 			dst.Add(k, v)
 		}
 	}
-}
-
-// outHeader builds the outbound header: the inbound one without hop-by-hop
-// fields, with the forwarding headers set. Value slices are shared with
-// the inbound header, which nobody modifies; new values live in o.
-func (be *backend) outHeader(req *http.Request, o *outbound) http.Header {
-	in := req.Header
-	h := make(http.Header, len(in)+4)
-	for k, vv := range in {
-		if !isHopHeader(k) {
-			h[k] = vv
-		}
-	}
-	if !be.router.isTrusted(req.RemoteAddr) {
-		dropClientClaims(h)
-	}
-	if _, ok := h["X-Forwarded-Host"]; !ok {
-		o.xfh[0] = req.Host
-		h["X-Forwarded-Host"] = o.xfh[:]
-	}
-	if _, ok := h["X-Forwarded-Proto"]; !ok {
-		if req.TLS != nil {
-			h["X-Forwarded-Proto"] = protoHTTPS
-		} else {
-			h["X-Forwarded-Proto"] = protoHTTP
-		}
-	}
-	// This runs after the forwarding headers are set, as in ReverseProxy.
-	dropConnectionFields(h, in["Connection"])
-	if hasToken(in["Te"], "trailers") {
-		h["Te"] = hdrTrailers
-	}
-	if ip, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
-		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
-			ip = strings.Join(prior, ", ") + ", " + ip
-		}
-		o.xff[0] = ip
-		h["X-Forwarded-For"] = o.xff[:]
-	}
-	if _, ok := h["User-Agent"]; !ok {
-		h["User-Agent"] = hdrNoUA
-	}
-	return h
-}
-
-// isHopHeader reports whether k (canonical) is one of the hop-by-hop
-// fields that RFC 2616 13.5.1 lists (the list ReverseProxy removes).
-func isHopHeader(k string) bool {
-	switch k {
-	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
-		return true
-	}
-	return false
-}
-
-// dropConnectionFields deletes from h the fields that the Connection
-// header values conn name (RFC 9110 7.6.1: they are for this hop only).
-func dropConnectionFields(h http.Header, conn []string) {
-	for _, f := range conn {
-		for sf := range strings.SplitSeq(f, ",") {
-			if sf = textproto.TrimString(sf); sf != "" {
-				h.Del(sf)
-			}
-		}
-	}
-}
-
-// removeHopHeaders removes hop-by-hop fields and those that Connection names.
-func removeHopHeaders(h http.Header) {
-	dropConnectionFields(h, h["Connection"])
-	for k := range h {
-		if isHopHeader(k) {
-			delete(h, k)
-		}
-	}
-}
-
-// hasToken reports whether a comma-separated header contains token,
-// ignoring case.
-func hasToken(values []string, token string) bool {
-	for _, v := range values {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(textproto.TrimString(t), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // isEventStream reports whether a Content-Type is text/event-stream,
