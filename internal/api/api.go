@@ -77,6 +77,9 @@ type Backend interface {
 	// History returns past and running deployments, newest first; limit
 	// <= 0 means all.
 	History(service string, limit int) ([]deploy.Deployment, error)
+	// Deployment returns one deployment record by id, without reading the
+	// others; found is false when the service has no such deployment.
+	Deployment(service, id string) (d deploy.Deployment, found bool, err error)
 	// Logs writes instance output of a colour (all colours when color is
 	// nil) to w; with follow it keeps writing until ctx is done. It should
 	// return errors that prevent serving (unknown service, a runtime

@@ -10,8 +10,9 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"unicode"
-	"unicode/utf8"
+	"strings"
+
+	"github.com/cutover/cutover/internal/deploy"
 )
 
 // MaxBodyBytes bounds every request body; larger bodies get 413.
@@ -76,21 +77,12 @@ func validServiceName(s string) bool {
 	return true
 }
 
-// checkVersion rejects empty, overlong and unprintable version strings. A
-// version is otherwise the runtime's business (a path, a tag, an AMI).
+// checkVersion refuses, as 400, a version the controller would refuse
+// (deploy.ValidateVersion), so the client hears it at once; a version is
+// otherwise the runtime's business (a path, a tag, an AMI).
 func checkVersion(v string) error {
-	switch {
-	case v == "":
-		return errorf(http.StatusBadRequest, CodeInvalid, "version is required")
-	case len(v) > 128: // the controller's limit; checked here so the client hears it as 400 at once
-		return errorf(http.StatusBadRequest, CodeInvalid, "version is longer than 128 bytes")
-	case !utf8.ValidString(v):
-		return errorf(http.StatusBadRequest, CodeInvalid, "version is not valid UTF-8")
-	}
-	for _, r := range v {
-		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
-			return errorf(http.StatusBadRequest, CodeInvalid, fmt.Sprintf("version %q contains a space or control character", v))
-		}
+	if err := deploy.ValidateVersion(v); err != nil {
+		return errorf(http.StatusBadRequest, CodeInvalid, strings.TrimPrefix(err.Error(), deploy.ErrInvalid.Error()+": "))
 	}
 	return nil
 }

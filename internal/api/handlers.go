@@ -112,15 +112,13 @@ func (s *Server) deployment(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := r.PathValue("id")
-	ds, err := s.b.History(name, 0)
+	d, found, err := s.b.Deployment(name, id)
 	if err != nil {
 		return err
 	}
-	for _, d := range ds {
-		if d.ID == id {
-			writeJSON(w, http.StatusOK, d)
-			return nil
-		}
+	if found {
+		writeJSON(w, http.StatusOK, d)
+		return nil
 	}
 	return errorf(http.StatusNotFound, CodeNotFound, fmt.Sprintf("service %s has no deployment %q", name, id))
 }

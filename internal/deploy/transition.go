@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/cutover/cutover/internal/analysis"
 	"github.com/cutover/cutover/internal/metrics"
@@ -119,7 +121,7 @@ func Admit(st State, ev Observation) error {
 	switch ev.Kind {
 	case ObsDeploy:
 		op = fmt.Sprintf("deploy %s %s", st.Service, ev.Version)
-		if err := validVersion(ev.Version); err != nil {
+		if err := ValidateVersion(ev.Version); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
 		if run != nil {
@@ -188,10 +190,21 @@ func (j *Job) kind() JobKind {
 	return j.Kind
 }
 
-// validVersion accepts 1-128 printable characters without spaces.
-func validVersion(v string) error {
-	if v == "" || len(v) > 128 || strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return fmt.Errorf("%w: version %q must be 1-128 printable characters without spaces", ErrInvalid, v)
+// ValidateVersion accepts a version of 1 to 128 bytes of valid UTF-8,
+// printable and without spaces: it becomes a process argument, an
+// environment value, an image tag, a log and history field. The API checks
+// versions with it too, so both refuse the same ones. The error wraps
+// ErrInvalid.
+func ValidateVersion(v string) error {
+	switch {
+	case v == "":
+		return fmt.Errorf("%w: version is required", ErrInvalid)
+	case len(v) > 128:
+		return fmt.Errorf("%w: version is longer than 128 bytes", ErrInvalid)
+	case !utf8.ValidString(v):
+		return fmt.Errorf("%w: version is not valid UTF-8", ErrInvalid)
+	case strings.ContainsFunc(v, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }):
+		return fmt.Errorf("%w: version %q contains a space or control character", ErrInvalid, v)
 	}
 	return nil
 }

@@ -234,6 +234,22 @@ func (b *Backend) History(service string, limit int) ([]deploy.Deployment, error
 	return slices.Clone(ds), nil
 }
 
+// Deployment implements api.Backend: the record with id among those set
+// by SetHistory.
+func (b *Backend) Deployment(service, id string) (deploy.Deployment, bool, error) {
+	if err := b.check("deployment", service); err != nil {
+		return deploy.Deployment{}, false, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, d := range b.history[service] {
+		if d.ID == id {
+			return d, true, nil
+		}
+	}
+	return deploy.Deployment{}, false, nil
+}
+
 // Logs implements api.Backend: it writes the text set by SetLogs, then
 // with follow each line given to FeedLog until ctx is done.
 func (b *Backend) Logs(ctx context.Context, service string, color *route.Color, follow bool, w io.Writer) error {
