@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -105,11 +106,27 @@ func (s *stream) Close() error {
 	return s.ReadCloser.Close()
 }
 
-// trackedConn is a tracked upgraded (hijacked) client connection.
+// trackedConn is a tracked upgraded (hijacked) client connection. Its
+// reads start with what the server had already read past the upgrade
+// request (a WebSocket client need not wait for the 101 to send), which
+// ReverseProxy, copying from the bare connection, would drop.
 type trackedConn struct {
 	net.Conn
+	br   *bufio.Reader // the server's buffer; nil once empty
 	be   *backend
 	once sync.Once
+}
+
+// Read returns the bytes the server buffered first, then reads the
+// connection. Only ReverseProxy's copy to the instance reads it.
+func (c *trackedConn) Read(p []byte) (int, error) {
+	if c.br != nil {
+		if c.br.Buffered() > 0 {
+			return c.br.Read(p) // from the buffer only: it is not empty
+		}
+		c.br = nil
+	}
+	return c.Conn.Read(p)
 }
 
 func (c *trackedConn) Close() error {

@@ -67,6 +67,9 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, preview bool) {
 		}
 		in.Release()
 	}
+	if req.ProtoMajor == 1 && req.TransferEncoding != nil {
+		closeAfterChunked(w)
+	}
 	st := r.states.Get().(*reqState)
 	*st = reqState{w: w, in: req, be: in.Value.(*backend), color: c, preview: preview}
 	if req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 {
@@ -77,6 +80,16 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, preview bool) {
 	defer r.finish(st, start)
 	st.be.forward(st, req)
 }
+
+// closeAfterChunked makes the server close the client connection after
+// answering an HTTP/1 request with a chunked body. RFC 9112 6.3 requires
+// it after a request with both Content-Length and Transfer-Encoding (a
+// proxy in front may have framed it by its Content-Length, and the rest
+// of the connection is then a smuggled request), but net/http deletes the
+// Content-Length of such a request before the handler runs, so the router
+// cannot tell them from other chunked requests; those are rare (browsers
+// do not send them) and pay one new connection each.
+func closeAfterChunked(w http.ResponseWriter) { w.Header()["Connection"] = hdrClose }
 
 // finish records the request and releases its instance. It runs deferred,
 // so a stream cut by a drain (forward panics with ErrAbortHandler)
@@ -244,7 +257,7 @@ func (s *reqState) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	s.hijacked = true
 	s.status = http.StatusSwitchingProtocols
 	s.headersAt = time.Now() // ReverseProxy hijacks once the instance answered 101
-	tc := &trackedConn{Conn: conn, be: s.be}
+	tc := &trackedConn{Conn: conn, br: brw.Reader, be: s.be}
 	s.be.track(tc)
 	return tc, brw, nil
 }

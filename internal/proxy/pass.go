@@ -21,10 +21,26 @@ import (
 // as ReverseProxy for a plain request with a fraction of its allocations.
 func (be *backend) forward(st *reqState, req *http.Request) {
 	if _, up := req.Header["Upgrade"]; up {
+		if !isPrintASCII(upgradeType(req.Header)) {
+			// ReverseProxy refuses it through the ErrorHandler, as if the
+			// instance had failed; it is the client's error.
+			st.WriteHeader(http.StatusBadRequest)
+			return
+		}
 		be.rp.ServeHTTP(st, req)
 		return
 	}
 	be.pass(st, req)
+}
+
+// isPrintASCII reports whether s holds printable ASCII only.
+func isPrintASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // outbound is what pass allocates per request besides its header map:
