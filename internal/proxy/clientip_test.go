@@ -53,7 +53,8 @@ func TestClientAddressHeadersNeedTrust(t *testing.T) {
 }
 
 // An untrusted client can neither forge nor strip what the instance is
-// told about it, on the lean path and the upgrade path alike: every
+// told about it, on each upstream path (the h1 engine, the transport,
+// ReverseProxy for upgrades): every
 // spelling of the forwarding headers (underscores too, which CGI, WSGI,
 // Rack and PHP read as the hyphenated name) and the CDN client-address
 // headers are dropped, and naming the forwarding headers in Connection
@@ -76,8 +77,13 @@ func TestUntrustedClientCannotForgeOrStripForwarding(t *testing.T) {
 		"X-Forwarded-Port", "X_Real_IP", "X-Real-IP", "CF-Connecting-IP", "True-Client-IP",
 		"Fastly-Client-IP", "X-Client-IP", "X-Cluster-Client-IP", "Forwarded", "X_Client_IP",
 	}
-	for _, upgrade := range []bool{false, true} {
+	for _, path := range []string{"engine", "transport", "upgrade"} {
+		upgrade := path == "upgrade"
 		req, _ := http.NewRequest(http.MethodGet, r.url+"/", nil)
+		if path == "transport" { // a body of unknown length
+			req, _ = http.NewRequest(http.MethodPost, r.url+"/", io.NopCloser(strings.NewReader("body")))
+			req.ContentLength = -1
+		}
 		req.Host = "web.example"
 		for _, k := range forged {
 			req.Header[k] = []string{"6.6.6.6"}
@@ -96,11 +102,11 @@ func TestUntrustedClientCannotForgeOrStripForwarding(t *testing.T) {
 		seen := "\n" + string(b) + "\n"
 		for _, want := range []string{"X-Forwarded-For=127.0.0.1", "X-Forwarded-Host=web.example", "X-Forwarded-Proto=http"} {
 			if !strings.Contains(seen, "\n"+want+"\n") {
-				t.Errorf("upgrade %v: instance did not see %s; it saw:%s", upgrade, want, seen)
+				t.Errorf("%s: instance did not see %s; it saw:%s", path, want, seen)
 			}
 		}
 		if strings.Contains(seen, "6.6.6.6") {
-			t.Errorf("upgrade %v: a forged client claim reached the instance:%s", upgrade, seen)
+			t.Errorf("%s: a forged client claim reached the instance:%s", path, seen)
 		}
 	}
 }
