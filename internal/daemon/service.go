@@ -90,7 +90,11 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 	var proc *process.Driver
 	switch {
 	case sc.Runtime.Process != nil:
-		drv, err := process.New(process.Options{Service: sc, StateDir: stateDir, Listener: lis, Logger: component("runtime"), Ports: d.ports})
+		tlsConf, err := instanceTLS(sc)
+		if err != nil {
+			return nil, err
+		}
+		drv, err := process.New(processOptions(sc, tlsConf, stateDir, lis, component("runtime"), d.ports))
 		if err != nil {
 			return nil, err
 		}

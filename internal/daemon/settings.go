@@ -1,8 +1,16 @@
 package daemon
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"os"
+
 	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/deploy"
+	"github.com/cutover/cutover/internal/runtime"
+	"github.com/cutover/cutover/internal/runtime/process"
 )
 
 // This file maps the configuration file's types to the options and
@@ -28,4 +36,46 @@ func controllerSettings(sc *config.Service) deploy.Settings {
 		s.StartTimeout = p.StartTimeout
 	}
 	return s
+}
+
+// instanceTLS is the TLS client configuration towards a service's
+// instances (runtime.upstream_tls), or nil when they speak plain HTTP. It
+// is built once per service and shared by the router and the health gates,
+// so both verify instances the same way: TLS 1.2 at least, against the CA
+// file when one is given (else the system roots), for ServerName when set.
+func instanceTLS(sc *config.Service) (*tls.Config, error) {
+	up := sc.Runtime.UpstreamTLS
+	if up == nil {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: up.ServerName}
+	if up.CAFile != "" {
+		pem, err := os.ReadFile(up.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("service %s: runtime.upstream_tls.ca_file: %w", sc.Name, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("service %s: runtime.upstream_tls.ca_file %s holds no certificate", sc.Name, up.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}
+
+// gateOptions is how a service's runtime health-checks new instances.
+func gateOptions(sc *config.Service, tlsConf *tls.Config) runtime.GateOptions {
+	return runtime.GateOptions{Path: sc.Health.Path, Timeout: sc.Health.Timeout, TLS: tlsConf}
+}
+
+// processOptions is the process runtime of a service.
+func processOptions(sc *config.Service, tlsConf *tls.Config, stateDir string, lis runtime.Listener,
+	log *slog.Logger, ports *runtime.PortAllocator) process.Options {
+	p := sc.Runtime.Process
+	return process.Options{
+		Service: sc.Name, Instances: sc.Instances,
+		Command: p.Command, Env: p.Env, Dir: p.Dir, StopTimeout: p.StopTimeout, StartTimeout: p.StartTimeout,
+		Gate: gateOptions(sc, tlsConf), UnhealthyThreshold: sc.Health.UnhealthyThreshold,
+		StateDir: stateDir, Listener: lis, Logger: log, Ports: ports,
+	}
 }

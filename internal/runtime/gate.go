@@ -28,6 +28,43 @@ type HealthGate struct {
 	timeout time.Duration
 }
 
+// The gate's defaults for zero GateOptions fields.
+const (
+	DefaultHealthPath   = "/healthz"
+	DefaultProbeTimeout = 2 * time.Second
+)
+
+// GateOptions configure a HealthGate.
+type GateOptions struct {
+	// Path is the health check's path; default DefaultHealthPath.
+	Path string
+	// Timeout bounds each probe; default DefaultProbeTimeout.
+	Timeout time.Duration
+	// TLS, when set, makes the gate probe over HTTPS with this client
+	// configuration (the one the router uses towards instances).
+	TLS *tls.Config
+}
+
+// NewGate builds a gate from o.
+func NewGate(o GateOptions) *HealthGate {
+	g := &HealthGate{scheme: "http", path: o.Path, timeout: o.Timeout}
+	if g.path == "" {
+		g.path = DefaultHealthPath
+	}
+	if g.timeout <= 0 {
+		g.timeout = DefaultProbeTimeout
+	}
+	tr := &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: 5 * time.Second, DisableKeepAlives: true}
+	if o.TLS != nil {
+		g.scheme = "https"
+		tr.TLSClientConfig = o.TLS.Clone()
+	}
+	g.client = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
+	return g
+}
+
 // NewHealthGate builds the gate for a service: HTTPS when the service talks
 // TLS to its instances (verified against UpstreamTLS.CAFile when set), the
 // service's health path, and each probe bounded by Health.Timeout.

@@ -18,7 +18,9 @@ import (
 func BenchmarkStartPool(b *testing.B) {
 	for _, n := range []int{1, 4, 16} {
 		b.Run("instances="+strconv.Itoa(n), func(b *testing.B) {
-			d, err := New(Options{Service: testService(n, nil), StateDir: b.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+			opts := testService(n, nil)
+			opts.StateDir, opts.Logger = b.TempDir(), slog.New(slog.DiscardHandler)
+			d, err := New(opts)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -45,7 +47,9 @@ func BenchmarkStartPool(b *testing.B) {
 // and after starting a pool of 32 instances.
 func BenchmarkSupervisedMemory(b *testing.B) {
 	const n = 32
-	d, err := New(Options{Service: testService(n, nil), StateDir: b.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	opts := testService(n, nil)
+	opts.StateDir, opts.Logger = b.TempDir(), slog.New(slog.DiscardHandler)
+	d, err := New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/route"
 	"github.com/cutover/cutover/internal/runtime"
 )
@@ -20,11 +19,40 @@ var (
 	_ runtime.LogReader = (*Driver)(nil)
 )
 
-// Options configure a Driver. Service, StateDir and Listener are required
-// (a nil Listener discards reports); the tuning fields default when zero.
+// The driver's defaults for zero Options fields.
+const (
+	DefaultStopTimeout        = 10 * time.Second
+	DefaultStartTimeout       = time.Minute
+	DefaultUnhealthyThreshold = 3
+)
+
+// Options configure a Driver. Service, Command and StateDir are required
+// (a nil Listener discards reports); the other fields default when zero.
 type Options struct {
-	// Service is the service whose Runtime.Process the driver runs.
-	Service *config.Service
+	// Service is the name of the service whose instances the driver runs.
+	Service string
+	// Instances is the number of instances per colour; default 1.
+	Instances int
+	// Command is the instance's argv, with ${PORT}, ${VERSION}, ${COLOR},
+	// ${SERVICE} and ${INSTANCE} substituted.
+	Command []string
+	// Env is added to each instance's environment (values substituted
+	// like Command), before the variables the driver sets itself.
+	Env map[string]string
+	// Dir is the instances' working directory; "" is the daemon's.
+	Dir string
+	// StopTimeout is how long an instance has between SIGTERM and
+	// SIGKILL; default DefaultStopTimeout.
+	StopTimeout time.Duration
+	// StartTimeout bounds how long a new pool may take to become healthy;
+	// default DefaultStartTimeout.
+	StartTimeout time.Duration
+	// Gate is how new and adopted instances are health-checked.
+	Gate runtime.GateOptions
+	// UnhealthyThreshold is how many failed probes the router takes to
+	// find an instance down; with Gate.Timeout it bounds the adopt gate.
+	// Default DefaultUnhealthyThreshold.
+	UnhealthyThreshold int
 	// StateDir is the daemon's state directory. The driver owns
 	// <StateDir>/instances/<service>.json and <StateDir>/logs/<service>/.
 	StateDir string
@@ -68,6 +96,13 @@ func (o *Options) defaults() {
 	def(&o.CrashLoopWindow, time.Minute)
 	def(&o.LogCheckInterval, time.Second)
 	def(&o.WatchInterval, 200*time.Millisecond)
+	def(&o.StopTimeout, DefaultStopTimeout)
+	def(&o.StartTimeout, DefaultStartTimeout)
+	def(&o.Gate.Timeout, runtime.DefaultProbeTimeout)
+	o.Instances = max(o.Instances, 1)
+	if o.UnhealthyThreshold <= 0 {
+		o.UnhealthyThreshold = DefaultUnhealthyThreshold
+	}
 	if o.CrashLoopRestarts <= 0 {
 		o.CrashLoopRestarts = 5
 	}
@@ -97,7 +132,7 @@ func (discard) Failed(route.Color, string, error)            {}
 // New; it must be closed with Close (which leaves instances running) or its
 // pools stopped with Stop.
 type Driver struct {
-	svc      *config.Service
+	name     string // the service's
 	opts     Options
 	log      *slog.Logger
 	ports    *runtime.PortAllocator
@@ -137,28 +172,23 @@ type pool struct {
 // directories. It starts nothing but the log rotator; call Adopt to take
 // over instances a previous daemon left running, then Start.
 func New(opts Options) (*Driver, error) {
-	svc := opts.Service
-	if svc == nil || svc.Runtime.Process == nil {
-		return nil, errors.New("process runtime: service has no process runtime")
+	if opts.Service == "" {
+		return nil, errors.New("process runtime: no service name")
 	}
-	if len(svc.Runtime.Process.Command) == 0 {
-		return nil, fmt.Errorf("service %s: process runtime: empty command", svc.Name)
+	if len(opts.Command) == 0 {
+		return nil, fmt.Errorf("service %s: process runtime: empty command", opts.Service)
 	}
 	if opts.StateDir == "" {
-		return nil, fmt.Errorf("service %s: process runtime: no state dir", svc.Name)
+		return nil, fmt.Errorf("service %s: process runtime: no state dir", opts.Service)
 	}
 	opts.defaults()
-	gate, err := runtime.NewHealthGate(svc)
-	if err != nil {
-		return nil, err
-	}
 	d := &Driver{
-		svc: svc, opts: opts, log: opts.Logger.With("service", svc.Name), ports: opts.Ports,
-		gate: gate, listener: opts.Listener, stateDir: opts.StateDir,
+		name: opts.Service, opts: opts, log: opts.Logger.With("service", opts.Service), ports: opts.Ports,
+		gate: runtime.NewGate(opts.Gate), listener: opts.Listener, stateDir: opts.StateDir,
 	}
 	for _, dir := range []string{filepath.Dir(d.recordPath()), d.logDir()} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("service %s: process runtime: %w", svc.Name, err)
+			return nil, fmt.Errorf("service %s: process runtime: %w", opts.Service, err)
 		}
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
@@ -166,19 +196,8 @@ func New(opts Options) (*Driver, error) {
 	return d, nil
 }
 
-func (d *Driver) stopTimeout() time.Duration {
-	if t := d.svc.Runtime.Process.StopTimeout; t > 0 {
-		return t
-	}
-	return 10 * time.Second
-}
-
-func (d *Driver) startTimeout() time.Duration {
-	if t := d.svc.Runtime.Process.StartTimeout; t > 0 {
-		return t
-	}
-	return time.Minute
-}
+func (d *Driver) stopTimeout() time.Duration  { return d.opts.StopTimeout }
+func (d *Driver) startTimeout() time.Duration { return d.opts.StartTimeout }
 
 // Start launches Service.Instances processes of version in colour c and
 // returns them once every one passes its health check. A colour already
@@ -193,7 +212,7 @@ func (d *Driver) Start(ctx context.Context, c route.Color, version string) ([]ru
 	closed, p := d.closed, d.pools[c]
 	d.mu.Unlock()
 	if closed {
-		return nil, fmt.Errorf("service %s: start %s %s: driver closed", d.svc.Name, c, version)
+		return nil, fmt.Errorf("service %s: start %s %s: driver closed", d.name, c, version)
 	}
 	if p != nil {
 		d.mu.Lock()
@@ -205,13 +224,13 @@ func (d *Driver) Start(ctx context.Context, c route.Color, version string) ([]ru
 		d.stopPool(ctx, p)
 	}
 	if err := d.startPool(ctx, c, version); err != nil {
-		return nil, fmt.Errorf("service %s: start %s %s: %w", d.svc.Name, c, version, err)
+		return nil, fmt.Errorf("service %s: start %s %s: %w", d.name, c, version, err)
 	}
 	return d.Instances(c), nil
 }
 
 func (d *Driver) startPool(ctx context.Context, c route.Color, version string) error {
-	n := max(d.svc.Instances, 1)
+	n := d.opts.Instances
 	p := d.newPool(c, version, n)
 	for slot := 1; slot <= n; slot++ {
 		in, err := d.launch(c, version, slot)
@@ -328,7 +347,7 @@ func (d *Driver) Stop(ctx context.Context, c route.Color) error {
 	closed, p := d.closed, d.pools[c]
 	d.mu.Unlock()
 	if closed {
-		return fmt.Errorf("service %s: stop %s: driver closed", d.svc.Name, c)
+		return fmt.Errorf("service %s: stop %s: driver closed", d.name, c)
 	}
 	if p != nil {
 		d.stopPool(ctx, p)
@@ -365,7 +384,7 @@ func (d *Driver) healthyLocked(p *pool) []runtime.Instance {
 	var out []runtime.Instance
 	for _, in := range p.slots {
 		if in != nil && in.healthy {
-			out = append(out, in.public(d.svc.Name))
+			out = append(out, in.public(d.name))
 		}
 	}
 	return out

@@ -57,13 +57,12 @@ func instanceID(service string, c route.Color, slot int) string {
 
 // launch starts the process of one slot. It does not wait for health.
 func (d *Driver) launch(c route.Color, version string, slot int) (*instance, error) {
-	id := instanceID(d.svc.Name, c, slot)
-	proc := d.svc.Runtime.Process
-	if proc.Dir != "" {
-		if fi, err := os.Stat(proc.Dir); err != nil {
+	id := instanceID(d.name, c, slot)
+	if dir := d.opts.Dir; dir != "" {
+		if fi, err := os.Stat(dir); err != nil {
 			return nil, fmt.Errorf("instance %s: working dir: %w", id, err)
 		} else if !fi.IsDir() {
-			return nil, fmt.Errorf("instance %s: working dir %s is not a directory", id, proc.Dir)
+			return nil, fmt.Errorf("instance %s: working dir %s is not a directory", id, dir)
 		}
 	}
 	port, err := d.ports.Allocate()
@@ -84,10 +83,10 @@ func (d *Driver) launch(c route.Color, version string, slot int) (*instance, err
 // exec runs the instance's command with its output on its log file and
 // starts the goroutine that reaps it.
 func (d *Driver) exec(in *instance) error {
-	proc := d.svc.Runtime.Process
+	proc := d.opts
 	vars := map[string]string{
 		"PORT": strconv.Itoa(in.port), "VERSION": in.version, "COLOR": in.color.String(),
-		"SERVICE": d.svc.Name, "INSTANCE": in.id,
+		"SERVICE": d.name, "INSTANCE": in.id,
 	}
 	r := strings.NewReplacer(
 		"${PORT}", vars["PORT"], "${VERSION}", vars["VERSION"], "${COLOR}", vars["COLOR"],
@@ -112,7 +111,7 @@ func (d *Driver) exec(in *instance) error {
 	}
 	defer logf.Close() // the child holds its own descriptor
 	fmt.Fprintf(logf, "=== cutover: %s starting %s version %s on port %d at %s\n",
-		d.svc.Name, in.id, in.version, in.port, time.Now().UTC().Format(time.RFC3339))
+		d.name, in.id, in.version, in.port, time.Now().UTC().Format(time.RFC3339))
 	if fi, err := logf.Stat(); err == nil {
 		in.logFrom = fi.Size()
 	}

@@ -19,7 +19,7 @@ import (
 // followInterval is how often Logs with follow looks for new output.
 const followInterval = 200 * time.Millisecond
 
-func (d *Driver) logDir() string { return filepath.Join(d.stateDir, "logs", d.svc.Name) }
+func (d *Driver) logDir() string { return filepath.Join(d.stateDir, "logs", d.name) }
 
 // logPath is <StateDir>/logs/<service>/<color>/<slot>.log; a slot keeps its
 // file across replacements, so a crash and its replacement read as one story.
@@ -155,17 +155,17 @@ func (d *Driver) Logs(ctx context.Context, c *route.Color, follow bool, w io.Wri
 		offsets[lf.path] = cur
 		for i := d.opts.LogKeep; i >= 1; i-- {
 			if _, err := cur.copyRotated(fmt.Sprintf("%s.%d", lf.path, i), w); err != nil {
-				return fmt.Errorf("service %s: logs: %w", d.svc.Name, err)
+				return fmt.Errorf("service %s: logs: %w", d.name, err)
 			}
 		}
 		if err := cur.copyNew(lf.path, w); err != nil {
-			return fmt.Errorf("service %s: logs: %w", d.svc.Name, err)
+			return fmt.Errorf("service %s: logs: %w", d.name, err)
 		}
 	}
 	if !follow {
 		for _, lf := range files {
 			if err := writeLines(w, lf.prefix, offsets[lf.path].partial, true); err != nil {
-				return fmt.Errorf("service %s: logs: %w", d.svc.Name, err)
+				return fmt.Errorf("service %s: logs: %w", d.name, err)
 			}
 		}
 		return nil
@@ -185,7 +185,7 @@ func (d *Driver) Logs(ctx context.Context, c *route.Color, follow bool, w io.Wri
 				offsets[lf.path] = cur
 			}
 			if err := cur.copyNew(lf.path, w); err != nil {
-				return fmt.Errorf("service %s: logs: %w", d.svc.Name, err)
+				return fmt.Errorf("service %s: logs: %w", d.name, err)
 			}
 		}
 	}

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/route"
 	"github.com/cutover/cutover/internal/runtime"
 	"github.com/cutover/cutover/internal/runtime/runtimetest"
@@ -45,17 +44,15 @@ func TestMain(m *testing.M) {
 }
 
 // testService is a service running the test app with short timeouts.
-func testService(instances int, env map[string]string) *config.Service {
-	return &config.Service{
-		Name:      "web",
-		Instances: instances,
-		Runtime: config.Runtime{Process: &config.Process{
-			Command:      []string{appPath, "--listen", "127.0.0.1:${PORT}", "--version", "${VERSION}", "--id=${SERVICE}/${COLOR}/${INSTANCE}"},
-			Env:          env,
-			StopTimeout:  3 * time.Second,
-			StartTimeout: 10 * time.Second,
-		}},
-		Health: config.Health{Path: "/healthz", Timeout: time.Second},
+func testService(instances int, env map[string]string) Options {
+	return Options{
+		Service:      "web",
+		Instances:    instances,
+		Command:      []string{appPath, "--listen", "127.0.0.1:${PORT}", "--version", "${VERSION}", "--id=${SERVICE}/${COLOR}/${INSTANCE}"},
+		Env:          env,
+		StopTimeout:  3 * time.Second,
+		StartTimeout: 10 * time.Second,
+		Gate:         runtime.GateOptions{Path: "/healthz", Timeout: time.Second},
 	}
 }
 
@@ -68,17 +65,16 @@ type harness struct {
 
 // newHarness builds a driver on stateDir ("" = a new temp dir) and makes
 // sure every process it ever recorded is gone when the test ends.
-func newHarness(t *testing.T, svc *config.Service, stateDir string, tune func(*Options)) *harness {
+func newHarness(t *testing.T, svc Options, stateDir string, tune func(*Options)) *harness {
 	t.Helper()
 	if stateDir == "" {
 		stateDir = t.TempDir()
 	}
 	rec := runtimetest.NewRecorder()
-	opts := Options{
-		Service: svc, StateDir: stateDir, Listener: rec,
-		Logger:         slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		RestartBackoff: 20 * time.Millisecond, WatchInterval: 50 * time.Millisecond,
-	}
+	opts := svc
+	opts.StateDir, opts.Listener = stateDir, rec
+	opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.RestartBackoff, opts.WatchInterval = 20*time.Millisecond, 50*time.Millisecond
 	if tune != nil {
 		tune(&opts)
 	}
@@ -200,7 +196,9 @@ func readAll(t *testing.T, r io.Reader) string {
 // be killed.
 func fakeDaemon(stateDir, app string) int {
 	appPath = app
-	d, err := New(Options{Service: testService(2, nil), StateDir: stateDir})
+	opts := testService(2, nil)
+	opts.StateDir = stateDir
+	d, err := New(opts)
 	if err != nil {
 		fmt.Println(err)
 		return 1

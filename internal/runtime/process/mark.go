@@ -29,7 +29,7 @@ func (d *Driver) mark() string {
 		dir = d.stateDir
 	}
 	sum := sha256.Sum256([]byte(dir))
-	return hex.EncodeToString(sum[:8]) + "/" + d.svc.Name
+	return hex.EncodeToString(sum[:8]) + "/" + d.name
 }
 
 // findMarked lists the live processes that carry this driver's mark and

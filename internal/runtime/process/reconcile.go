@@ -31,7 +31,7 @@ func (d *Driver) survey(serving []runtime.PoolRef) (survey, error) {
 	if err != nil {
 		return survey{}, err
 	}
-	return reconcile(d.svc.Name, rec.Pools, d.findMarked(), serving, sameProcess), nil
+	return reconcile(d.name, rec.Pools, d.findMarked(), serving, sameProcess), nil
 }
 
 func reconcile(service string, recorded []poolRecord, found []instanceRecord, serving []runtime.PoolRef,

@@ -48,7 +48,7 @@ type instanceRecord struct {
 }
 
 func (d *Driver) recordPath() string {
-	return filepath.Join(d.stateDir, "instances", d.svc.Name+".json")
+	return filepath.Join(d.stateDir, "instances", d.name+".json")
 }
 
 // persist writes the record file from the current pools, and for a colour
@@ -61,7 +61,7 @@ func (d *Driver) recordPath() string {
 func (d *Driver) persist() error {
 	d.persistMu.Lock()
 	defer d.persistMu.Unlock()
-	rec := records{Schema: recordSchema, Service: d.svc.Name, Pools: []poolRecord{}}
+	rec := records{Schema: recordSchema, Service: d.name, Pools: []poolRecord{}}
 	d.mu.Lock()
 	for c, p := range d.pools {
 		if p == nil {
@@ -197,7 +197,7 @@ type Adoption struct {
 func (d *Driver) AdoptExpecting(ctx context.Context, e Expect) (Adoption, error) {
 	sv, err := d.survey(e.Serving)
 	if err != nil {
-		return Adoption{}, fmt.Errorf("service %s: adopt instances: %w", d.svc.Name, err)
+		return Adoption{}, fmt.Errorf("service %s: adopt instances: %w", d.name, err)
 	}
 	a := Adoption{Notices: sv.notices}
 	d.stopStrays(sv.strays)
@@ -238,7 +238,7 @@ func (d *Driver) AdoptExpecting(ctx context.Context, e Expect) (Adoption, error)
 func (d *Driver) Survey() ([]runtime.PoolRef, error) {
 	sv, err := d.survey(nil)
 	if err != nil {
-		return nil, fmt.Errorf("service %s: survey instances: %w", d.svc.Name, err)
+		return nil, fmt.Errorf("service %s: survey instances: %w", d.name, err)
 	}
 	out := make([]runtime.PoolRef, 0, len(sv.pools))
 	for _, pr := range sv.pools {
@@ -284,7 +284,7 @@ func (d *Driver) restartMissing(found []poolRecord, serving []runtime.PoolRef) [
 			continue
 		}
 		notices = append(notices, fmt.Sprintf("service %s: %s %s should be running, but no instance of it was recorded or found: starting it again",
-			d.svc.Name, want.Color, want.Version))
+			d.name, want.Color, want.Version))
 		d.bg.Go(func() {
 			if _, err := d.Start(d.ctx, want.Color, want.Version); err != nil {
 				if d.ctx.Err() != nil {
@@ -315,12 +315,12 @@ func (d *Driver) adoptPool(ctx context.Context, pr poolRecord) ([]runtime.Instan
 	closed, existing := d.closed, d.pools[pr.Color]
 	d.mu.Unlock()
 	if closed {
-		return nil, fmt.Errorf("service %s: adopt %s %s: driver closed", d.svc.Name, pr.Color, pr.Version)
+		return nil, fmt.Errorf("service %s: adopt %s %s: driver closed", d.name, pr.Color, pr.Version)
 	}
 	if existing != nil {
-		return nil, fmt.Errorf("service %s: adopt %s %s: colour already runs %s", d.svc.Name, pr.Color, pr.Version, existing.version)
+		return nil, fmt.Errorf("service %s: adopt %s %s: colour already runs %s", d.name, pr.Color, pr.Version, existing.version)
 	}
-	p := d.newPool(pr.Color, pr.Version, max(pr.Slots, d.svc.Instances, 1))
+	p := d.newPool(pr.Color, pr.Version, max(pr.Slots, d.opts.Instances))
 	for _, ir := range pr.Instances {
 		if ir.Slot < 1 || ir.Slot > len(p.slots) || p.slots[ir.Slot-1] != nil {
 			continue
@@ -371,14 +371,7 @@ func (d *Driver) adoptPool(ctx context.Context, pr poolRecord) ([]runtime.Instan
 // Adopt does not wait longer for one that does not answer now; gateLate
 // keeps checking it.
 func (d *Driver) adoptGateTimeout() time.Duration {
-	timeout, n := d.svc.Health.Timeout, d.svc.Health.UnhealthyThreshold
-	if timeout <= 0 {
-		timeout = 2 * time.Second
-	}
-	if n <= 0 {
-		n = 3
-	}
-	return min(time.Duration(n)*timeout, d.startTimeout())
+	return min(time.Duration(d.opts.UnhealthyThreshold)*d.opts.Gate.Timeout, d.startTimeout())
 }
 
 // gateAdopted health-checks the adopted instances of a pool that is not

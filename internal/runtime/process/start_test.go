@@ -120,31 +120,31 @@ func TestStartFailures(t *testing.T) {
 	}{
 		{
 			name:    "command does not exist",
-			mutate:  func(h *harness) { h.d.svc.Runtime.Process.Command = []string{"/nonexistent/app", "x"} },
+			mutate:  func(h *harness) { h.d.opts.Command = []string{"/nonexistent/app", "x"} },
 			wantErr: []string{"/nonexistent/app", "no such file"},
 		},
 		{
 			name:    "command not in PATH",
-			mutate:  func(h *harness) { h.d.svc.Runtime.Process.Command = []string{"cutover-no-such-program"} },
+			mutate:  func(h *harness) { h.d.opts.Command = []string{"cutover-no-such-program"} },
 			wantErr: []string{"cutover-no-such-program", "not found"},
 		},
 		{
 			name:    "dir does not exist",
-			mutate:  func(h *harness) { h.d.svc.Runtime.Process.Dir = "/nonexistent/dir" },
+			mutate:  func(h *harness) { h.d.opts.Dir = "/nonexistent/dir" },
 			wantErr: []string{"/nonexistent/dir"},
 		},
 		{
 			name: "never healthy",
 			mutate: func(h *harness) {
-				h.d.svc.Runtime.Process.Env = map[string]string{"APP_NEVER_HEALTHY": "1"}
-				h.d.svc.Runtime.Process.StartTimeout = 700 * time.Millisecond
+				h.d.opts.Env = map[string]string{"APP_NEVER_HEALTHY": "1"}
+				h.d.opts.StartTimeout = 700 * time.Millisecond
 			},
 			wantErr: []string{"not healthy in time", "status 503", "start timeout", "app starting pid=", "a line on stderr"},
 		},
 		{
 			name: "exits during start",
 			mutate: func(h *harness) {
-				h.d.svc.Runtime.Process.Env = map[string]string{"APP_EXIT_AFTER": "1", "APP_NEVER_HEALTHY": "1"}
+				h.d.opts.Env = map[string]string{"APP_EXIT_AFTER": "1", "APP_NEVER_HEALTHY": "1"}
 			},
 			wantErr: []string{"exited before it was healthy", "exit status 3", "app exiting on purpose"},
 		},

@@ -108,7 +108,7 @@ func (d *Driver) crashLooping(p *pool, last string) bool {
 		return false
 	}
 	err := fmt.Errorf("service %s: %s %s is crash-looping: %d exits within %s; %s",
-		d.svc.Name, p.color, p.version, n, d.opts.CrashLoopWindow, last)
+		d.name, p.color, p.version, n, d.opts.CrashLoopWindow, last)
 	p.failed = err
 	d.mu.Unlock()
 	d.log.Error("pool crash-looping, no longer restarting it", "color", p.color.String(),
@@ -127,7 +127,7 @@ func (d *Driver) replace(p *pool, slot int) string {
 	in, err := d.launch(p.color, p.version, slot)
 	if err != nil {
 		d.log.Error("cannot replace instance", "color", p.color.String(), "version", p.version,
-			"instance", instanceID(d.svc.Name, p.color, slot), "err", err)
+			"instance", instanceID(d.name, p.color, slot), "err", err)
 		return err.Error()
 	}
 	d.mu.Lock()

@@ -83,7 +83,7 @@ func TestCrashLoopIsReported(t *testing.T) {
 		t.Errorf("crash-looping pool has instances %v", got)
 	}
 	// A new Start of the failed version tries again from scratch.
-	h.d.svc.Runtime.Process.Env = nil
+	h.d.opts.Env = nil
 	ins, err := h.d.Start(context.Background(), route.Green, "v9")
 	if err != nil || len(ins) != 1 {
 		t.Fatalf("restart after failure: %v, %v", ins, err)
@@ -151,7 +151,7 @@ func TestGracefulStop(t *testing.T) {
 
 func TestStopKillsAfterTimeout(t *testing.T) {
 	svc := testService(1, map[string]string{"APP_IGNORE_TERM": "1", "APP_GRANDCHILD": "1"})
-	svc.Runtime.Process.StopTimeout = 600 * time.Millisecond
+	svc.StopTimeout = 600 * time.Millisecond
 	h := newHarness(t, svc, "", nil)
 	ins, err := h.d.Start(context.Background(), route.Blue, "v1")
 	if err != nil {
@@ -297,7 +297,7 @@ func TestAdoptReplacesDeadAndReusedPIDs(t *testing.T) {
 func TestAdoptDoesNotWaitForHungInstances(t *testing.T) {
 	stateDir := t.TempDir()
 	svc := testService(2, nil)
-	svc.Runtime.Process.StartTimeout = 6 * time.Second
+	svc.StartTimeout = 6 * time.Second
 	a := newHarness(t, svc, stateDir, nil)
 	ctx := context.Background()
 	blue, err := a.d.Start(ctx, route.Blue, "v1")
@@ -345,9 +345,9 @@ func TestAdoptDoesNotWaitForHungInstances(t *testing.T) {
 		ev := b.rec.WaitPool(t, c.color, 15*time.Second, "hung instance replaced", func(ev runtimetest.PoolEvent) bool {
 			return len(ev.Instances) == 2
 		})
-		if since := time.Since(start); since < svc.Runtime.Process.StartTimeout {
+		if since := time.Since(start); since < svc.StartTimeout {
 			t.Errorf("%s's hung instance replaced %s after adoption began, before the %s start timeout",
-				c.color, since, svc.Runtime.Process.StartTimeout)
+				c.color, since, svc.StartTimeout)
 		}
 		if ev.Instances[0].PID == c.hung {
 			t.Errorf("%s slot 1 still runs the hung pid %d", c.color, c.hung)
