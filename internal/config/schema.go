@@ -1,6 +1,6 @@
 package config
 
-import "gopkg.in/yaml.v3"
+import "go.yaml.in/yaml/v3"
 
 // This file is the file format: every key cutover.yaml may hold, and the
 // field it fills. Keys not listed here are errors.
