@@ -6,6 +6,13 @@
 // streams) so that tests run it in-process; the package holds no mutable
 // state and Main is safe to call concurrently.
 //
+// The commands are a github.com/spf13/cobra tree, built anew for every
+// invocation, which also gives shell completion (cutover completion SHELL).
+// Flags may appear anywhere among a command's arguments; the spellings of
+// Go's flag package, which the CLI was first written with (-json,
+// -api URL, --c FILE), keep working: they are rewritten into pflag's before
+// cobra parses (see longForm).
+//
 // Exit codes: 0 success (for deploy --wait: promoted), 1 error, 2 usage,
 // 3 a followed deployment was rolled back, aborted or failed.
 package cli
@@ -19,6 +26,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/cutover/cutover/internal/api/client"
 )
@@ -70,13 +79,17 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 // MainWith runs cutover with args (without the program name) and returns
 // the exit code. getenv supplies CUTOVER_API, CUTOVER_TOKEN and TZ; cmds
 // supplies serve and demo. Nothing is read from or written to the process
-// beyond the given streams, except files named on the command line.
+// beyond the given streams, except files named on the command line, and
+// cobra's own settings when a shell asks for completions (cutover
+// __complete reads CUTOVER_ACTIVE_HELP, CUTOVER_COMPLETION_DESCRIPTIONS,
+// their COBRA_ forms and BASH_COMP_DEBUG_FILE from the process).
 func MainWith(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, cmds Commands) int {
 	a := &app{ctx: ctx, getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr, cmds: cmds, loc: location(getenv)}
 	return a.run(args)
 }
 
-// app is one invocation of the CLI.
+// app is one invocation of the CLI. Its command tree is built per
+// invocation (tree), so that no flag value outlives it.
 type app struct {
 	ctx            context.Context
 	getenv         func(string) string
@@ -84,7 +97,11 @@ type app struct {
 	stdout, stderr io.Writer
 	cmds           Commands
 	loc            *time.Location
-	api            string // --api, set by flag parsing; "" = environment or default
+	api            string         // --api, set by flag parsing; "" = environment or default
+	opts           opts           // the flags of the command that runs
+	current        *cobra.Command // the command that runs, for its usage line
+	visible        []*cobra.Command
+	code           int // the exit code of the command that ran
 }
 
 func location(getenv func(string) string) *time.Location {
@@ -96,33 +113,25 @@ func location(getenv func(string) string) *time.Location {
 	return time.Local
 }
 
+// run parses args with a new command tree and runs the command they name.
 func (a *app) run(args []string) int {
-	// Global flags may precede the command: cutover --api URL status.
-	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
-		switch arg := args[0]; {
-		case arg == "-h" || arg == "--help" || arg == "-help":
-			a.usage(a.stdout)
-			return ExitOK
-		case arg == "--api" || arg == "-api":
-			if len(args) < 2 {
-				return a.usageError(nil, "flag needs an argument: --api")
-			}
-			a.api, args = args[1], args[2:]
-		case strings.HasPrefix(arg, "--api=") || strings.HasPrefix(arg, "-api="):
-			a.api, args = arg[strings.IndexByte(arg, '=')+1:], args[1:]
-		default:
-			return a.usageError(nil, fmt.Sprintf("unknown flag %s before the command", arg))
+	return a.execute(a.tree(), args)
+}
+
+// execute runs the command of root's tree that args name and returns its
+// exit code. Every error cobra returns is a usage error: commands report
+// their own failures through a.code.
+func (a *app) execute(root *cobra.Command, args []string) int {
+	args, word := longForm(root, args)
+	root.SetArgs(args) // not nil, which would make cobra read os.Args
+	cmd, err := root.ExecuteContextC(a.ctx)
+	if err != nil {
+		if cmd == nil || cmd == root {
+			return a.usageError(nil, rootError(root, err, word, args))
 		}
+		return a.usageError(cmd, flagError(err))
 	}
-	if len(args) == 0 {
-		a.usage(a.stderr)
-		return ExitUsage
-	}
-	cmd := findCommand(args[0])
-	if cmd == nil {
-		return a.usageError(nil, fmt.Sprintf("unknown command %q (see cutover help)", args[0]))
-	}
-	return cmd.run(a, args[1:])
+	return a.code
 }
 
 // client returns the API client from --api, CUTOVER_API or the default,
@@ -174,31 +183,35 @@ func saysItsContext(full, msg string) bool {
 	return ok && prefix != "" && strings.HasPrefix(msg, prefix)
 }
 
-// usageError prints msg and the command's usage line on stderr and returns ExitUsage.
-func (a *app) usageError(cmd *command, msg string) int {
+// usageError prints msg and the command's usage line on stderr and
+// returns ExitUsage; a nil cmd stands for cutover itself.
+func (a *app) usageError(cmd *cobra.Command, msg string) int {
 	fmt.Fprintf(a.stderr, "cutover: %s\n", msg)
-	if cmd != nil {
-		fmt.Fprintf(a.stderr, "usage: cutover %s %s\n", cmd.name, cmd.args)
+	if cmd != nil && cmd.HasParent() {
+		fmt.Fprintf(a.stderr, "usage: %s (see cutover help %s)\n", cmd.UseLine(), cmd.Name())
 	} else {
 		fmt.Fprintln(a.stderr, "usage: cutover [--api URL] COMMAND [ARGS] (see cutover help)")
 	}
 	return ExitUsage
 }
 
-func (a *app) usage(w io.Writer) {
-	fmt.Fprint(w, "cutover makes blue/green releases of HTTP services safe.\n\nusage: cutover [--api URL] COMMAND [ARGS]\n\ncommands:\n")
-	for _, c := range commandList() {
-		if c.hidden {
-			continue
-		}
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
-	}
-	fmt.Fprint(w, `
-The CLI finds the daemon via --api URL or CUTOVER_API (default `+DefaultAPI+`)
+// about is what cutover's help says after the list of commands; the man
+// page of cutover says it too.
+const about = `The CLI finds the daemon via --api URL or CUTOVER_API (default ` + DefaultAPI + `)
 and sends CUTOVER_TOKEN as bearer token. Flags may follow the arguments.
 Run "cutover help COMMAND" for a command's flags.
 
 exit codes: 0 ok (deploy --wait: promoted), 1 error, 2 usage,
             3 deploy --wait: rolled back, aborted or failed
-`)
+`
+
+// tagline is cutover's one-line description.
+const tagline = "cutover makes blue/green releases of HTTP services safe."
+
+func (a *app) usage(w io.Writer) {
+	fmt.Fprint(w, tagline+"\n\nusage: cutover [--api URL] COMMAND [ARGS]\n\ncommands:\n")
+	for _, c := range a.visible {
+		fmt.Fprintf(w, "  %-10s %s\n", c.Name(), c.Short)
+	}
+	fmt.Fprint(w, "\n"+about)
 }

@@ -1,29 +1,15 @@
 package cli
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
-)
 
-// command is one subcommand.
-type command struct {
-	name    string
-	args    string // usage after the name
-	summary string
-	// flags declares the command's flags on fs; nil for none.
-	flags func(fs *flag.FlagSet, o *opts)
-	// nargs checks the number of positional arguments.
-	minArgs, maxArgs int
-	do               func(a *app, o *opts, pos []string) int
-	// raw commands get their arguments unparsed (demo).
-	raw func(a *app, args []string) int
-	// hidden commands are left out of help (demo-app, which the demo runs
-	// as its instances).
-	hidden bool
-}
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/cutover/cutover/internal/deploy"
+)
 
 // opts holds every flag any command declares; each command binds only its own.
 type opts struct {
@@ -38,104 +24,165 @@ type opts struct {
 	acceptEmptyStore bool
 }
 
-func commandList() []*command {
-	return []*command{
-		{name: "serve", args: "[-c FILE] [--accept-empty-store]", summary: "run the daemon in the foreground (router, controller, API)",
-			do: (*app).serve, flags: func(fs *flag.FlagSet, o *opts) {
-				configFlag(fs, o)
-				fs.BoolVar(&o.acceptEmptyStore, "accept-empty-store", false,
-					"start although the state store is empty (0 bytes) or names no pool while instances run: take a single running pool as live")
-			}},
-		{name: "deploy", args: "SERVICE VERSION [--wait] [--strategy S] [--json]", summary: "start a deployment; --wait follows it to the end",
-			minArgs: 2, maxArgs: 2, do: (*app).deploy, flags: func(fs *flag.FlagSet, o *opts) {
-				fs.BoolVar(&o.wait, "wait", false, "follow the deployment to its end; exit 0 promoted, 3 rolled back or aborted")
-				fs.StringVar(&o.strategy, "strategy", "", "strategy instead of the configured steps: all-at-once, canary10-5m or linear10-1m")
-				jsonFlag(fs, o)
-			}},
-		{name: "status", args: "[SERVICE] [--json]", summary: "live colour and version, candidate, weights, phase",
-			maxArgs: 1, flags: jsonFlag, do: (*app).status},
-		actionCommand("promote", "skip the remaining steps and gates: candidate to 100%"),
-		actionCommand("rollback", "all traffic back to the previous pool now"),
-		actionCommand("pause", "hold a deployment at its current step"),
-		actionCommand("resume", "continue a paused deployment"),
-		actionCommand("abort", "abort a deployment: traffic back to the live pool"),
-		{name: "history", args: "SERVICE [--limit N] [--json]", summary: "past deployments with their decisions",
-			minArgs: 1, maxArgs: 1, do: (*app).history, flags: func(fs *flag.FlagSet, o *opts) {
-				fs.IntVar(&o.limit, "limit", 20, "show at most N deployments (0: all)")
-				jsonFlag(fs, o)
-			}},
-		{name: "logs", args: "SERVICE [--color blue|green] [-f]", summary: "instance output; -f follows it",
-			minArgs: 1, maxArgs: 1, do: (*app).logs, flags: func(fs *flag.FlagSet, o *opts) {
-				fs.StringVar(&o.color, "color", "", "only the instances of this colour")
-				fs.BoolVar(&o.follow, "f", false, "follow: keep printing new output")
-				fs.BoolVar(&o.follow, "follow", false, "same as -f")
-			}},
-		{name: "register", args: "SERVICE VERSION ADDR", summary: "add a static instance (host:port) to a version's pool",
-			minArgs: 3, maxArgs: 3, do: (*app).register},
-		{name: "deregister", args: "SERVICE VERSION ADDR", summary: "remove a static instance",
-			minArgs: 3, maxArgs: 3, do: (*app).deregister},
-		{name: "validate", args: "[-c FILE] [--json]", summary: "check a config: every problem with file:line",
-			flags: func(fs *flag.FlagSet, o *opts) { configFlag(fs, o); jsonFlag(fs, o) }, do: (*app).validate},
-		{name: "reload", args: "", summary: "make the daemon re-read its config (a bad one is refused)", do: (*app).reload},
-		{name: "demo", args: "[--keep] [--rps N]", summary: "the self-contained showcase", raw: (*app).demo},
-		{name: "demo-app", args: "[--listen ADDR] [--version V] [--faults FILE]", summary: "the demo's web app", raw: (*app).demoApp, hidden: true},
-		{name: "version", args: "", summary: "print cutover's version", do: (*app).version},
-		{name: "help", args: "[COMMAND]", summary: "show help", maxArgs: 1, do: (*app).help},
+// tree builds the command tree of one invocation: its flags write into a,
+// its output goes to a's streams. Nothing in it outlives the invocation.
+func (a *app) tree() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "cutover",
+		Short: "blue/green releases of HTTP services",
+		Long:  tagline + "\n\n" + about,
+		// An argument that names no command reaches root, which says so.
+		Args: a.unknownCommand,
+		Run: func(cmd *cobra.Command, args []string) {
+			a.usage(a.stderr)
+			a.code = ExitUsage
+		},
+		// Flags before the command are cutover's own (--api), parsed
+		// there; a raw command (demo) gets only what follows its name.
+		TraverseChildren:      true,
+		SilenceErrors:         true,
+		SilenceUsage:          true,
+		DisableFlagsInUseLine: true,
+		DisableAutoGenTag:     true,
+		CompletionOptions:     cobra.CompletionOptions{DisableDefaultCmd: true},
 	}
-}
+	root.SuggestionsMinimumDistance = 2
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	root.PersistentFlags().StringVar(&a.api, "api", "", "API base URL (default $CUTOVER_API or "+DefaultAPI+")")
+	// Declared here so that it is hidden from every command's flag list,
+	// as Go's flag package left it out.
+	root.PersistentFlags().BoolP("help", "h", false, "show help")
+	_ = root.PersistentFlags().MarkHidden("help") // the flag exists: no error
+	root.SetHelpFunc(func(cmd *cobra.Command, _ []string) { a.help(a.stdout, cmd) })
 
-func actionCommand(verb, summary string) *command {
-	return &command{name: verb, args: "SERVICE [--json]", summary: summary, minArgs: 1, maxArgs: 1,
-		flags: jsonFlag, do: func(a *app, o *opts, pos []string) int { return a.action(verb, o, pos[0]) }}
-}
-
-func jsonFlag(fs *flag.FlagSet, o *opts) { fs.BoolVar(&o.json, "json", false, "print JSON") }
-
-func configFlag(fs *flag.FlagSet, o *opts) {
-	fs.StringVar(&o.config, "c", DefaultConfig, "config file")
-	fs.StringVar(&o.config, "config", DefaultConfig, "same as -c")
-}
-
-func findCommand(name string) *command {
-	for _, c := range commandList() {
-		if c.name == name {
-			return c
+	cmds := a.commands()
+	help := a.helpCommand()
+	root.SetHelpCommand(help)
+	root.AddCommand(cmds...)
+	for _, c := range append(cmds, help) {
+		if !c.Hidden {
+			a.visible = append(a.visible, c)
 		}
 	}
-	return nil
+	return root
 }
 
-// run parses the command's flags (anywhere among its arguments) and runs it.
-func (c *command) run(a *app, args []string) int {
-	if c.raw != nil {
-		return c.raw(a, args)
+// commands are cutover's subcommands, in the order help lists them.
+func (a *app) commands() []*cobra.Command {
+	o := &a.opts
+	serve := a.command("serve [-c FILE] [--accept-empty-store]", "run the daemon in the foreground (router, controller, API)",
+		nargs(0, 0), (*app).serve)
+	configFlag(serve, o)
+	serve.Flags().BoolVar(&o.acceptEmptyStore, "accept-empty-store", false,
+		"start although the state store is empty (0 bytes) or names no pool while instances run: take a single running pool as live")
+
+	deployCmd := a.command("deploy SERVICE VERSION [--wait] [--strategy S] [--json]", "start a deployment; --wait follows it to the end",
+		nargs(2, 2), (*app).deploy)
+	deployCmd.ValidArgsFunction = a.completeService
+	deployCmd.Flags().BoolVar(&o.wait, "wait", false, "follow the deployment to its end; exit 0 promoted, 3 rolled back or aborted")
+	deployCmd.Flags().StringVar(&o.strategy, "strategy", "", "strategy instead of the configured steps: all-at-once, canary10-5m or linear10-1m")
+	_ = deployCmd.RegisterFlagCompletionFunc("strategy", // the flag exists: no error
+		cobra.FixedCompletions([]string{deploy.StrategyAllAtOnce, deploy.StrategyCanary10, deploy.StrategyLinear10}, cobra.ShellCompDirectiveNoFileComp))
+	jsonFlag(deployCmd, o)
+
+	status := a.command("status [SERVICE] [--json]", "live colour and version, candidate, weights, phase", nargs(0, 1), (*app).status)
+	status.ValidArgsFunction = a.completeService
+	jsonFlag(status, o)
+
+	history := a.command("history SERVICE [--limit N] [--json]", "past deployments with their decisions", nargs(1, 1), (*app).history)
+	history.ValidArgsFunction = a.completeService
+	history.Flags().IntVar(&o.limit, "limit", 20, "show at most N deployments (0: all)")
+	jsonFlag(history, o)
+
+	logs := a.command("logs SERVICE [--color blue|green] [-f]", "instance output; -f follows it", nargs(1, 1), (*app).logs)
+	logs.ValidArgsFunction = a.completeService
+	logs.Flags().StringVar(&o.color, "color", "", "only the instances of this colour")
+	_ = logs.RegisterFlagCompletionFunc("color", // the flag exists: no error
+		cobra.FixedCompletions([]string{"blue", "green"}, cobra.ShellCompDirectiveNoFileComp))
+	logs.Flags().BoolVarP(&o.follow, "follow", "f", false, "follow: keep printing new output")
+
+	register := a.command("register SERVICE VERSION ADDR", "add a static instance (host:port) to a version's pool", nargs(3, 3), (*app).register)
+	register.ValidArgsFunction = a.completeService
+	deregister := a.command("deregister SERVICE VERSION ADDR", "remove a static instance", nargs(3, 3), (*app).deregister)
+	deregister.ValidArgsFunction = a.completeService
+
+	validate := a.command("validate [-c FILE] [--json]", "check a config: every problem with file:line", nargs(0, 0), (*app).validate)
+	configFlag(validate, o)
+	jsonFlag(validate, o)
+
+	return []*cobra.Command{
+		serve, deployCmd, status,
+		a.actionCommand("promote", "skip the remaining steps and gates: candidate to 100%"),
+		a.actionCommand("rollback", "all traffic back to the previous pool now"),
+		a.actionCommand("pause", "hold a deployment at its current step"),
+		a.actionCommand("resume", "continue a paused deployment"),
+		a.actionCommand("abort", "abort a deployment: traffic back to the live pool"),
+		history, logs, register, deregister, validate,
+		a.command("reload", "make the daemon re-read its config (a bad one is refused)", nargs(0, 0), (*app).reload),
+		a.rawCommand("demo [--keep] [--rps N]", "the self-contained showcase", (*app).demo),
+		hidden(a.rawCommand("demo-app [--listen ADDR] [--version V] [--faults FILE]", "the demo's web app", (*app).demoApp)),
+		a.command("version", "print cutover's version", nargs(0, 0), (*app).version),
 	}
-	var o opts
-	fs := flag.NewFlagSet("cutover "+c.name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Func("api", "API base URL (default $CUTOVER_API or "+DefaultAPI+")", func(v string) error {
-		a.api = v
-		return nil
-	})
-	if c.flags != nil {
-		c.flags(fs, &o)
+}
+
+// command returns a subcommand that runs do with the parsed flags and the
+// positional arguments, and keeps its exit code.
+func (a *app) command(use, summary string, args cobra.PositionalArgs, do func(a *app, o *opts, pos []string) int) *cobra.Command {
+	return &cobra.Command{
+		Use: use, Short: summary, Args: args, DisableFlagsInUseLine: true,
+		ValidArgsFunction: cobra.NoFileCompletions,
+		Run: func(cmd *cobra.Command, pos []string) {
+			a.current = cmd
+			a.code = do(a, &a.opts, pos)
+		},
 	}
-	pos, err := parseInterspersed(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		c.printHelp(a.stdout, fs)
-		return ExitOK
+}
+
+// rawCommand returns a subcommand that gets its arguments unparsed (the
+// demo parses its own), "-h" included.
+func (a *app) rawCommand(use, summary string, run func(a *app, args []string) int) *cobra.Command {
+	return &cobra.Command{
+		Use: use, Short: summary, DisableFlagParsing: true, DisableFlagsInUseLine: true,
+		Run: func(cmd *cobra.Command, args []string) { a.code = run(a, args) },
 	}
-	if err != nil {
-		return a.usageError(c, err.Error())
-	}
-	if len(pos) < c.minArgs || len(pos) > c.maxArgs {
-		msg := fmt.Sprintf("%s takes %s", c.name, argCount(c.minArgs, c.maxArgs))
-		if len(pos) > c.maxArgs {
-			msg += fmt.Sprintf("; unexpected %q", pos[c.maxArgs])
+}
+
+// hidden leaves c out of help and completion (demo-app, which the demo
+// runs as its instances).
+func hidden(c *cobra.Command) *cobra.Command {
+	c.Hidden = true
+	return c
+}
+
+func (a *app) actionCommand(verb, summary string) *cobra.Command {
+	c := a.command(verb+" SERVICE [--json]", summary, nargs(1, 1),
+		func(a *app, o *opts, pos []string) int { return a.action(verb, o, pos[0]) })
+	c.ValidArgsFunction = a.completeService
+	jsonFlag(c, &a.opts)
+	return c
+}
+
+func jsonFlag(c *cobra.Command, o *opts) { c.Flags().BoolVar(&o.json, "json", false, "print JSON") }
+
+func configFlag(c *cobra.Command, o *opts) {
+	c.Flags().StringVarP(&o.config, "config", "c", DefaultConfig, "config file")
+	_ = c.MarkFlagFilename("config", "yaml", "yml") // the flag exists: no error
+}
+
+// nargs accepts between lo and hi positional arguments.
+func nargs(lo, hi int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, pos []string) error {
+		if len(pos) >= lo && len(pos) <= hi {
+			return nil
 		}
-		return a.usageError(c, msg)
+		msg := fmt.Sprintf("%s takes %s", cmd.Name(), argCount(lo, hi))
+		if len(pos) > hi {
+			msg += fmt.Sprintf("; unexpected %q", pos[hi])
+		}
+		return usageErr(msg)
 	}
-	return c.do(a, &o, pos)
 }
 
 func argCount(lo, hi int) string {
@@ -150,44 +197,84 @@ func argCount(lo, hi int) string {
 	return fmt.Sprintf("%d to %d arguments", lo, hi)
 }
 
-func (c *command) printHelp(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "usage: cutover %s %s\n\n%s\n\nflags:\n", c.name, c.args, c.summary)
-	fs.SetOutput(w)
-	fs.PrintDefaults()
-	fs.SetOutput(io.Discard)
-}
-
-// parseInterspersed parses flags that may appear before, between or after
-// positional arguments, and returns the positional ones in order.
-// Everything after "--" is positional.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
+// help writes cmd's help: cutover's list of commands, or a command's
+// usage line, summary and flags.
+func (a *app) help(w io.Writer, cmd *cobra.Command) {
+	if !cmd.HasParent() {
+		a.usage(w)
+		return
+	}
+	text := cmd.Long
+	if text == "" {
+		text = cmd.Short
+	}
+	fmt.Fprintf(w, "usage: %s\n\n%s\n", cmd.UseLine(), strings.TrimRight(text, "\n"))
+	fs := pflag.NewFlagSet(cmd.Name(), pflag.ContinueOnError)
+	fs.AddFlagSet(cmd.LocalFlags())
+	fs.AddFlagSet(cmd.InheritedFlags())
+	if usages := fs.FlagUsages(); usages != "" {
+		fmt.Fprintf(w, "\nflags:\n%s", usages)
 	}
 }
 
-func (a *app) help(o *opts, pos []string) int {
-	if len(pos) == 0 {
-		a.usage(a.stdout)
-		return ExitOK
+// helpCommand is "cutover help [COMMAND]". A raw command (demo) is asked
+// for its own help, with -h.
+func (a *app) helpCommand() *cobra.Command {
+	return &cobra.Command{
+		Use: "help [COMMAND]", Short: "show help", Args: nargs(0, 1), DisableFlagsInUseLine: true,
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var names []cobra.Completion
+			for _, c := range a.visible {
+				names = append(names, cobra.CompletionWithDesc(c.Name(), c.Short))
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+		Run: func(cmd *cobra.Command, pos []string) {
+			if len(pos) == 0 {
+				a.usage(a.stdout)
+				return
+			}
+			c := subcommand(cmd.Root(), pos[0])
+			switch {
+			case c == nil:
+				a.code = a.usageError(nil, fmt.Sprintf("unknown command %q", pos[0]))
+			case c.DisableFlagParsing:
+				c.Run(c, []string{"-h"})
+			default:
+				a.help(a.stdout, c)
+			}
+		},
 	}
-	c := findCommand(pos[0])
-	if c == nil {
-		return a.usageError(nil, fmt.Sprintf("unknown command %q", pos[0]))
+}
+
+// subcommand returns root's subcommand called name, or nil.
+func subcommand(root *cobra.Command, name string) *cobra.Command {
+	for _, c := range root.Commands() {
+		if c.Name() == name {
+			return c
+		}
 	}
-	return c.run(a, []string{"-h"})
+	return nil
+}
+
+// unknownCommand is cutover's own argument check: any argument that
+// reaches it names no command.
+func (a *app) unknownCommand(root *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	return usageErr(unknownCommandMessage(root, args[0]))
+}
+
+func unknownCommandMessage(root *cobra.Command, name string) string {
+	msg := fmt.Sprintf("unknown command %q", name)
+	if s := root.SuggestionsFor(name); len(s) > 0 {
+		msg += fmt.Sprintf("; did you mean %s?", strings.Join(s, " or "))
+	}
+	return msg
 }
 
 func (a *app) serve(o *opts, pos []string) int {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"strings"
 	"testing"
@@ -67,31 +66,4 @@ func TestFitKeepsLinesWithinWidth(t *testing.T) {
 	if got := fit("abc", 6); got != "abc" {
 		t.Errorf("fit = %q", got)
 	}
-}
-
-func TestParseInterspersed(t *testing.T) {
-	for _, tt := range []struct {
-		args []string
-		pos  string
-		wait bool
-		s    string
-	}{
-		{[]string{"web", "v2", "--wait", "--strategy", "all-at-once"}, "[web v2]", true, "all-at-once"},
-		{[]string{"--wait", "web", "--strategy=x", "v2"}, "[web v2]", true, "x"},
-		{[]string{"web", "--", "--wait"}, "[web --wait]", false, ""},
-	} {
-		var o opts
-		fs := newTestFlags(&o)
-		pos, err := parseInterspersed(fs, tt.args)
-		if err != nil || fmt.Sprint(pos) != tt.pos || o.wait != tt.wait || o.strategy != tt.s {
-			t.Errorf("%q: pos %v wait %v strategy %q err %v", tt.args, pos, o.wait, o.strategy, err)
-		}
-	}
-}
-
-func newTestFlags(o *opts) *flag.FlagSet {
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	fs.BoolVar(&o.wait, "wait", false, "")
-	fs.StringVar(&o.strategy, "strategy", "", "")
-	return fs
 }

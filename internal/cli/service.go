@@ -78,7 +78,7 @@ func (a *app) history(o *opts, pos []string) int {
 	ctx, cancel := a.callCtx()
 	defer cancel()
 	if o.limit < 0 {
-		return a.usageError(findCommand("history"), "--limit must be >= 0")
+		return a.usageError(a.current, "--limit must be >= 0")
 	}
 	ds, err := a.client().History(ctx, pos[0], o.limit)
 	if err != nil {
@@ -105,7 +105,7 @@ func (a *app) logs(o *opts, pos []string) int {
 	if o.color != "" {
 		c, err := route.ParseColor(o.color)
 		if err != nil {
-			return a.usageError(findCommand("logs"), "--color: "+err.Error())
+			return a.usageError(a.current, "--color: "+err.Error())
 		}
 		color = &c
 	}
