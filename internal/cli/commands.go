@@ -123,6 +123,7 @@ func (a *app) commands() []*cobra.Command {
 		a.command("reload", "make the daemon re-read its config (a bad one is refused)", nargs(0, 0), (*app).reload),
 		a.rawCommand("demo [--keep] [--rps N]", "the self-contained showcase", (*app).demo),
 		hidden(a.rawCommand("demo-app [--listen ADDR] [--version V] [--faults FILE]", "the demo's web app", (*app).demoApp)),
+		a.completionCommand(),
 		a.command("version", "print cutover's version", nargs(0, 0), (*app).version),
 	}
 }

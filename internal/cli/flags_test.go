@@ -55,6 +55,8 @@ func TestUsageErrorMessages(t *testing.T) {
 		{[]string{"history", "api", "--limit", "x"}, []string{`invalid value "x" for --limit: invalid syntax`, "see cutover help history"}},
 		{[]string{"deploy", "web", "v2", "--strategy"}, []string{"flag needs an argument: --strategy", "usage: cutover deploy"}},
 		{[]string{"help", "nope"}, []string{`unknown command "nope"`}},
+		{[]string{"completion", "tcsh"}, []string{`unknown shell "tcsh"`, "usage: cutover completion"}},
+		{[]string{"completion"}, []string{"completion takes 1 argument"}},
 	} {
 		r := run(t, "", "", tt.args...)
 		if r.code != 2 {
@@ -89,8 +91,8 @@ func TestHelpForms(t *testing.T) {
 			t.Errorf("%q: exit %d\n%s\nwant the output of help", args, r.code, r.stdout)
 		}
 	}
-	if strings.Contains(top.stdout, "demo-app") {
-		t.Errorf("help lists a hidden command:\n%s", top.stdout)
+	if strings.Contains(top.stdout, "demo-app") || !strings.Contains(top.stdout, "completion") {
+		t.Errorf("help lists a hidden command or lacks completion:\n%s", top.stdout)
 	}
 	if r := run(t, "", "", "demo-app", "-h"); r.code != 1 || !strings.Contains(r.stderr, "demo-app is not available") {
 		t.Errorf("the hidden demo-app is not a command: %+v", r)
