@@ -28,7 +28,7 @@ type opts struct {
 // its output goes to a's streams. Nothing in it outlives the invocation.
 func (a *app) tree() *cobra.Command {
 	root := &cobra.Command{
-		Use:   "cutover",
+		Use:   "cutover [--api URL] COMMAND [ARGS]",
 		Short: "blue/green releases of HTTP services",
 		Long:  tagline + "\n\n" + about,
 		// An argument that names no command reaches root, which says so.
@@ -124,6 +124,7 @@ func (a *app) commands() []*cobra.Command {
 		a.rawCommand("demo [--keep] [--rps N]", "the self-contained showcase", (*app).demo),
 		hidden(a.rawCommand("demo-app [--listen ADDR] [--version V] [--faults FILE]", "the demo's web app", (*app).demoApp)),
 		a.completionCommand(),
+		a.manCommand(),
 		a.command("version", "print cutover's version", nargs(0, 0), (*app).version),
 	}
 }

@@ -151,10 +151,14 @@ func (a *app) reload(o *opts, pos []string) int {
 }
 
 func (a *app) version(o *opts, pos []string) int {
-	v := "(devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		v = bi.Main.Version
-	}
-	fmt.Fprintf(a.stdout, "cutover %s %s %s/%s\n", v, goruntime.Version(), goruntime.GOOS, goruntime.GOARCH)
+	fmt.Fprintf(a.stdout, "cutover %s %s %s/%s\n", buildVersion(), goruntime.Version(), goruntime.GOOS, goruntime.GOARCH)
 	return ExitOK
+}
+
+// buildVersion is the module version the binary was built from, or "(devel)".
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
 }
