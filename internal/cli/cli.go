@@ -97,11 +97,11 @@ type app struct {
 	stdout, stderr io.Writer
 	cmds           Commands
 	loc            *time.Location
-	api            string         // --api, set by flag parsing; "" = environment or default
-	opts           opts           // the flags of the command that runs
-	current        *cobra.Command // the command that runs, for its usage line
-	visible        []*cobra.Command
-	code           int // the exit code of the command that ran
+	api            string           // --api, set by flag parsing; "" = environment or default
+	opts           opts             // the flags of the command that runs
+	current        *cobra.Command   // the command that runs, for its usage line
+	visible        []*cobra.Command // the commands help lists, in its order
+	code           int              // the exit code of the command that ran
 }
 
 func location(getenv func(string) string) *time.Location {
