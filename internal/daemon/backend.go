@@ -150,36 +150,37 @@ func (d *Daemon) Logs(ctx context.Context, name string, color *route.Color, foll
 	return lr.Logs(ctx, color, follow, w)
 }
 
-func (d *Daemon) staticService(name string) (*service, staticPools, error) {
+// registrar is the service's runtime when it takes run-time registrations.
+func (d *Daemon) registrar(name string) (runtime.Registrar, error) {
 	svc, err := d.service(name)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	sp, ok := svc.driver.(staticPools)
+	reg, ok := svc.driver.(runtime.Registrar)
 	if !ok {
-		return nil, nil, classified{fmt.Errorf("service %s: instances can be registered only with runtime.static", name), api.ErrNotSupported}
+		return nil, classified{fmt.Errorf("service %s: instances can be registered only with runtime.static", name), api.ErrNotSupported}
 	}
-	return svc, sp, nil
+	return reg, nil
 }
 
-// Register implements api.Backend. The change is persisted before
-// the call returns.
+// Register implements api.Backend. The runtime persists the change before
+// the call returns (see package runtime/static).
 func (d *Daemon) Register(_ context.Context, name, version, addr string) error {
-	svc, sp, err := d.staticService(name)
+	reg, err := d.registrar(name)
 	if err != nil {
 		return err
 	}
-	return d.changeRegistration(svc, sp, true, version, addr)
+	return classify(reg.Register(version, addr))
 }
 
-// Deregister implements api.Backend. The change is persisted
-// before the call returns.
+// Deregister implements api.Backend. The runtime persists the change
+// before the call returns (see package runtime/static).
 func (d *Daemon) Deregister(_ context.Context, name, version, addr string) error {
-	svc, sp, err := d.staticService(name)
+	reg, err := d.registrar(name)
 	if err != nil {
 		return err
 	}
-	return d.changeRegistration(svc, sp, false, version, addr)
+	return classify(reg.Deregister(version, addr))
 }
 
 // Subscribe implements api.Backend.

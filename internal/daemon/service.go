@@ -29,7 +29,6 @@ type service struct {
 	router *proxy.Router
 	driver runtime.Driver
 	ctrl   *deploy.Controller
-	reg    registrations // static runtime only
 	// notices are what adoption found wrong at start; set before the
 	// service is published, read-only afterwards.
 	notices []string
@@ -38,11 +37,10 @@ type service struct {
 // listener forwards runtime pool changes to the router and pool failures to
 // the controller (svc.ctrl, set once the controller exists; failures
 // reported before that, during adoption, are only logged, and the
-// controller sees the missing pool through the router's health). For a
-// static service Pool also records, in the store, registered addresses
-// seen healthy in a pool, so a restart can restore them without a gate.
+// controller sees the missing pool through the router's health). It
+// writes nothing to the store: what a static driver persists about its
+// pools it writes itself, outside its listener calls.
 type listener struct {
-	d   *Daemon
 	svc *service
 }
 
@@ -53,7 +51,6 @@ func (l listener) Pool(color route.Color, version string, insts []runtime.Instan
 	}
 	l.svc.router.SetPool(color, version, backends)
 	l.svc.log.Info("pool changed", "color", color, "version", version, "instances", len(insts))
-	l.d.noteHealthy(l.svc, version, insts)
 }
 
 func (l listener) Failed(color route.Color, version string, err error) {
@@ -86,8 +83,11 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 			r.Close()
 		}
 	}()
-	lis := listener{d: d, svc: svc}
-	var proc *process.Driver
+	lis := listener{svc: svc}
+	var (
+		proc *process.Driver
+		stat *static.Driver
+	)
 	switch {
 	case sc.Runtime.Process != nil:
 		tlsConf, err := instanceTLS(sc)
@@ -100,11 +100,11 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 		}
 		svc.driver, proc = drv, drv
 	default:
-		drv, err := static.New(static.Options{Service: sc, Listener: lis, Logger: component("runtime")})
+		drv, err := static.New(static.Options{Service: sc, Listener: lis, Logger: component("runtime"), Store: registrationStore{d.store}})
 		if err != nil {
 			return nil, err
 		}
-		svc.driver = drv
+		svc.driver, stat = drv, drv
 	}
 	ctrl, err := deploy.New(deploy.Options{
 		Settings:   controllerSettings(sc),
@@ -127,11 +127,8 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 		if err := d.adoptProcesses(ctx, svc, proc, stateDir); err != nil {
 			return nil, err
 		}
-	} else {
-		if err := d.restoreRegistrations(svc); err != nil {
-			return nil, err
-		}
-		d.restartStaticPools(svc)
+	} else if err := restartStaticPools(svc, stat); err != nil {
+		return nil, err
 	}
 
 	pub, err := net.Listen("tcp", sc.Listen)
@@ -192,25 +189,26 @@ func (d *Daemon) adoptProcesses(ctx context.Context, svc *service, proc *process
 }
 
 // restartStaticPools re-establishes the pools the persisted state names for
-// a static runtime, which has no processes to adopt. Pools that were
+// a static runtime, which has no processes to adopt, after applying the
+// persisted registrations on top of the configuration. Pools that were
 // serving (live, previous, a candidate already taking traffic) come back
 // at once without a health gate: they passed it when deployed, and the
 // router's own checks take out an address that died meanwhile, so one dead
 // address cannot hold start-up or the pool. Registered addresses that never
-// passed a health check are the exception: they are probed, and join once
-// they pass. A candidate that was still
-// provisioning or verifying never passed its gate; the resumed controller
-// starts, and so gates, it again.
-func (d *Daemon) restartStaticPools(svc *service) {
-	sp, ok := svc.driver.(staticPools)
-	if !ok {
-		return
+// passed a health check are the exception: the driver probes them, and
+// they join once they pass. A candidate that was still provisioning or
+// verifying never passed its gate; the resumed controller starts, and so
+// gates, it again. Only registrations that cannot be read fail the start.
+func restartStaticPools(svc *service, drv *static.Driver) error {
+	if err := drv.RestoreRegistrations(); err != nil {
+		return err
 	}
 	for _, p := range svc.ctrl.Serving() {
-		if _, err := sp.Restore(p.Color, p.Version, d.unproven(svc, sp, p.Version)); err != nil {
+		if _, err := drv.Restore(p.Color, p.Version); err != nil {
 			svc.log.Error("restoring static pool", "color", p.Color, "version", p.Version, "err", err)
 		}
 	}
+	return nil
 }
 
 // stopServices releases every service's runtime: with StopInstancesOnExit

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/cutover/cutover/internal/deploy"
+	"github.com/cutover/cutover/internal/runtime/static"
 	"github.com/cutover/cutover/internal/store"
 )
 
@@ -43,6 +44,26 @@ func (a stateStore) Deployments(service string, limit int) ([]deploy.Deployment,
 		return nil
 	})
 	return out, err
+}
+
+// registrationStore adapts the bbolt store to the static runtime's Store:
+// the driver owns the format, the store keeps it in the state bucket under
+// "<service>/static-addresses", a key no controller state can have since
+// service names cannot contain '/'.
+type registrationStore struct{ s *store.Store }
+
+var _ static.Store = registrationStore{}
+
+func registrationsKey(service string) string { return service + "/static-addresses" }
+
+func (a registrationStore) LoadRegistrations(service string) ([]byte, bool, error) {
+	var raw json.RawMessage
+	found, err := a.s.GetState(registrationsKey(service), &raw)
+	return raw, found, err
+}
+
+func (a registrationStore) SaveRegistrations(service string, raw []byte) error {
+	return a.s.PutState(registrationsKey(service), json.RawMessage(raw))
 }
 
 func (a stateStore) Deployment(service, id string) (deploy.Deployment, bool, error) {

@@ -77,7 +77,7 @@ func (d *Driver) runProbe(ctx context.Context, k probeKey, pr *probe) {
 	if slices.Contains(d.versions[k.version], k.addr) {
 		for _, c := range d.colorsRunning(k.version) {
 			if p := d.pools[c]; !p.has(k.addr) {
-				p.add(d.svc.Name, c, k.version, k.addr)
+				d.joinLocked(p, c, k.addr)
 				changed = append(changed, c)
 			}
 		}
@@ -87,6 +87,7 @@ func (d *Driver) runProbe(ctx context.Context, k probeKey, pr *probe) {
 		d.log.Info("address healthy, added to pool", "color", c.String(), "version", k.version, "addr", k.addr)
 		d.report(c)
 	}
+	d.flushHealthy()
 }
 
 // cancelProbeLocked stops the probe of addr in version, if any. The caller

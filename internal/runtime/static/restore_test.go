@@ -1,6 +1,7 @@
 package static
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -15,9 +16,15 @@ import (
 func TestRestoreProbesUnprovenAddresses(t *testing.T) {
 	up, _ := backend(t, true)
 	booting, healthy := backend(t, false)
-	d, rec := newDriver(t, map[string][]string{"v1": {up, booting}})
+	st := newMemStore()
+	st.put("web", fmt.Sprintf(`{"schema":2,"added":{"v1":[%q]}}`, booting)) // registered, never healthy
+	rec := runtimetest.NewRecorder()
+	d := newDriverWith(t, map[string][]string{"v1": {up}}, st, rec)
+	if err := d.RestoreRegistrations(); err != nil {
+		t.Fatal(err)
+	}
 
-	ins, err := d.Restore(route.Blue, "v1", []string{booting})
+	ins, err := d.Restore(route.Blue, "v1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,15 +21,40 @@
 // gating: the pool was gated when it was deployed, and the router's own
 // active health checks and passive ejection take out any address that died
 // since, whereas gating again would let one dead address keep the whole
-// service down. The exception is an address the caller names as never
-// having passed a health check (registered, never healthy): it is probed
-// in the background as Register does.
+// service down. The exception is an address registered that has never been
+// in a pool (so never passed a health check): it is probed in the
+// background as Register does.
+//
+// # Persistence
+//
+// With a Store, the driver persists what run-time registrations changed
+// relative to the configured versions, so that what the API acknowledged
+// survives a restart: RestoreRegistrations applies it at start-up, on top
+// of the configuration, which stays in charge of everything registrations
+// did not touch. Register and Deregister persist before they return, and
+// undo the change when persisting fails. The stored value is JSON, schema
+// 2: {"schema":2,"added":{version:[addr]},"removed":{...},"healthy":{...}};
+// a value in the first format (the whole address map, version -> addresses)
+// is read as the addresses it has beyond the configuration.
+//
+// "healthy" names the registered addresses that have been in a pool, so
+// passed a health check; Restore takes those at once. They are recorded in
+// memory, under the driver's lock, where the driver adds an address to a
+// pool, and persisted by that same driver path (Start, or the background
+// probe that admitted the address) once its Listener call has returned and
+// with none of the driver's locks held. So no store write happens inside a
+// Listener call, a slow store never holds up the router's view of a pool,
+// and a probe's write is finished when Close returns. Writes are serialised
+// and each carries the state at the time it is made, so the last one is
+// never stale. A failure to persist the healthy set is logged: such an
+// address is then only probed before it joins a pool after a restart.
 //
 // # Concurrency
 //
 // A Driver is safe for concurrent use. Start, Restore and Stop of one colour
 // are serialised; Listener calls are serialised and carry the state at the
-// time of the call. Background probes are owned by the driver and stopped by
+// time of the call. Register and Deregister are serialised with their
+// persistence. Background probes are owned by the driver and stopped by
 // Close.
 package static
 
@@ -55,11 +80,13 @@ var (
 )
 
 // Options configure a Driver. Service is required and must have a static
-// runtime; a nil Listener discards reports and a nil Logger discards logs.
+// runtime; a nil Listener discards reports, a nil Logger discards logs and
+// a nil Store keeps registrations in memory only.
 type Options struct {
 	Service  *config.Service
 	Listener runtime.Listener
 	Logger   *slog.Logger
+	Store    Store
 	// StartTimeout bounds how long Start waits for every address to pass
 	// its health check; default 60s.
 	StartTimeout time.Duration
@@ -75,7 +102,11 @@ type Driver struct {
 	gate     *runtime.HealthGate
 	listener runtime.Listener
 	log      *slog.Logger
+	store    Store // nil: registrations are not persisted
 	timeout  time.Duration
+	// configured is runtime.static.versions as the driver was built with
+	// it: what registrations are a difference from.
+	configured map[string][]string
 	// probeEvery spaces the retries of background probes: the service's
 	// health check interval.
 	probeEvery time.Duration
@@ -84,14 +115,23 @@ type Driver struct {
 	cancel context.CancelFunc
 	bg     sync.WaitGroup // probes
 
-	opMu     [2]sync.Mutex // serialises Start/Stop per colour
-	notifyMu sync.Mutex    // serialises Listener calls
+	// Lock order: opMu[c] or regMu, then persistMu or notifyMu, then mu.
+	// persistMu and notifyMu are never held together: a Listener call never
+	// waits on the store, and a store write never waits on a Listener.
+	opMu      [2]sync.Mutex // serialises Start/Stop per colour
+	regMu     sync.Mutex    // serialises Register/Deregister with their persistence
+	persistMu sync.Mutex    // serialises store writes
+	notifyMu  sync.Mutex    // serialises Listener calls
 
 	mu       sync.Mutex
 	versions map[string][]string // version -> addresses, config plus registrations
 	pools    [2]*pool
 	probes   map[probeKey]*probe // addresses waiting to join their version's pools
 	closed   bool
+	// healthy holds the registered addresses (not configured) that have
+	// been in a pool; healthyDirty is set when it grew since the last write.
+	healthy      map[string][]string
+	healthyDirty bool
 }
 
 // pool is what a colour runs: a version and its instances.
@@ -112,9 +152,10 @@ func New(opts Options) (*Driver, error) {
 		return nil, err
 	}
 	d := &Driver{
-		svc: svc, gate: gate, listener: opts.Listener, log: opts.Logger,
+		svc: svc, gate: gate, listener: opts.Listener, log: opts.Logger, store: opts.Store,
 		timeout: opts.StartTimeout, probeEvery: svc.Health.Interval,
-		versions: make(map[string][]string), probes: make(map[probeKey]*probe),
+		configured: make(map[string][]string),
+		versions:   make(map[string][]string), probes: make(map[probeKey]*probe),
 	}
 	if d.listener == nil {
 		d.listener = discard{}
@@ -136,6 +177,7 @@ func New(opts Options) (*Driver, error) {
 			}
 		}
 		d.versions[v] = slices.Clone(addrs)
+		d.configured[v] = slices.Clone(addrs)
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	return d, nil
@@ -157,9 +199,10 @@ func checkAddr(addr string) error {
 // check: it waits until every one has passed or the start timeout has
 // passed, then serves those that did and probes the others in the
 // background (see the package comment). A colour that already serves the
-// version is returned as it is. A version without addresses, or one none of
-// whose addresses passed, fails with an error naming service, colour,
-// version and each address; the colour is then left as it was.
+// version is returned as it is. Registered addresses it serves are
+// persisted as healthy before it returns. A version without addresses, or
+// one none of whose addresses passed, fails with an error naming service,
+// colour, version and each address; the colour is then left as it was.
 func (d *Driver) Start(ctx context.Context, c route.Color, version string) ([]runtime.Instance, error) {
 	d.opMu[c].Lock()
 	defer d.opMu[c].Unlock()
@@ -175,7 +218,7 @@ func (d *Driver) Start(ctx context.Context, c route.Color, version string) ([]ru
 	d.mu.Lock()
 	for _, a := range healthy {
 		if slices.Contains(d.versions[version], a) { // not deregistered while gating
-			p.add(d.svc.Name, c, version, a)
+			d.joinLocked(p, c, a)
 		}
 	}
 	if len(p.instances) == 0 {
@@ -198,6 +241,7 @@ func (d *Driver) Start(ctx context.Context, c route.Color, version string) ([]ru
 	d.log.Info("pool healthy", "color", c.String(), "version", version,
 		"instances", n, "unhealthy", len(failed))
 	d.report(c)
+	d.flushHealthy()
 	return d.Instances(c), nil
 }
 
@@ -242,14 +286,14 @@ func (d *Driver) instancesOrNil(c route.Color, err error) ([]runtime.Instance, e
 // without health-gating: the pool was gated when it was first deployed, and
 // gating again would let one dead address keep the whole pool (and so the
 // service) down. Every address of the version joins the pool and the
-// listener sees it at once, except those in unproven: addresses the caller
-// knows never passed a health check (registered but never healthy), which
-// are probed in the background like the addresses a started pool lacks and
-// join once they pass. Addresses that are down are left to the router's
-// active health checks and passive ejection. A colour that already serves
-// the version is returned as it is. Only a version without any address is
-// an error.
-func (d *Driver) Restore(c route.Color, version string, unproven []string) ([]runtime.Instance, error) {
+// listener sees it at once, except registered addresses that have never
+// been in a pool (so never passed a health check; see RestoreRegistrations),
+// which are probed in the background like the addresses a started pool
+// lacks and join once they pass. Addresses that are down are left to the
+// router's active health checks and passive ejection. A colour that
+// already serves the version is returned as it is. Only a version without
+// any address is an error.
+func (d *Driver) Restore(c route.Color, version string) ([]runtime.Instance, error) {
 	d.opMu[c].Lock()
 	defer d.opMu[c].Unlock()
 	addrs, serving, err := d.begin(c, version, "restore", "restoring")
@@ -257,18 +301,20 @@ func (d *Driver) Restore(c route.Color, version string, unproven []string) ([]ru
 		return d.instancesOrNil(c, err)
 	}
 	p := &pool{version: version}
+	d.mu.Lock()
+	unproven := d.unprovenLocked(version)
 	for _, a := range addrs {
 		if !slices.Contains(unproven, a) {
-			p.add(d.svc.Name, c, version, a)
+			d.joinLocked(p, c, a)
 		}
 	}
-	d.mu.Lock()
 	d.install(c, p) // from here background probes may add to p under d.mu
 	n := len(p.instances)
 	d.mu.Unlock()
 	d.log.Info("pool restored without health gate", "color", c.String(), "version", version,
 		"instances", n, "probing", len(addrs)-n)
 	d.report(c)
+	d.flushHealthy()
 	return d.Instances(c), nil
 }
 
@@ -351,15 +397,8 @@ func (d *Driver) Close() error {
 	return nil
 }
 
-// Register adds addr to version (creating the version when unknown) at once,
-// so Versions reflects it. When a colour serves that version, the address
-// joins its pool only once it passes its health check (probed in the
-// background, within the start timeout): the router takes a new backend
-// for healthy at once, and an autoscaler registers instances that are
-// still booting. One that never becomes healthy is logged and stays out of
-// the pools; one deregistered first is never added. Registering an address
-// twice does nothing.
-func (d *Driver) Register(version, addr string) error {
+// register is Register without persistence.
+func (d *Driver) register(version, addr string) error {
 	if err := checkAddr(addr); err != nil {
 		return fmt.Errorf("service %s: register %s: %w", d.svc.Name, version, err)
 	}
@@ -378,10 +417,8 @@ func (d *Driver) Register(version, addr string) error {
 	return nil
 }
 
-// Deregister removes addr from version; a colour serving the version drops
-// it and the listener sees the smaller list. An address that is not
-// registered is an error.
-func (d *Driver) Deregister(version, addr string) error {
+// deregister is Deregister without persistence.
+func (d *Driver) deregister(version, addr string) error {
 	d.mu.Lock()
 	i := slices.Index(d.versions[version], addr)
 	if i < 0 {

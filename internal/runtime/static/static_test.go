@@ -36,19 +36,26 @@ func backend(t *testing.T, healthy bool) (addr string, h *atomic.Bool) {
 
 func newDriver(t *testing.T, versions map[string][]string) (*Driver, *runtimetest.Recorder) {
 	rec := runtimetest.NewRecorder()
+	return newDriverWith(t, versions, nil, rec), rec
+}
+
+// newDriverWith builds a driver of service web over versions that
+// persists to st (none when nil) and reports to lis.
+func newDriverWith(t *testing.T, versions map[string][]string, st Store, lis runtime.Listener) *Driver {
+	t.Helper()
 	d, err := New(Options{
 		Service: &config.Service{
 			Name:    "web",
 			Runtime: config.Runtime{Static: &config.Static{Versions: versions}},
 			Health:  config.Health{Path: "/healthz", Timeout: time.Second, Interval: 50 * time.Millisecond},
 		},
-		Listener: rec, StartTimeout: 600 * time.Millisecond,
+		Listener: lis, Store: st, StartTimeout: 600 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	return d, rec
+	return d
 }
 
 func addrs(ins []runtime.Instance) []string {
@@ -234,7 +241,7 @@ func TestRestoreDoesNotGate(t *testing.T) {
 	d, rec := newDriver(t, map[string][]string{"v1": {up, down}})
 
 	start := time.Now()
-	ins, err := d.Restore(route.Blue, "v1", nil)
+	ins, err := d.Restore(route.Blue, "v1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +257,7 @@ func TestRestoreDoesNotGate(t *testing.T) {
 	}
 	// Restoring again, or starting the same version, keeps the pool.
 	n := len(rec.PoolEvents())
-	if again, err := d.Restore(route.Blue, "v1", nil); err != nil || len(again) != 2 || again[0].ID != ins[0].ID {
+	if again, err := d.Restore(route.Blue, "v1"); err != nil || len(again) != 2 || again[0].ID != ins[0].ID {
 		t.Errorf("second Restore = %+v, %v", again, err)
 	}
 	if again, err := d.Start(context.Background(), route.Blue, "v1"); err != nil || len(again) != 2 {
@@ -259,7 +266,7 @@ func TestRestoreDoesNotGate(t *testing.T) {
 	if len(rec.PoolEvents()) != n {
 		t.Errorf("restoring a pool that runs reported it again")
 	}
-	if _, err := d.Restore(route.Green, "v9", nil); err == nil || !strings.Contains(err.Error(), "no addresses for version v9") {
+	if _, err := d.Restore(route.Green, "v9"); err == nil || !strings.Contains(err.Error(), "no addresses for version v9") {
 		t.Errorf("Restore of a version without addresses: %v", err)
 	}
 	if len(d.Instances(route.Green)) != 0 {
