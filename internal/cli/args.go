@@ -83,7 +83,7 @@ func flagArity(root *cobra.Command) (takesValue, raw map[string]bool) {
 	}
 	root.PersistentFlags().VisitAll(add)
 	for _, c := range root.Commands() {
-		c.LocalNonPersistentFlags().VisitAll(add)
+		c.Flags().VisitAll(add) // its own; LocalFlags would build new sets to say the same
 		if c.DisableFlagParsing {
 			raw[c.Name()] = true
 		}
