@@ -100,7 +100,11 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 		}
 		svc.driver, proc = drv, drv
 	default:
-		drv, err := static.New(static.Options{Service: sc, Listener: lis, Logger: component("runtime"), Store: registrationStore{d.store}})
+		tlsConf, err := instanceTLS(sc)
+		if err != nil {
+			return nil, err
+		}
+		drv, err := static.New(staticOptions(sc, tlsConf, lis, component("runtime"), registrationStore{d.store}))
 		if err != nil {
 			return nil, err
 		}

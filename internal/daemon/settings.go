@@ -11,6 +11,7 @@ import (
 	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/runtime"
 	"github.com/cutover/cutover/internal/runtime/process"
+	"github.com/cutover/cutover/internal/runtime/static"
 )
 
 // This file maps the configuration file's types to the options and
@@ -78,4 +79,14 @@ func processOptions(sc *config.Service, tlsConf *tls.Config, stateDir string, li
 		Gate: gateOptions(sc, tlsConf), UnhealthyThreshold: sc.Health.UnhealthyThreshold,
 		StateDir: stateDir, Listener: lis, Logger: log, Ports: ports,
 	}
+}
+
+// staticOptions is the static runtime of a service.
+func staticOptions(sc *config.Service, tlsConf *tls.Config, lis runtime.Listener, log *slog.Logger, st static.Store) static.Options {
+	o := static.Options{Service: sc.Name, Gate: gateOptions(sc, tlsConf), ProbeEvery: sc.Health.Interval,
+		Listener: lis, Logger: log, Store: st}
+	if s := sc.Runtime.Static; s != nil {
+		o.Versions = s.Versions
+	}
+	return o
 }

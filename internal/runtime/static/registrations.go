@@ -36,16 +36,16 @@ func (d *Driver) RestoreRegistrations() error {
 	}
 	d.regMu.Lock()
 	defer d.regMu.Unlock()
-	raw, found, err := d.store.LoadRegistrations(d.svc.Name)
+	raw, found, err := d.store.LoadRegistrations(d.name)
 	if err != nil {
-		return fmt.Errorf("service %s: registered static addresses: %w", d.svc.Name, err)
+		return fmt.Errorf("service %s: registered static addresses: %w", d.name, err)
 	}
 	if !found {
 		return nil
 	}
 	saved, current, err := decodeDelta(raw, d.configured)
 	if err != nil {
-		return fmt.Errorf("service %s: registered static addresses: %w", d.svc.Name, err)
+		return fmt.Errorf("service %s: registered static addresses: %w", d.name, err)
 	}
 	d.mu.Lock()
 	d.healthy = saved.Healthy
@@ -176,13 +176,13 @@ func (d *Driver) snapshot() delta {
 func (d *Driver) saveLocked(dl delta) error {
 	raw, err := json.Marshal(dl)
 	if err == nil {
-		err = d.store.SaveRegistrations(d.svc.Name, raw)
+		err = d.store.SaveRegistrations(d.name, raw)
 	}
 	if err != nil {
 		d.mu.Lock()
 		d.healthyDirty = true
 		d.mu.Unlock()
-		return fmt.Errorf("service %s: persisting static addresses: %w", d.svc.Name, err)
+		return fmt.Errorf("service %s: persisting static addresses: %w", d.name, err)
 	}
 	return nil
 }
@@ -192,7 +192,7 @@ func (d *Driver) saveLocked(dl delta) error {
 // to be persisted by flushHealthy, so that a restart restores it at once.
 // The caller holds d.mu.
 func (d *Driver) joinLocked(p *pool, c route.Color, addr string) {
-	p.add(d.svc.Name, c, p.version, addr)
+	p.add(d.name, c, p.version, addr)
 	v := p.version
 	if slices.Contains(d.configured[v], addr) || slices.Contains(d.healthy[v], addr) {
 		return

@@ -69,7 +69,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/route"
 	"github.com/cutover/cutover/internal/runtime"
 )
@@ -79,26 +78,38 @@ var (
 	_ runtime.Registrar = (*Driver)(nil)
 )
 
-// Options configure a Driver. Service is required and must have a static
-// runtime; a nil Listener discards reports, a nil Logger discards logs and
-// a nil Store keeps registrations in memory only.
+// Options configure a Driver. Service is required; a nil Listener
+// discards reports, a nil Logger discards logs and a nil Store keeps
+// registrations in memory only.
 type Options struct {
-	Service  *config.Service
-	Listener runtime.Listener
-	Logger   *slog.Logger
-	Store    Store
+	// Service is the name of the service the addresses serve.
+	Service string
+	// Versions are the configured addresses per version
+	// (runtime.static.versions); registrations are a difference from them.
+	Versions map[string][]string
+	// Gate is how addresses are health-checked before they join a pool.
+	Gate runtime.GateOptions
+	// ProbeEvery spaces the retries of background probes of addresses
+	// that are down (the service's health check interval); default
+	// DefaultProbeEvery.
+	ProbeEvery time.Duration
+	Listener   runtime.Listener
+	Logger     *slog.Logger
+	Store      Store
 	// StartTimeout bounds how long Start waits for every address to pass
-	// its health check; default 60s.
+	// its health check; default DefaultStartTimeout.
 	StartTimeout time.Duration
 }
 
-// defaultProbeEvery spaces the retries of a background probe when the
-// service's health interval is not set.
-const defaultProbeEvery = time.Second
+// The driver's defaults for zero Options fields.
+const (
+	DefaultProbeEvery   = time.Second
+	DefaultStartTimeout = time.Minute
+)
 
 // Driver serves the pools of one service from known addresses.
 type Driver struct {
-	svc      *config.Service
+	name     string // the service's
 	gate     *runtime.HealthGate
 	listener runtime.Listener
 	log      *slog.Logger
@@ -143,17 +154,12 @@ type pool struct {
 
 // New builds the driver from Service.Runtime.Static. It contacts nothing.
 func New(opts Options) (*Driver, error) {
-	svc := opts.Service
-	if svc == nil || svc.Runtime.Static == nil {
-		return nil, errors.New("static runtime: service has no static runtime")
-	}
-	gate, err := runtime.NewHealthGate(svc)
-	if err != nil {
-		return nil, err
+	if opts.Service == "" {
+		return nil, errors.New("static runtime: no service name")
 	}
 	d := &Driver{
-		svc: svc, gate: gate, listener: opts.Listener, log: opts.Logger, store: opts.Store,
-		timeout: opts.StartTimeout, probeEvery: svc.Health.Interval,
+		name: opts.Service, gate: runtime.NewGate(opts.Gate), listener: opts.Listener, log: opts.Logger, store: opts.Store,
+		timeout: opts.StartTimeout, probeEvery: opts.ProbeEvery,
 		configured: make(map[string][]string),
 		versions:   make(map[string][]string), probes: make(map[probeKey]*probe),
 	}
@@ -163,17 +169,17 @@ func New(opts Options) (*Driver, error) {
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
-	d.log = d.log.With("service", svc.Name)
+	d.log = d.log.With("service", opts.Service)
 	if d.timeout <= 0 {
-		d.timeout = time.Minute
+		d.timeout = DefaultStartTimeout
 	}
 	if d.probeEvery <= 0 {
-		d.probeEvery = defaultProbeEvery
+		d.probeEvery = DefaultProbeEvery
 	}
-	for v, addrs := range svc.Runtime.Static.Versions {
+	for v, addrs := range opts.Versions {
 		for _, a := range addrs {
 			if err := checkAddr(a); err != nil {
-				return nil, fmt.Errorf("service %s: static runtime: version %s: %w", svc.Name, v, err)
+				return nil, fmt.Errorf("service %s: static runtime: version %s: %w", opts.Service, v, err)
 			}
 		}
 		d.versions[v] = slices.Clone(addrs)
@@ -212,7 +218,7 @@ func (d *Driver) Start(ctx context.Context, c route.Color, version string) ([]ru
 	}
 	healthy, failed := d.gateAll(ctx, addrs)
 	if ctx.Err() != nil {
-		return nil, fmt.Errorf("service %s: start %s %s: %w", d.svc.Name, c, version, context.Cause(ctx))
+		return nil, fmt.Errorf("service %s: start %s %s: %w", d.name, c, version, context.Cause(ctx))
 	}
 	p := &pool{version: version}
 	d.mu.Lock()
@@ -227,7 +233,7 @@ func (d *Driver) Start(ctx context.Context, c route.Color, version string) ([]ru
 		if why == nil {
 			why = errors.New("every address that passed was deregistered meanwhile")
 		}
-		return nil, fmt.Errorf("service %s: start %s %s: no address is healthy: %w", d.svc.Name, c, version, why)
+		return nil, fmt.Errorf("service %s: start %s %s: no address is healthy: %w", d.name, c, version, why)
 	}
 	// Once installed, background probes may add to p under d.mu: count it
 	// before letting go.
@@ -264,12 +270,12 @@ func (d *Driver) begin(c route.Color, version, op, doing string) (addrs []string
 	d.mu.Unlock()
 	switch {
 	case closed:
-		return nil, false, fmt.Errorf("service %s: %s %s %s: driver closed", d.svc.Name, op, c, version)
+		return nil, false, fmt.Errorf("service %s: %s %s %s: driver closed", d.name, op, c, version)
 	case cur != nil && cur.version == version:
 		return nil, true, nil
 	case len(addrs) == 0:
 		return nil, false, fmt.Errorf("service %s: static runtime has no addresses for version %s (%s %s)",
-			d.svc.Name, version, doing, c)
+			d.name, version, doing, c)
 	}
 	return addrs, false, nil
 }
@@ -400,7 +406,7 @@ func (d *Driver) Close() error {
 // register is Register without persistence.
 func (d *Driver) register(version, addr string) error {
 	if err := checkAddr(addr); err != nil {
-		return fmt.Errorf("service %s: register %s: %w", d.svc.Name, version, err)
+		return fmt.Errorf("service %s: register %s: %w", d.name, version, err)
 	}
 	d.mu.Lock()
 	if slices.Contains(d.versions[version], addr) {
@@ -423,7 +429,7 @@ func (d *Driver) deregister(version, addr string) error {
 	i := slices.Index(d.versions[version], addr)
 	if i < 0 {
 		d.mu.Unlock()
-		return fmt.Errorf("service %s: deregister %s: address %s is not registered", d.svc.Name, version, addr)
+		return fmt.Errorf("service %s: deregister %s: address %s is not registered", d.name, version, addr)
 	}
 	d.versions[version] = slices.Delete(d.versions[version], i, i+1)
 	d.cancelProbeLocked(version, addr)

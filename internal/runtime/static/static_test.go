@@ -13,7 +13,6 @@ import (
 
 	"github.com/cutover/cutover/internal/testsupport"
 
-	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/route"
 	"github.com/cutover/cutover/internal/runtime"
 	"github.com/cutover/cutover/internal/runtime/runtimetest"
@@ -44,12 +43,10 @@ func newDriver(t *testing.T, versions map[string][]string) (*Driver, *runtimetes
 func newDriverWith(t *testing.T, versions map[string][]string, st Store, lis runtime.Listener) *Driver {
 	t.Helper()
 	d, err := New(Options{
-		Service: &config.Service{
-			Name:    "web",
-			Runtime: config.Runtime{Static: &config.Static{Versions: versions}},
-			Health:  config.Health{Path: "/healthz", Timeout: time.Second, Interval: 50 * time.Millisecond},
-		},
-		Listener: lis, Store: st, StartTimeout: 600 * time.Millisecond,
+		Service: "web", Versions: versions,
+		Gate:       runtime.GateOptions{Path: "/healthz", Timeout: time.Second},
+		ProbeEvery: 50 * time.Millisecond,
+		Listener:   lis, Store: st, StartTimeout: 600 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -222,11 +219,10 @@ func TestStartWithSomeAddressesDown(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	if _, err := New(Options{Service: &config.Service{Name: "web"}}); err == nil {
-		t.Error("New without a static runtime succeeded")
+	if _, err := New(Options{}); err == nil {
+		t.Error("New without a service name succeeded")
 	}
-	_, err := New(Options{Service: &config.Service{Name: "web",
-		Runtime: config.Runtime{Static: &config.Static{Versions: map[string][]string{"v1": {"10.0.0.1"}}}}}})
+	_, err := New(Options{Service: "web", Versions: map[string][]string{"v1": {"10.0.0.1"}}})
 	if err == nil || !strings.Contains(err.Error(), "v1") {
 		t.Errorf("New with an address without port: %v", err)
 	}
