@@ -3,13 +3,10 @@ package runtime
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/http"
-	"os"
 	"time"
 
-	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/health"
 )
 
@@ -65,40 +62,6 @@ func NewGate(o GateOptions) *HealthGate {
 	return g
 }
 
-// NewHealthGate builds the gate for a service: HTTPS when the service talks
-// TLS to its instances (verified against UpstreamTLS.CAFile when set), the
-// service's health path, and each probe bounded by Health.Timeout.
-func NewHealthGate(svc *config.Service) (*HealthGate, error) {
-	g := &HealthGate{scheme: "http", path: svc.Health.Path, timeout: svc.Health.Timeout}
-	if g.path == "" {
-		g.path = "/healthz"
-	}
-	if g.timeout <= 0 {
-		g.timeout = 2 * time.Second
-	}
-	tr := &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: 5 * time.Second, DisableKeepAlives: true}
-	if up := svc.Runtime.UpstreamTLS; up != nil {
-		g.scheme = "https"
-		cfg := &tls.Config{ServerName: up.ServerName}
-		if up.CAFile != "" {
-			pem, err := os.ReadFile(up.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("service %s: upstream CA: %w", svc.Name, err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("service %s: upstream CA %s holds no certificate", svc.Name, up.CAFile)
-			}
-			cfg.RootCAs = pool
-		}
-		tr.TLSClientConfig = cfg
-	}
-	g.client = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
-		return http.ErrUseLastResponse
-	}}
-	return g, nil
-}
-
 // URL returns the health check URL of an instance at addr.
 func (g *HealthGate) URL(addr string) string { return g.scheme + "://" + addr + g.path }
 
@@ -111,8 +74,8 @@ func (g *HealthGate) Check(ctx context.Context, addr string) error {
 
 // WaitHealthy probes addr every GatePollInterval until a probe passes, ctx is
 // done (the caller's start timeout), or abort is closed (the instance
-// exited). It returns nil once healthy, otherwise the last probe error
-// joined with the reason it gave up.
+// exited). It returns nil once healthy, otherwise a *NotHealthyError with
+// the last probe's error and the reason it gave up.
 func (g *HealthGate) WaitHealthy(ctx context.Context, addr string, abort <-chan struct{}) error {
 	return g.WaitHealthyEvery(ctx, addr, abort, GatePollInterval)
 }
@@ -137,15 +100,34 @@ func (g *HealthGate) WaitHealthyEvery(ctx context.Context, addr string, abort <-
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("not healthy in time (last probe: %v): %w", last, context.Cause(ctx))
+			return &NotHealthyError{LastProbe: last, Cause: context.Cause(ctx)}
 		case <-abort:
-			return fmt.Errorf("exited before it was healthy (last probe: %v)", last)
+			return &NotHealthyError{LastProbe: last, Exited: true}
 		case <-t.C:
 		}
 		delay = min(2*delay, every)
 		t.Reset(delay)
 	}
 }
+
+// NotHealthyError is WaitHealthy's error: the last probe's failure, and
+// why the gate stopped waiting (Cause, the context's; or Exited, when the
+// instance exited).
+type NotHealthyError struct {
+	LastProbe error
+	Cause     error
+	Exited    bool
+}
+
+func (e *NotHealthyError) Error() string {
+	if e.Exited {
+		return fmt.Sprintf("exited before it was healthy (last probe: %v)", e.LastProbe)
+	}
+	return fmt.Sprintf("not healthy in time (last probe: %v): %v", e.LastProbe, e.Cause)
+}
+
+// Unwrap returns Cause.
+func (e *NotHealthyError) Unwrap() error { return e.Cause }
 
 // CloseIdle releases the gate's idle connections.
 func (g *HealthGate) CloseIdle() { g.client.CloseIdleConnections() }
