@@ -9,24 +9,23 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/internal/health"
 	"github.com/cutover/cutover/internal/proxy"
 	"github.com/cutover/cutover/internal/route"
 )
 
-// Service returns the service definition the benchmarks give the router:
-// one instance per colour, fast health checks, no stickiness (a benchmark
-// client carries no cookie, and the split must follow the weights alone).
-func Service(listen string) *config.Service {
-	return &config.Service{
-		Name:         "bench",
-		Listen:       listen,
-		StickyCookie: "-",
-		Instances:    1,
-		Health: config.Health{Path: "/healthz", Interval: time.Second, Timeout: time.Second,
+// RouterOptions returns the options the benchmarks give the router:
+// fast health checks, no stickiness (a benchmark client carries no cookie,
+// and the split must follow the weights alone).
+func RouterOptions(logger *slog.Logger) proxy.Options {
+	return proxy.Options{
+		Service:      "bench",
+		StickyCookie: proxy.NoStickyCookie,
+		Health: health.Config{Path: "/healthz", Interval: time.Second, Timeout: time.Second,
 			HealthyThreshold: 1, UnhealthyThreshold: 3},
-		Timeouts:     config.Timeouts{ReadHeader: 10 * time.Second, Idle: 120 * time.Second, UpstreamHeader: 30 * time.Second},
+		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, UpstreamHeaderTimeout: 30 * time.Second,
 		DrainTimeout: 5 * time.Second,
+		Logger:       logger,
 	}
 }
 
@@ -51,7 +50,7 @@ func StartCutover(ctx context.Context, blue, green string, candidateWeight float
 	if err != nil {
 		return nil, err
 	}
-	r, err := proxy.New(proxy.Options{Service: Service(ln.Addr().String()), Logger: logger})
+	r, err := proxy.New(RouterOptions(logger))
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("build router: %w", err)

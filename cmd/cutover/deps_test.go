@@ -49,3 +49,18 @@ func TestDependencyDirection(t *testing.T) {
 		}
 	}
 }
+
+// Nothing below the daemon imports the configuration file's types: each
+// layer has options of its own with its own defaults, and the daemon maps
+// the configuration to them in one place (internal/daemon/settings.go).
+func TestOnlyTheDaemonImportsConfig(t *testing.T) {
+	for _, pkg := range []string{
+		"internal/proxy", "internal/health", "internal/route", "internal/metrics",
+		"internal/deploy", "internal/runtime", "internal/runtime/process", "internal/runtime/static",
+		"internal/analysis", "internal/store", "internal/api",
+	} {
+		if deps(t, pkg)["internal/config"] {
+			t.Errorf("%s imports internal/config; give it options of its own, filled in internal/daemon/settings.go", pkg)
+		}
+	}
+}

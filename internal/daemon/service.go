@@ -70,7 +70,11 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 	component := func(name string) *slog.Logger { return d.log.With("component", name) }
 	svc := &service{name: sc.Name, log: log}
 	svc.cfg.Store(sc)
-	r, err := proxy.New(proxy.Options{Service: sc, Logger: component("router")})
+	tlsConf, err := instanceTLS(sc)
+	if err != nil {
+		return nil, err
+	}
+	r, err := proxy.New(proxyOptions(sc, tlsConf, component("router")))
 	if err != nil {
 		return nil, err
 	}
@@ -90,20 +94,12 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 	)
 	switch {
 	case sc.Runtime.Process != nil:
-		tlsConf, err := instanceTLS(sc)
-		if err != nil {
-			return nil, err
-		}
 		drv, err := process.New(processOptions(sc, tlsConf, stateDir, lis, component("runtime"), d.ports))
 		if err != nil {
 			return nil, err
 		}
 		svc.driver, proc = drv, drv
 	default:
-		tlsConf, err := instanceTLS(sc)
-		if err != nil {
-			return nil, err
-		}
 		drv, err := static.New(staticOptions(sc, tlsConf, lis, component("runtime"), registrationStore{d.store}))
 		if err != nil {
 			return nil, err

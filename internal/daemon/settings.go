@@ -9,6 +9,8 @@ import (
 
 	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/deploy"
+	"github.com/cutover/cutover/internal/health"
+	"github.com/cutover/cutover/internal/proxy"
 	"github.com/cutover/cutover/internal/runtime"
 	"github.com/cutover/cutover/internal/runtime/process"
 	"github.com/cutover/cutover/internal/runtime/static"
@@ -62,6 +64,25 @@ func instanceTLS(sc *config.Service) (*tls.Config, error) {
 		cfg.RootCAs = pool
 	}
 	return cfg, nil
+}
+
+// proxyOptions is a service's router. tlsConf is instanceTLS's, shared
+// with the runtime's health gates.
+func proxyOptions(sc *config.Service, tlsConf *tls.Config, log *slog.Logger) proxy.Options {
+	h, t := sc.Health, sc.Timeouts
+	o := proxy.Options{
+		Service: sc.Name, TrustedProxies: sc.TrustedProxies, StickyCookie: sc.StickyCookie,
+		FallbackPage: sc.FallbackPage, UpstreamTLS: tlsConf,
+		Health: health.Config{Path: h.Path, Interval: h.Interval, Timeout: h.Timeout,
+			HealthyThreshold: h.HealthyThreshold, UnhealthyThreshold: h.UnhealthyThreshold},
+		DrainTimeout:      sc.DrainTimeout,
+		ReadHeaderTimeout: t.ReadHeader, IdleTimeout: t.Idle, UpstreamHeaderTimeout: t.UpstreamHeader,
+		H2C: sc.H2C, Logger: log,
+	}
+	if sc.TLS != nil {
+		o.TLSCert, o.TLSKey = sc.TLS.Cert, sc.TLS.Key
+	}
+	return o
 }
 
 // gateOptions is how a service's runtime health-checks new instances.

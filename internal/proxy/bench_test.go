@@ -61,7 +61,7 @@ func BenchmarkPlainReverseProxy(b *testing.B) {
 // socket), which is where the router's own allocations show.
 func BenchmarkRouterHandler(b *testing.B) {
 	blue, green := newInstance(b, "web-blue-1", nil), newInstance(b, "web-green-1", nil)
-	r, err := New(Options{Service: testService()})
+	r, err := New(testService())
 	if err != nil {
 		b.Fatal(err)
 	}

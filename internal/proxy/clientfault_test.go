@@ -153,7 +153,8 @@ func TestRequestBodyTimeoutIs408(t *testing.T) {
 	})
 	svc := testService()
 	svc.Health.Interval = time.Hour
-	r, err := New(Options{Service: svc, Logger: testLogger(t)})
+	svc.Logger = testLogger(t)
+	r, err := New(svc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +192,8 @@ func TestOversizeBodyIs413(t *testing.T) {
 	})
 	svc := testService()
 	svc.Health.Interval = time.Hour
-	r, err := New(Options{Service: svc, Logger: testLogger(t)})
+	svc.Logger = testLogger(t)
+	r, err := New(svc)
 	if err != nil {
 		t.Fatal(err)
 	}

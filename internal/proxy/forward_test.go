@@ -107,7 +107,7 @@ func TestUpstreamHeaderTimeoutIs504(t *testing.T) {
 		}
 	})
 	svc := testService()
-	svc.Timeouts.UpstreamHeader = 150 * time.Millisecond
+	svc.UpstreamHeaderTimeout = 150 * time.Millisecond
 	r := startRouter(t, svc)
 	r.SetPool(route.Blue, "v1", backends(slow))
 	code, _, _ := get(t, client(), r.url+"/")
@@ -156,7 +156,7 @@ func TestForwardedHeaders(t *testing.T) {
 
 func TestSlowlorisClosedByHeaderTimeout(t *testing.T) {
 	svc := testService()
-	svc.Timeouts.ReadHeader = 200 * time.Millisecond
+	svc.ReadHeaderTimeout = 200 * time.Millisecond
 	r := startRouter(t, svc)
 	conn, err := net.Dial("tcp", strings.TrimPrefix(r.url, "http://"))
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/internal/health"
 	"github.com/cutover/cutover/internal/route"
 )
 
@@ -56,12 +56,14 @@ func newInstance(t testing.TB, id string, extra http.HandlerFunc) *instance {
 	return in
 }
 
-func testService() *config.Service {
-	return &config.Service{
-		Name:         "web",
-		DrainTimeout: 2 * time.Second,
-		Health:       config.Health{Path: "/healthz", Interval: 50 * time.Millisecond, Timeout: time.Second, HealthyThreshold: 1, UnhealthyThreshold: 1},
-		Timeouts:     config.Timeouts{ReadHeader: 5 * time.Second, Idle: 30 * time.Second, UpstreamHeader: 5 * time.Second},
+// testService is the options of the router under test, service "web";
+// tests change fields of the copy they get.
+func testService() Options {
+	return Options{
+		Service:           "web",
+		DrainTimeout:      2 * time.Second,
+		Health:            health.Config{Path: "/healthz", Interval: 50 * time.Millisecond, Timeout: time.Second, HealthyThreshold: 1, UnhealthyThreshold: 1},
+		ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second, UpstreamHeaderTimeout: 5 * time.Second,
 	}
 }
 
@@ -79,9 +81,10 @@ type running struct {
 	stop            func() error
 }
 
-func startRouter(t testing.TB, svc *config.Service) *running {
+func startRouter(t testing.TB, svc Options) *running {
 	t.Helper()
-	r, err := New(Options{Service: svc, Logger: testLogger(t)})
+	svc.Logger = testLogger(t)
+	r, err := New(svc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +100,7 @@ func startRouter(t testing.TB, svc *config.Service) *running {
 	done := make(chan error, 1)
 	go func() { done <- r.Serve(ctx, pub, pre) }()
 	scheme := "http"
-	if svc.TLS != nil {
+	if svc.TLSCert != "" {
 		scheme = "https"
 	}
 	rr := &running{Router: r, url: scheme + "://" + pub.Addr().String(), previewURL: "http://" + pre.Addr().String()}

@@ -44,7 +44,7 @@ func WritePrometheus(w io.Writer, routers ...*Router) {
 	snaps := make([]snap, len(routers))
 	for i, r := range routers {
 		s := &snaps[i]
-		s.name = r.svc.Name
+		s.name = r.opts.Service
 		live, cw := r.Split()
 		for _, c := range route.Colors {
 			s.counts[c] = r.Counts(c)

@@ -15,7 +15,6 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,7 +29,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/health"
 	"github.com/cutover/cutover/internal/metrics"
 	"github.com/cutover/cutover/internal/route"
@@ -43,17 +41,6 @@ type Backend struct {
 	ID string
 	// Addr is the host:port requests are forwarded to.
 	Addr string
-}
-
-// Options configure a Router.
-type Options struct {
-	// Service is the service's configuration (after defaults): listen
-	// settings, timeouts, TLS, trusted proxies, sticky cookie, health
-	// checks, drain timeout, upstream TLS and fallback page. The router
-	// reads it in New and keeps it; the caller must not modify it after.
-	Service *config.Service
-	// Logger receives the router's logs; nil discards them.
-	Logger *slog.Logger
 }
 
 // ejectFor is how long a connection failure takes an instance out of
@@ -70,7 +57,7 @@ const stickyMaxAge = 24 * time.Hour
 
 // Router forwards one service's traffic. Create it with New.
 type Router struct {
-	svc    *config.Service
+	opts   Options // after defaults; read-only after New
 	log    *slog.Logger
 	table  atomic.Pointer[route.Table]
 	rec    [2]metrics.Recorder // public traffic: what analysis judges
@@ -80,14 +67,12 @@ type Router struct {
 	fallbacks atomic.Uint64
 	transport *http.Transport
 	health    *http.Client
-	healthCfg health.Config
 	scheme    string // to instances
 	cookie    string // sticky cookie name; "" disables stickiness
 	cookieSfx string
 	trusted   []netip.Prefix
 	fallback  []byte
 	cert      *tls.Certificate
-	drainFor  time.Duration
 	bufs      bufferPool
 	states    sync.Pool
 	errLog    *slog.Logger
@@ -112,26 +97,18 @@ type poolState struct {
 	disabled bool
 }
 
-// New validates the service's router settings, loads the fallback page, the
-// TLS certificate and the upstream CA, and builds the upstream transport.
-// It starts no goroutine; health watchers start with SetPool.
+// New validates the router's options, loads the fallback page and the TLS
+// certificate, and builds the upstream transport. It starts no goroutine;
+// health watchers start with SetPool.
 func New(opts Options) (*Router, error) {
-	svc := opts.Service
-	if svc == nil {
-		return nil, errors.New("new router: no service configuration")
+	if opts.Service == "" {
+		return nil, errors.New("new router: no service name")
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	log = log.With("service", svc.Name)
-	r := &Router{svc: svc, log: log, scheme: "http", drainFor: svc.DrainTimeout, members: map[string]*backend{}}
-	if r.drainFor <= 0 {
-		r.drainFor = 30 * time.Second
-	}
-	r.errLog = log
+	opts = opts.withDefaults()
+	log := opts.Logger.With("service", opts.Service)
+	r := &Router{opts: opts, log: log, errLog: log, scheme: "http", members: map[string]*backend{}}
 	var errs []error
-	for _, s := range svc.TrustedProxies {
+	for _, s := range opts.TrustedProxies {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			a, aerr := netip.ParseAddr(s)
@@ -143,61 +120,41 @@ func New(opts Options) (*Router, error) {
 		}
 		r.trusted = append(r.trusted, p.Masked())
 	}
-	switch svc.StickyCookie {
-	case "-":
-	case "":
-		r.cookie = "cutover_" + svc.Name
-	default:
-		r.cookie = svc.StickyCookie
+	if opts.StickyCookie != NoStickyCookie {
+		r.cookie = opts.StickyCookie
 	}
 	r.cookieSfx = "; Path=/; Max-Age=" + strconv.Itoa(int(stickyMaxAge/time.Second)) + "; HttpOnly; SameSite=Lax"
 	r.fallback = []byte(builtinFallback)
-	if svc.FallbackPage != "" {
-		b, err := os.ReadFile(svc.FallbackPage)
+	if opts.FallbackPage != "" {
+		b, err := os.ReadFile(opts.FallbackPage)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("fallback page: %w", err))
 		}
 		r.fallback = b
 	}
-	if svc.TLS != nil {
-		cert, err := tls.LoadX509KeyPair(svc.TLS.Cert, svc.TLS.Key)
+	if opts.TLSCert != "" || opts.TLSKey != "" {
+		cert, err := tls.LoadX509KeyPair(opts.TLSCert, opts.TLSKey)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("tls certificate %s: %w", svc.TLS.Cert, err))
+			errs = append(errs, fmt.Errorf("tls certificate %s: %w", opts.TLSCert, err))
 		}
 		r.cert = &cert
 	}
-	var upstreamTLS *tls.Config
-	if u := svc.Runtime.UpstreamTLS; u != nil {
-		r.scheme = "https"
-		upstreamTLS = &tls.Config{ServerName: u.ServerName, MinVersion: tls.VersionTLS12}
-		if u.CAFile != "" {
-			pem, err := os.ReadFile(u.CAFile)
-			pool := x509.NewCertPool()
-			if err == nil && !pool.AppendCertsFromPEM(pem) {
-				err = errors.New("no certificate in file")
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("upstream tls ca %s: %w", u.CAFile, err))
-			}
-			upstreamTLS.RootCAs = pool
-		}
-	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("new router for service %s: %w", svc.Name, errors.Join(errs...))
+		return nil, fmt.Errorf("new router for service %s: %w", opts.Service, errors.Join(errs...))
 	}
-	r.transport = newTransport(svc.Timeouts.UpstreamHeader, upstreamTLS)
+	if opts.UpstreamTLS != nil {
+		r.scheme = "https"
+	}
+	r.transport = newTransport(opts.UpstreamHeaderTimeout, opts.UpstreamTLS)
 	r.health = &http.Client{
 		Transport:     r.transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	h := svc.Health
-	r.healthCfg = health.Config{Path: h.Path, Interval: h.Interval, Timeout: h.Timeout,
-		HealthyThreshold: h.HealthyThreshold, UnhealthyThreshold: h.UnhealthyThreshold}
 	r.states.New = func() any { return new(reqState) }
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	t, err := route.Build(route.Spec{})
 	if err != nil {
-		return nil, fmt.Errorf("new router for service %s: %w", svc.Name, err)
+		return nil, fmt.Errorf("new router for service %s: %w", opts.Service, err)
 	}
 	r.table.Store(t)
 	return r, nil
@@ -284,10 +241,10 @@ func (r *Router) SetPool(color route.Color, version string, backends []Backend) 
 // if they had been drained.
 func (r *Router) SetSplit(live route.Color, candidateWeight float64) error {
 	if live > route.Green {
-		return fmt.Errorf("set split for service %s: unknown live colour %d", r.svc.Name, live)
+		return fmt.Errorf("set split for service %s: unknown live colour %d", r.opts.Service, live)
 	}
 	if math.IsNaN(candidateWeight) || candidateWeight < 0 || candidateWeight > 100 {
-		return fmt.Errorf("set split for service %s: candidate weight %v outside 0..100", r.svc.Name, candidateWeight)
+		return fmt.Errorf("set split for service %s: candidate weight %v outside 0..100", r.opts.Service, candidateWeight)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -297,7 +254,7 @@ func (r *Router) SetSplit(live route.Color, candidateWeight float64) error {
 		pools[live.Other()].disabled = false
 	}
 	if err := r.publishLocked(live, candidateWeight, pools); err != nil {
-		return fmt.Errorf("set split for service %s: %w", r.svc.Name, err)
+		return fmt.Errorf("set split for service %s: %w", r.opts.Service, err)
 	}
 	r.log.Info("split set", "color", live, "candidate_weight", candidateWeight)
 	return nil
@@ -439,7 +396,7 @@ func (r *Router) watch(be *backend) {
 	be.stopWatch = cancel
 	log := r.log.With("color", be.color, "instance", be.inst.ID)
 	r.wg.Go(func() {
-		health.Watch(ctx, r.health, r.scheme, be.inst.Addr, r.healthCfg, true, func(ok bool, err error) {
+		health.Watch(ctx, r.health, r.scheme, be.inst.Addr, r.opts.Health, true, func(ok bool, err error) {
 			be.inst.SetHealthy(ok)
 			if ok {
 				log.Info("instance healthy")
@@ -459,7 +416,7 @@ func (r *Router) retire(be *backend) {
 		be.cutStreams()
 		return
 	}
-	deadline := time.Now().Add(r.drainFor)
+	deadline := time.Now().Add(r.opts.DrainTimeout)
 	r.wg.Go(func() {
 		if !waitIdle(r.ctx, []*backend{be}, deadline) {
 			n := be.cutStreams()
@@ -506,7 +463,7 @@ func (r *Router) Drain(ctx context.Context, color route.Color) error {
 	members := slices.Clone(r.pools[c].members)
 	r.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("drain %s %s: %w", r.svc.Name, c, err)
+		return fmt.Errorf("drain %s %s: %w", r.opts.Service, c, err)
 	}
 	for _, be := range members {
 		be.closeIdle(false)
@@ -517,7 +474,7 @@ func (r *Router) Drain(ctx context.Context, color route.Color) error {
 		}
 	}()
 	start := time.Now()
-	if waitIdle(ctx, members, start.Add(r.drainFor)) {
+	if waitIdle(ctx, members, start.Add(r.opts.DrainTimeout)) {
 		r.log.Info("drained", "color", c, "took", time.Since(start))
 		return nil
 	}
@@ -528,7 +485,7 @@ func (r *Router) Drain(ctx context.Context, color route.Color) error {
 	r.log.Warn("drain deadline passed; streams cut", "color", c, "streams", cut)
 	waitIdle(context.Background(), members, time.Now().Add(time.Second))
 	if ctx.Err() != nil {
-		return fmt.Errorf("drain %s %s: %w", r.svc.Name, c, ctx.Err())
+		return fmt.Errorf("drain %s %s: %w", r.opts.Service, c, ctx.Err())
 	}
 	return nil
 }

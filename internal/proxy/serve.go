@@ -26,7 +26,7 @@ import (
 // health watchers; Close does.
 func (r *Router) Serve(ctx context.Context, public, preview net.Listener) error {
 	if public == nil {
-		return fmt.Errorf("serve %s: no public listener", r.svc.Name)
+		return fmt.Errorf("serve %s: no public listener", r.opts.Service)
 	}
 	type unit struct {
 		srv *http.Server
@@ -60,7 +60,7 @@ func (r *Router) Serve(ctx context.Context, public, preview net.Listener) error 
 	case failed = <-errc:
 		pending--
 		if failed != nil {
-			failed = fmt.Errorf("serve %s: %w", r.svc.Name, failed)
+			failed = fmt.Errorf("serve %s: %w", r.opts.Service, failed)
 		}
 	}
 	srvs := make([]*http.Server, 0, len(units))
@@ -70,7 +70,7 @@ func (r *Router) Serve(ctx context.Context, public, preview net.Listener) error 
 	r.shutdown(srvs)
 	for range pending {
 		if err := <-errc; err != nil && failed == nil {
-			failed = fmt.Errorf("serve %s: %w", r.svc.Name, err)
+			failed = fmt.Errorf("serve %s: %w", r.opts.Service, err)
 		}
 	}
 	return failed
@@ -79,7 +79,7 @@ func (r *Router) Serve(ctx context.Context, public, preview net.Listener) error 
 // shutdown stops the servers gracefully within the drain timeout, then
 // cuts streams and upgraded connections and closes what remains.
 func (r *Router) shutdown(srvs []*http.Server) {
-	deadline := time.Now().Add(r.drainFor)
+	deadline := time.Now().Add(r.opts.DrainTimeout)
 	sctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -109,26 +109,19 @@ func (r *Router) shutdown(srvs []*http.Server) {
 }
 
 func (r *Router) newServer(h http.Handler, public bool) *http.Server {
-	t := r.svc.Timeouts
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: t.ReadHeader,
-		IdleTimeout:       t.Idle,
+		ReadHeaderTimeout: r.opts.ReadHeaderTimeout,
+		IdleTimeout:       r.opts.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
 		Protocols:         new(http.Protocols),
-	}
-	if srv.ReadHeaderTimeout <= 0 {
-		srv.ReadHeaderTimeout = 10 * time.Second
-	}
-	if srv.IdleTimeout <= 0 {
-		srv.IdleTimeout = 120 * time.Second
 	}
 	srv.Protocols.SetHTTP1(true)
 	if public && r.cert != nil {
 		srv.Protocols.SetHTTP2(true)
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*r.cert}, MinVersion: tls.VersionTLS12}
 	}
-	if public && r.svc.H2C {
+	if public && r.opts.H2C {
 		srv.Protocols.SetUnencryptedHTTP2(true)
 	}
 	return srv

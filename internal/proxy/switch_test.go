@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/route"
 )
 
@@ -231,7 +230,7 @@ func TestHTTP2OverTLS(t *testing.T) {
 	in := newInstance(t, "web-blue-1", nil)
 	cert, key := writeCert(t)
 	svc := testService()
-	svc.TLS = &config.TLS{Cert: cert, Key: key}
+	svc.TLSCert, svc.TLSKey = cert, key
 	r := startRouter(t, svc)
 	r.SetPool(route.Blue, "v1", backends(in))
 	c := &http.Client{Transport: &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
@@ -265,15 +264,19 @@ func TestH2C(t *testing.T) {
 	}
 }
 
-func TestUpstreamTLSWithCAFile(t *testing.T) {
+// The router and its health checks speak TLS to instances with the client
+// configuration the daemon gives (built from runtime.upstream_tls, CA file
+// included; the daemon's tests cover a missing one), and verify the
+// instance's certificate against it.
+func TestUpstreamTLS(t *testing.T) {
 	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "secure")
 	}))
 	defer up.Close()
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw}), 0o600)
+	ca := x509.NewCertPool()
+	ca.AddCert(up.Certificate())
 	svc := testService()
-	svc.Runtime.UpstreamTLS = &config.UpstreamTLS{CAFile: ca, ServerName: "example.com"}
+	svc.UpstreamTLS = &tls.Config{RootCAs: ca, ServerName: "example.com", MinVersion: tls.VersionTLS12}
 	r := startRouter(t, svc)
 	r.SetPool(route.Blue, "v1", []Backend{{ID: "web-blue-1", Addr: up.Listener.Addr().String()}})
 	if code, _, body := get(t, client(), r.url+"/"); code != 200 || body != "secure" {
@@ -283,10 +286,12 @@ func TestUpstreamTLSWithCAFile(t *testing.T) {
 	if h, _ := r.Healthy(route.Blue); h != 1 {
 		t.Fatal("health checks over upstream TLS fail")
 	}
-	svc2 := testService()
-	svc2.Runtime.UpstreamTLS = &config.UpstreamTLS{CAFile: filepath.Join(t.TempDir(), "missing.pem")}
-	if _, err := New(Options{Service: svc2}); err == nil || !strings.Contains(err.Error(), "upstream tls ca") {
-		t.Fatalf("missing CA file: %v", err)
+	untrusted := testService()
+	untrusted.UpstreamTLS = &tls.Config{RootCAs: x509.NewCertPool(), ServerName: "example.com", MinVersion: tls.VersionTLS12}
+	r2 := startRouter(t, untrusted)
+	r2.SetPool(route.Blue, "v1", []Backend{{ID: "web-blue-1", Addr: up.Listener.Addr().String()}})
+	if code, _, body := get(t, client(), r2.url+"/"); code != http.StatusBadGateway {
+		t.Fatalf("an instance whose certificate the upstream TLS configuration does not trust answered: %d %q, want 502", code, body)
 	}
 }
 
