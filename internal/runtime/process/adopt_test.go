@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/internal/route"
+	"github.com/cutover/cutover/internal/runtime"
 	"github.com/cutover/cutover/internal/runtime/runtimetest"
 )
 
@@ -24,6 +25,27 @@ func hangFor(t *testing.T, addr string, d time.Duration) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+}
+
+// startBothAndClose starts blue v1 and green v2 on h's driver and closes
+// it, leaving both pools running for another driver to adopt; their
+// process groups are killed when the test ends.
+func startBothAndClose(t *testing.T, h *harness) (blue, green []runtime.Instance) {
+	t.Helper()
+	ctx := context.Background()
+	blue, err := h.d.Start(ctx, route.Blue, "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	green, err = h.d.Start(ctx, route.Green, "v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.d.Close()
+	for _, in := range append(slices.Clone(blue), green...) {
+		killOnCleanup(t, in.PID)
+	}
+	return blue, green
 }
 
 // recordedPIDs returns the pids the record file holds, by colour.
@@ -49,18 +71,7 @@ func TestAdoptKeepsPoolsStillGatingRecorded(t *testing.T) {
 	stateDir := t.TempDir()
 	a := newHarness(t, testService(1, nil), stateDir, nil)
 	ctx := context.Background()
-	blue, err := a.d.Start(ctx, route.Blue, "v1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	green, err := a.d.Start(ctx, route.Green, "v2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.d.Close()
-	for _, in := range append(slices.Clone(blue), green...) {
-		killOnCleanup(t, in.PID)
-	}
+	blue, green := startBothAndClose(t, a)
 	hang(t, green[0].Addr) // green's adopt gate now lasts 3s
 
 	b := newHarness(t, testService(1, nil), stateDir, nil)

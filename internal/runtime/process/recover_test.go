@@ -126,18 +126,7 @@ func TestAdoptExpectingDoesNotWaitForPoolsWithoutTraffic(t *testing.T) {
 	stateDir := t.TempDir()
 	a := newHarness(t, testService(1, nil), stateDir, nil)
 	ctx := context.Background()
-	blue, err := a.d.Start(ctx, route.Blue, "v1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	green, err := a.d.Start(ctx, route.Green, "v2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.d.Close()
-	for _, in := range append(slices.Clone(blue), green...) {
-		killOnCleanup(t, in.PID)
-	}
+	blue, green := startBothAndClose(t, a)
 	hang(t, green[0].Addr) // green's adopt gate would last 3s
 
 	b := newHarness(t, testService(1, nil), stateDir, nil)

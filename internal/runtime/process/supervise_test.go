@@ -300,18 +300,7 @@ func TestAdoptDoesNotWaitForHungInstances(t *testing.T) {
 	svc.StartTimeout = 6 * time.Second
 	a := newHarness(t, svc, stateDir, nil)
 	ctx := context.Background()
-	blue, err := a.d.Start(ctx, route.Blue, "v1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	green, err := a.d.Start(ctx, route.Green, "v2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.d.Close()
-	for _, in := range append(slices.Clone(blue), green...) {
-		killOnCleanup(t, in.PID)
-	}
+	blue, green := startBothAndClose(t, a)
 	for _, in := range []string{blue[0].Addr, green[0].Addr} {
 		hang(t, in)
 	}
