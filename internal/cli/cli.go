@@ -40,10 +40,13 @@ const (
 	ExitRollback = 3
 )
 
-// DefaultAPI is the daemon's API address when neither --api nor CUTOVER_API is set.
+// DefaultAPI is the daemon's API address when neither --api, CUTOVER_API
+// nor a config file's api.listen gives one.
 const DefaultAPI = "http://127.0.0.1:7070"
 
-// DefaultConfig is the config file serve and validate read without -c.
+// DefaultConfig is the config file serve and validate read without -c, and
+// where the other commands look for the daemon's address and token when it
+// exists.
 const DefaultConfig = "cutover.yaml"
 
 // Commands are the subcommands implemented outside this package, so that
@@ -97,7 +100,8 @@ type app struct {
 	stdout, stderr io.Writer
 	cmds           Commands
 	loc            *time.Location
-	api            string           // --api, set by flag parsing; "" = environment or default
+	api            string           // --api, set by flag parsing; "" = environment, config or default
+	conn           *conn            // where the daemon is, once connection resolved it
 	opts           opts             // the flags of the command that runs
 	current        *cobra.Command   // the command that runs, for its usage line
 	visible        []*cobra.Command // the commands help lists, in its order
@@ -134,20 +138,6 @@ func (a *app) execute(root *cobra.Command, args []string) int {
 	return a.code
 }
 
-// client returns the API client from --api, CUTOVER_API or the default,
-// with CUTOVER_TOKEN as bearer token.
-func (a *app) client() *client.Client {
-	addr := a.api
-	if addr == "" {
-		addr = a.getenv("CUTOVER_API")
-	}
-	if addr == "" {
-		addr = DefaultAPI
-	}
-	// No overall timeout: streams (events, logs) last as long as ctx.
-	return client.New(addr, a.getenv("CUTOVER_TOKEN"), &http.Client{})
-}
-
 // callCtx bounds one request-response call to the daemon.
 func (a *app) callCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(a.ctx, 60*time.Second)
@@ -159,10 +149,10 @@ func (a *app) fail(err error) int {
 	var apiErr *client.Error
 	switch {
 	case errors.As(err, &unreachable):
-		fmt.Fprintf(a.stderr, "cutover: cannot reach the cutover daemon at %s (is `cutover serve` running? set --api or CUTOVER_API to point elsewhere): %v\n",
-			unreachable.URL, unreachable.Err)
-	case errors.As(err, &apiErr) && apiErr.Status == http.StatusUnauthorized && a.getenv("CUTOVER_TOKEN") == "":
-		fmt.Fprintf(a.stderr, "cutover: %s (the daemon requires a token: set CUTOVER_TOKEN)\n", apiErr.Message)
+		fmt.Fprintf(a.stderr, "cutover: cannot reach the cutover daemon at %s (%s): %v\n",
+			unreachable.URL, a.connection().unreachableHint(), unreachable.Err)
+	case errors.As(err, &apiErr) && apiErr.Status == http.StatusUnauthorized && a.connection().token == "":
+		fmt.Fprintf(a.stderr, "cutover: %s (%s)\n", apiErr.Message, a.connection().tokenHint())
 	case errors.Is(err, context.Canceled) && a.ctx.Err() != nil:
 		fmt.Fprintln(a.stderr, "cutover: interrupted")
 	case errors.As(err, &apiErr) && saysItsContext(err.Error(), apiErr.Message):
@@ -197,8 +187,11 @@ func (a *app) usageError(cmd *cobra.Command, msg string) int {
 
 // about is what cutover's help says after the list of commands; the man
 // page of cutover says it too.
-const about = `The CLI finds the daemon via --api URL or CUTOVER_API (default ` + DefaultAPI + `)
-and sends CUTOVER_TOKEN as bearer token. Flags may follow the arguments.
+const about = `The CLI finds the daemon via --api URL, else CUTOVER_API, else api.listen of
+the config (-c FILE, or ./cutover.yaml if it exists; a wildcard host such as
+0.0.0.0 means loopback), else ` + DefaultAPI + `. It sends CUTOVER_TOKEN as
+bearer token, else the contents of the config's api.token_file when
+readable. Flags may follow the arguments.
 Run "cutover help COMMAND" for a command's flags.
 
 exit codes: 0 ok (deploy --wait: promoted), 1 error, 2 usage,

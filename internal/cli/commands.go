@@ -20,6 +20,10 @@ type opts struct {
 	color    string
 	follow   bool
 	config   string
+	// daemonConfig is -c of the commands that talk to the daemon; a
+	// field of its own, since a flag's declaration sets its variable to
+	// its default and serve's -c has another.
+	daemonConfig string
 	// acceptEmptyStore is serve's --accept-empty-store.
 	acceptEmptyStore bool
 }
@@ -85,15 +89,18 @@ func (a *app) commands() []*cobra.Command {
 	_ = deployCmd.RegisterFlagCompletionFunc("strategy", // the flag exists: no error
 		cobra.FixedCompletions([]string{deploy.StrategyAllAtOnce, deploy.StrategyCanary10, deploy.StrategyLinear10}, cobra.ShellCompDirectiveNoFileComp))
 	jsonFlag(deployCmd, o)
+	daemonConfigFlag(deployCmd, o)
 
 	status := a.command("status [SERVICE] [--json]", "live colour and version, candidate, weights, phase", nargs(0, 1), (*app).status)
 	status.ValidArgsFunction = a.completeService
 	jsonFlag(status, o)
+	daemonConfigFlag(status, o)
 
 	history := a.command("history SERVICE [--limit N] [--json]", "past deployments with their decisions", nargs(1, 1), (*app).history)
 	history.ValidArgsFunction = a.completeService
 	history.Flags().IntVar(&o.limit, "limit", 20, "show at most N deployments (0: all)")
 	jsonFlag(history, o)
+	daemonConfigFlag(history, o)
 
 	logs := a.command("logs SERVICE [--color blue|green] [-f]", "instance output; -f follows it", nargs(1, 1), (*app).logs)
 	logs.ValidArgsFunction = a.completeService
@@ -101,15 +108,21 @@ func (a *app) commands() []*cobra.Command {
 	_ = logs.RegisterFlagCompletionFunc("color", // the flag exists: no error
 		cobra.FixedCompletions([]string{"blue", "green"}, cobra.ShellCompDirectiveNoFileComp))
 	logs.Flags().BoolVarP(&o.follow, "follow", "f", false, "follow: keep printing new output")
+	daemonConfigFlag(logs, o)
 
 	register := a.command("register SERVICE VERSION ADDR", "add a static instance (host:port) to a version's pool", nargs(3, 3), (*app).register)
 	register.ValidArgsFunction = a.completeService
+	daemonConfigFlag(register, o)
 	deregister := a.command("deregister SERVICE VERSION ADDR", "remove a static instance", nargs(3, 3), (*app).deregister)
 	deregister.ValidArgsFunction = a.completeService
+	daemonConfigFlag(deregister, o)
 
 	validate := a.command("validate [-c FILE] [--json]", "check a config: every problem with file:line", nargs(0, 0), (*app).validate)
 	configFlag(validate, o)
 	jsonFlag(validate, o)
+
+	reload := a.command("reload", "make the daemon re-read its config (a bad one is refused)", nargs(0, 0), (*app).reload)
+	daemonConfigFlag(reload, o)
 
 	return []*cobra.Command{
 		serve, deployCmd, status,
@@ -119,7 +132,7 @@ func (a *app) commands() []*cobra.Command {
 		a.actionCommand("resume", "continue a paused deployment"),
 		a.actionCommand("abort", "abort a deployment: traffic back to the live pool"),
 		history, logs, register, deregister, validate,
-		a.command("reload", "make the daemon re-read its config (a bad one is refused)", nargs(0, 0), (*app).reload),
+		reload,
 		a.rawCommand("demo [--keep] [--rps N]", "the self-contained showcase", (*app).demo),
 		hidden(a.rawCommand("demo-app [--listen ADDR] [--version V] [--faults FILE]", "the demo's web app", (*app).demoApp)),
 		a.completionCommand(),
@@ -162,6 +175,7 @@ func (a *app) actionCommand(verb, summary string) *cobra.Command {
 		func(a *app, o *opts, pos []string) int { return a.action(verb, o, pos[0]) })
 	c.ValidArgsFunction = a.completeService
 	jsonFlag(c, &a.opts)
+	daemonConfigFlag(c, &a.opts)
 	return c
 }
 
@@ -169,6 +183,14 @@ func jsonFlag(c *cobra.Command, o *opts) { c.Flags().BoolVar(&o.json, "json", fa
 
 func configFlag(c *cobra.Command, o *opts) {
 	c.Flags().StringVarP(&o.config, "config", "c", DefaultConfig, "config file")
+	_ = c.MarkFlagFilename("config", "yaml", "yml") // the flag exists: no error
+}
+
+// daemonConfigFlag is -c of the commands that talk to the daemon: the
+// config they find its address and token in (see connect.go). Unset, it
+// is ./cutover.yaml when that exists.
+func daemonConfigFlag(c *cobra.Command, o *opts) {
+	c.Flags().StringVarP(&o.daemonConfig, "config", "c", "", "config file to find the daemon in: api.listen, api.token_file (default ./"+DefaultConfig+" if it exists)")
 	_ = c.MarkFlagFilename("config", "yaml", "yml") // the flag exists: no error
 }
 
