@@ -102,7 +102,7 @@ func TestLoadInterfaceExample(t *testing.T) {
 		StartTimeout: 60 * time.Second,
 	}
 	want.Strategy.Steps = []Step{{Weight: 10, Pause: 30 * time.Second, Line: 29}, {Weight: 50, Pause: 30 * time.Second, Line: 30}}
-	want.Hooks.PreTraffic, want.Hooks.PostTraffic, want.Hooks.OnRollback = []string{"./smoke-test.sh"}, []string{}, []string{}
+	want.Hooks.PreTraffic, want.Hooks.PostTraffic, want.Hooks.OnRollback = []Hook{{Command: "./smoke-test.sh"}}, []Hook{}, []Hook{}
 	want.FallbackPage = filepath.Join(dir, "maintenance.html")
 	if got := c.Services["web"]; !reflect.DeepEqual(got, want) {
 		t.Errorf("service web:\n got %+v\nwant %+v", got, want)
@@ -193,7 +193,7 @@ func TestParseValues(t *testing.T) {
 			assertEq(t, c.Services["web"].TrustedProxies, []string{"10.0.0.1/32", "::1/128", "10.0.0.0/8"})
 		}},
 		{"single hook string", base + "    hooks: {pre_traffic: ./smoke.sh}\n", func(t *testing.T, c *Config) {
-			assertEq(t, c.Services["web"].Hooks.PreTraffic, []string{"./smoke.sh"})
+			assertEq(t, c.Services["web"].Hooks.PreTraffic, []Hook{{Command: "./smoke.sh"}})
 		}},
 		{"argv and env scalars as text", base[:len(base)-len("    runtime: {process: {command: [./app]}}\n")] +
 			"    runtime: {process: {command: [./app, --port, 8080], env: {N: 3, B: true}}}\n", func(t *testing.T, c *Config) {

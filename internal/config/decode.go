@@ -215,17 +215,55 @@ func (d *decoder) hosts(dst *HostList) setter {
 	}
 }
 
-// commands decodes a list of shell commands; a single string is accepted
-// as a list of one.
-func (d *decoder) commands(dst *[]string) setter {
-	list := d.strs(dst)
+// hooks decodes a hook list, whose entries are shell commands (strings)
+// and mappings ({url: ..., timeout: ...} for a webhook, {command: ...,
+// timeout: ...} for a command with its own timeout), mixed in any order.
+// A single entry is accepted as a list of one. A bad entry keeps its
+// place, so that Validate's keys ("key[i]") match the file's.
+func (d *decoder) hooks(dst *[]Hook) setter {
 	return func(key string, n *yaml.Node) {
-		if !isNull(n) && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
-			*dst = []string{n.Value}
+		if isNull(n) {
 			return
 		}
-		list(key, n)
+		if n.Kind != yaml.SequenceNode {
+			*dst = []Hook{d.hook(n, key)}
+			return
+		}
+		out := []Hook{}
+		d.seq(n, key, func(child string, en *yaml.Node) {
+			out = append(out, d.hook(en, child))
+		})
+		*dst = out
 	}
+}
+
+// hookWant is what a hook list entry may be, for messages.
+const hookWant = "a shell command (a string) or a webhook like {url: https://hooks.example.com/deploy, timeout: 10s}"
+
+// hook decodes one hook list entry. Null gives an empty command, which
+// Validate reports.
+func (d *decoder) hook(n *yaml.Node, key string) Hook {
+	var h Hook
+	switch {
+	case isNull(n):
+		return h
+	case n.Kind == yaml.ScalarNode:
+		h.Command, _ = d.text(n, key)
+		return h
+	case n.Kind != yaml.MappingNode:
+		d.problem(n, key, "must be %s, got %s", hookWant, describe(n))
+		return h
+	}
+	before := len(d.probs)
+	d.mapping(n, key, fields{"command": d.str(&h.Command), "url": d.str(&h.URL), "timeout": d.duration(&h.Timeout)})
+	switch {
+	case len(d.probs) > before:
+	case h.Command == "" && h.URL == "":
+		d.problem(n, key, "needs url (a webhook) or command (a shell command)")
+	case h.Command != "" && h.URL != "":
+		d.problem(n, key, "sets both url and command; choose one")
+	}
+	return h
 }
 
 // int decodes a YAML integer.

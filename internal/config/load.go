@@ -16,7 +16,9 @@
 // previous step's, at most 100 and a multiple of 0.01 (MinWeight), the
 // finest share the router can split. A step whose pause is
 // absent, null, "" or "manual" is a manual gate that holds until
-// `cutover promote`. Hook lists accept a single string as a list of one.
+// `cutover promote`. A hook list's entries are shell commands (strings)
+// and webhooks ({url: ..., timeout: ...}), mixed; a single entry is
+// accepted as a list of one.
 package config
 
 import (

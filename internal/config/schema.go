@@ -66,10 +66,13 @@ func (d *decoder) service(n *yaml.Node, key string, s *Service) {
 		"hooks": func(key string, n *yaml.Node) {
 			h := &s.Hooks
 			d.mapping(n, key, fields{
-				"pre_traffic":  d.commands(&h.PreTraffic),
-				"post_traffic": d.commands(&h.PostTraffic),
-				"on_rollback":  d.commands(&h.OnRollback),
-				"timeout":      d.duration(&h.Timeout),
+				"pre_provision": d.hooks(&h.PreProvision),
+				"pre_traffic":   d.hooks(&h.PreTraffic),
+				"post_traffic":  d.hooks(&h.PostTraffic),
+				"post_promote":  d.hooks(&h.PostPromote),
+				"post_retire":   d.hooks(&h.PostRetire),
+				"on_rollback":   d.hooks(&h.OnRollback),
+				"timeout":       d.duration(&h.Timeout),
 			})
 		},
 		"fallback_page": d.str(&s.FallbackPage),

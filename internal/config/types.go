@@ -174,11 +174,39 @@ type Analysis struct {
 	MinRequests   int           // default 50
 }
 
-// Hooks are shell commands run at lifecycle points, each through `sh -c`.
+// Hooks are what runs at lifecycle points of a deployment, each list in
+// order, stopping at the first failure: shell commands (each through
+// `sh -c`) and webhooks.
 type Hooks struct {
-	PreTraffic  []string
-	PostTraffic []string
-	OnRollback  []string
-	// Timeout bounds each hook; default 5m.
+	// PreProvision runs once per deployment before the candidate starts
+	// (the expand migration); a failure fails the deployment with nothing
+	// started.
+	PreProvision []Hook
+	// PreTraffic runs once the candidate is healthy, before any user
+	// traffic (smoke tests against PREVIEW_URL); a failure fails the
+	// deployment.
+	PreTraffic []Hook
+	// PostTraffic and then PostPromote run once the candidate has taken
+	// all traffic; a failure is recorded and never undoes the promotion.
+	PostTraffic []Hook
+	PostPromote []Hook
+	// PostRetire runs once the previous pool of a promotion has been
+	// retired (stopped), when no old version runs any more (the contract
+	// migration); a failure is recorded.
+	PostRetire []Hook
+	// OnRollback runs when a candidate that took traffic is rolled back.
+	OnRollback []Hook
+	// Timeout bounds each hook that sets no timeout of its own; default 5m.
+	Timeout time.Duration
+}
+
+// Hook is one entry of a hook list: a shell command (the plain string
+// form, or {command: ...}) or a webhook ({url: ...}) that receives the
+// deployment's JSON in a POST and passes with a 2xx answer. Exactly one
+// of Command and URL is set.
+type Hook struct {
+	Command string
+	URL     string
+	// Timeout bounds this hook; 0 takes Hooks.Timeout.
 	Timeout time.Duration
 }

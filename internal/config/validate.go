@@ -360,20 +360,6 @@ func onWeightGrid(w float64) bool {
 // pct formats a percent figure without trailing zeros: 50, 12.5.
 func pct(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 
-func (v *validator) hooks(key string, h Hooks) {
-	for _, list := range []struct {
-		name string
-		cmds []string
-	}{{"pre_traffic", h.PreTraffic}, {"post_traffic", h.PostTraffic}, {"on_rollback", h.OnRollback}} {
-		for i, cmd := range list.cmds {
-			if strings.TrimSpace(cmd) == "" {
-				v.add(fmt.Sprintf("%s.%s[%d]", key, list.name, i), "must not be an empty command")
-			}
-		}
-	}
-	v.positive(key+".timeout", h.Timeout)
-}
-
 // listens reports two listeners that cannot both bind: the same port on
 // the same host, or on any host when one of them is a wildcard. Port 0
 // (any free port) never conflicts.

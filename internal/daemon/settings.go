@@ -23,13 +23,22 @@ import (
 // controllerSettings is what a service's deployment controller follows.
 func controllerSettings(sc *config.Service) deploy.Settings {
 	a := sc.Strategy.Analysis
+	hooks := func(list []config.Hook) []deploy.Hook {
+		var out []deploy.Hook
+		for _, h := range list {
+			out = append(out, deploy.Hook{Command: h.Command, URL: h.URL, Timeout: h.Timeout})
+		}
+		return out
+	}
+	h := sc.Hooks
 	s := deploy.Settings{
 		Name: sc.Name,
 		Policy: deploy.Policy{Interval: a.Interval, MaxErrorRate: a.MaxErrorRate, MaxP99Latency: a.MaxP99Latency,
 			MinRequests: a.MinRequests, ProgressDeadline: sc.Strategy.ProgressDeadline,
 			KeepPrevious: sc.KeepPrevious, QuietPeriod: sc.QuietPeriod},
-		Hooks: deploy.Hooks{PreTraffic: sc.Hooks.PreTraffic, PostTraffic: sc.Hooks.PostTraffic,
-			OnRollback: sc.Hooks.OnRollback, Timeout: sc.Hooks.Timeout},
+		Hooks: deploy.Hooks{PreProvision: hooks(h.PreProvision), PreTraffic: hooks(h.PreTraffic),
+			PostTraffic: hooks(h.PostTraffic), PostPromote: hooks(h.PostPromote), PostRetire: hooks(h.PostRetire),
+			OnRollback: hooks(h.OnRollback), Timeout: h.Timeout},
 		DrainTimeout: sc.DrainTimeout,
 	}
 	for _, st := range sc.Strategy.Steps {
@@ -37,6 +46,10 @@ func controllerSettings(sc *config.Service) deploy.Settings {
 	}
 	if p := sc.Runtime.Process; p != nil {
 		s.StartTimeout = p.StartTimeout
+		// The service's env: hooks (the expand migration) reach what the
+		// instances reach. Secrets and env_file are read at instance
+		// start only, for now.
+		s.Hooks.Env = p.Env
 	}
 	return s
 }

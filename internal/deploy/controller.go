@@ -14,6 +14,16 @@
 // Run; the state names the job it requires, so after a crash the restarted
 // executor runs it again, and every job is idempotent.
 //
+// Hooks run as jobs at these points of a deployment: pre_provision before
+// the candidate starts (a failure fails the deployment with nothing
+// started), pre_traffic once it is healthy, post_traffic and then
+// post_promote once it has all traffic, post_retire once the previous
+// pool of that promotion has been retired after keep_previous, and
+// on_rollback when a candidate that took traffic is rolled back. Each hook
+// that passes is persisted before the next one starts, so a restart runs
+// again only the hook it interrupted; every run's output is kept in the
+// deployment's history (Event.Output) and the log.
+//
 // Concurrency: every exported method of Controller is safe for concurrent
 // use. Commands (Deploy, Promote, ...) are executed by the Run goroutine and
 // wait for it; Status never waits for it; PoolFailed never blocks.
@@ -131,6 +141,8 @@ type Controller struct {
 	log  *slog.Logger
 	cmds chan command
 	job  *runningJob // owned by Run
+	// progress carries the running job's reports to Run.
+	progress chan progress
 
 	mu sync.Mutex
 	st State // owned by Run; mu guards reads by Status
@@ -170,6 +182,7 @@ func New(opts Options) (*Controller, error) {
 		opts:     opts,
 		log:      opts.Logger.With("service", opts.Settings.Name),
 		cmds:     make(chan command),
+		progress: make(chan progress),
 		failWake: make(chan struct{}, 1),
 	}
 	set := opts.Settings.withDefaults()
@@ -357,54 +370,68 @@ func (c *Controller) Deployment(id string) (Deployment, bool, error) {
 // deployment, while another one is under way. actor is recorded in history.
 //
 // Right after a deployment ends, status already reports idle while its
-// last work runs (post_traffic hooks, draining a demoted pool). A deploy
-// in that window waits for it, up to finishWait, instead of being refused,
-// so `deploy --wait && deploy` in a script does what it says.
+// last work runs (post_traffic and post_promote hooks, draining a demoted
+// pool), and the post_retire hooks that follow a retirement run while the
+// service is idle too. A deploy in that window waits for it, up to
+// finishWait, instead of being refused, so `deploy --wait && deploy` in a
+// script does what it says.
 func (c *Controller) Deploy(ctx context.Context, version, strategy, actor string) (Deployment, error) {
 	steps, err := Steps(strategy, c.cfg().Steps)
 	if err != nil {
 		return Deployment{}, fmt.Errorf("deploy %s %s: %w", c.cfg().Name, version, err)
 	}
-	if err := c.awaitFinish(ctx); err != nil {
-		return Deployment{}, fmt.Errorf("deploy %s %s: %w", c.cfg().Name, version, err)
+	deadline := time.Now().Add(finishWait)
+	for {
+		if err := c.awaitFinish(ctx, deadline); err != nil {
+			return Deployment{}, fmt.Errorf("deploy %s %s: %w", c.cfg().Name, version, err)
+		}
+		now := c.opts.Now()
+		policy := policyFor(c.cfg())
+		obs := Observation{Kind: ObsDeploy, Now: now, Actor: actorOr(actor), ID: c.newID(now), Version: version, Strategy: strategy, Steps: steps, Policy: &policy}
+		st, err := c.do(ctx, obs)
+		if errors.Is(err, ErrBusy) && finishing(c.state()) && time.Now().Before(deadline) {
+			continue // last work began between the wait and the command (a retirement's post_retire hooks)
+		}
+		if err != nil {
+			return Deployment{}, err
+		}
+		return st.Run.Record, nil
 	}
-	now := c.opts.Now()
-	policy := policyFor(c.cfg())
-	obs := Observation{Kind: ObsDeploy, Now: now, Actor: actorOr(actor), ID: c.newID(now), Version: version, Strategy: strategy, Steps: steps, Policy: &policy}
-	st, err := c.do(ctx, obs)
-	if err != nil {
-		return Deployment{}, err
-	}
-	rec := st.Run.Record
-	return rec, nil
 }
 
 // finishWait bounds how long Deploy waits for the previous deployment's
 // last work; it stays well inside the API's 30 s write timeout.
 const finishWait = 20 * time.Second
 
-// awaitFinish waits while the state is idle but a finished run's last job
-// still runs. If the wait runs out, the deploy goes ahead and Admit refuses
-// it with ErrBusy naming what is still running.
-func (c *Controller) awaitFinish(ctx context.Context) error {
-	deadline := time.NewTimer(finishWait)
-	defer deadline.Stop()
+// awaitFinish waits, until deadline, while the state is idle but a
+// finished run's last job or a retirement's post_retire hooks still run.
+// If the wait runs out, the deploy goes ahead and Admit refuses it with
+// ErrBusy naming what is still running.
+func (c *Controller) awaitFinish(ctx context.Context, deadline time.Time) error {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
 	for {
 		c.mu.Lock()
-		finishing := c.st.Run != nil && c.st.Phase == PhaseIdle
+		busy := finishing(c.st)
 		changed := c.changed
 		c.mu.Unlock()
-		if !finishing {
+		if !busy {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-deadline.C:
+		case <-timer.C:
 			return nil
 		case <-changed:
 		}
 	}
+}
+
+// finishing reports whether st is idle while work that a deploy waits for
+// still runs.
+func finishing(st State) bool {
+	return st.Run != nil && st.Phase == PhaseIdle || st.Run == nil && st.Job.kind() == JobPostRetire
 }
 
 // setState makes st the controller's state and wakes whoever waits for a
@@ -436,8 +463,8 @@ func (c *Controller) Abort(ctx context.Context) error { return c.command(ctx, Ob
 // running deployment, or, when idle, swaps back to the pool kept warm after
 // the last promotion (ErrNoPrevious when there is none, or when the router
 // counts none of its instances healthy; the live pool then stays). The swap
-// does not wait for the promotion's post_traffic hooks: it cancels them,
-// and the promoted deployment's record says so.
+// does not wait for the promotion's post_traffic or post_promote hooks: it
+// cancels them, and the promoted deployment's record says so.
 //
 // The instant rollback is recorded in history as a deployment of its own
 // (strategy "rollback"), so it gets an id like any other.

@@ -59,12 +59,15 @@ func (c *Controller) Run(ctx context.Context) error {
 		case cmd := <-c.cmds:
 			err := c.apply(ctx, cmd.obs)
 			cmd.reply <- reply{st: c.state(), err: err}
+		case p := <-c.progress:
+			c.must(ctx, p.obs)
+			close(p.done)
 		case <-jobDone:
 			j := c.job
 			c.job = nil
 			obs := Observation{Kind: ObsJobDone, Job: j.seq, Detail: j.detail}
 			if j.err != nil {
-				obs.Err = j.err.Error()
+				obs.Err, obs.Output = j.err.Error(), hookOutput(j.err)
 				var ld *liveDownError
 				obs.Deferred = errors.As(j.err, &ld)
 			}
@@ -83,6 +86,28 @@ func (c *Controller) Run(ctx context.Context) error {
 		if timer != nil {
 			timer.Stop()
 		}
+	}
+}
+
+// progress is a job's report, through Run, of a step it has done (a hook
+// that passed); done is closed once Run has applied it.
+type progress struct {
+	obs  Observation
+	done chan struct{}
+}
+
+// report hands a job's progress to Run and returns once Run has applied
+// (persisted) it, or when ctx (the job's) ends.
+func (c *Controller) report(ctx context.Context, obs Observation) {
+	p := progress{obs: obs, done: make(chan struct{})}
+	select {
+	case c.progress <- p:
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
 	}
 }
 
@@ -138,6 +163,8 @@ func (c *Controller) apply(ctx context.Context, obs Observation) error {
 		obs.Counts[col] = c.opts.Router.Counts(col)
 		obs.Health[col].Healthy, obs.Health[col].Total = c.opts.Router.Healthy(col)
 	}
+	h := c.cfg().Hooks
+	obs.Hooks = HookSet{PreProvision: len(h.PreProvision) > 0, PostPromote: len(h.PostPromote) > 0, PostRetire: len(h.PostRetire) > 0}
 	cur := c.state()
 	if err := Admit(cur, obs); err != nil {
 		return err
@@ -153,7 +180,12 @@ func (c *Controller) apply(ctx context.Context, obs Observation) error {
 	for _, a := range acts {
 		c.perform(ctx, next, a)
 	}
-	if d := ended(cur, next); d != nil && c.opts.Finished != nil {
+	if c.job != nil && (next.Job == nil || next.Job.Seq != c.job.seq) {
+		// The state no longer requires it (an abort while pre_provision
+		// hooks run): a job never runs on for a state that moved on.
+		c.stopJob()
+	}
+	if d := ended(cur, next, acts); d != nil && c.opts.Finished != nil {
 		c.opts.Finished(*d)
 	}
 	return nil
@@ -162,8 +194,18 @@ func (c *Controller) apply(ctx context.Context, obs Observation) error {
 // ended returns the record of the deployment whose outcome became final
 // between cur and next, or nil. The run stays in the state while its last
 // work runs, so an outcome is final once and seen here once; an instant
-// rollback starts and ends its run in one step.
-func ended(cur, next State) *Deployment {
+// rollback starts and ends its run in one step, and a deployment that
+// fails before its candidate starts (pre_provision) leaves the state in
+// the step that ends it, its final record among acts.
+func ended(cur, next State, acts []Action) *Deployment {
+	if cur.Run != nil && cur.Run.Record.Outcome == OutcomeRunning && (next.Run == nil || next.Run.Record.ID != cur.Run.Record.ID) {
+		for i := len(acts) - 1; i >= 0; i-- {
+			if a := acts[i]; a.Kind == ActRecord && a.Deployment.ID == cur.Run.Record.ID {
+				return a.Deployment
+			}
+		}
+		return nil
+	}
 	if next.Run == nil || next.Run.Record.Outcome == OutcomeRunning {
 		return nil
 	}
@@ -180,11 +222,15 @@ func ended(cur, next State) *Deployment {
 // are idempotent). Any failed write fails the step: nothing is acted on.
 func (c *Controller) persist(obs Observation, next *State, acts []Action) error {
 	for _, a := range acts {
-		if a.Kind != ActRecord {
-			continue
-		}
-		if err := c.opts.Store.SaveDeployment(a.Deployment); err != nil {
-			return fmt.Errorf("%s %s: persist history of deployment %s: %w", obs.Kind, c.cfg().Name, a.Deployment.ID, err)
+		switch a.Kind {
+		case ActRecord:
+			if err := c.opts.Store.SaveDeployment(a.Deployment); err != nil {
+				return fmt.Errorf("%s %s: persist history of deployment %s: %w", obs.Kind, c.cfg().Name, a.Deployment.ID, err)
+			}
+		case ActAppend:
+			if err := c.appendEvent(*a.Event); err != nil {
+				return fmt.Errorf("%s %s: %w", obs.Kind, c.cfg().Name, err)
+			}
 		}
 	}
 	if err := c.opts.Store.SaveState(c.cfg().Name, next); err != nil {
@@ -204,7 +250,7 @@ func (c *Controller) perform(ctx context.Context, st State, a Action) {
 		}
 	case ActSetPreview:
 		c.setPreview(a.Color)
-	case ActRecord:
+	case ActRecord, ActAppend:
 		// Saved by persist, before the state.
 	case ActEmit:
 		c.logEvent(*a.Event)
@@ -221,7 +267,30 @@ func (c *Controller) logEvent(ev Event) {
 		c.log.Debug(ev.Message, "deployment", ev.Deployment, "type", ev.Type)
 		return
 	}
-	c.log.Info(ev.Message, "deployment", ev.Deployment, "type", ev.Type, "phase", ev.Phase, "weight", ev.Weight, "actor", ev.Actor)
+	args := []any{"deployment", ev.Deployment, "type", ev.Type, "phase", ev.Phase, "weight", ev.Weight, "actor", ev.Actor}
+	if ev.Output != "" {
+		args = append(args, "output", ev.Output)
+	}
+	c.log.Info(ev.Message, args...)
+}
+
+// appendEvent adds ev to the history record of a deployment that has
+// ended (ev.Deployment), as post_retire hooks do long after it. A record
+// that is gone (history pruned) is logged and skipped.
+func (c *Controller) appendEvent(ev Event) error {
+	d, found, err := c.opts.Store.Deployment(c.cfg().Name, ev.Deployment)
+	if err != nil {
+		return fmt.Errorf("read history of deployment %s: %w", ev.Deployment, err)
+	}
+	if !found {
+		c.log.Warn("history record not found; event not recorded", "deployment", ev.Deployment, "type", ev.Type)
+		return nil
+	}
+	d.Events = append(d.Events, ev)
+	if err := c.opts.Store.SaveDeployment(&d); err != nil {
+		return fmt.Errorf("persist history of deployment %s: %w", ev.Deployment, err)
+	}
+	return nil
 }
 
 // startJob cancels the running job, waits for it and starts j with the

@@ -33,7 +33,7 @@ func TestHookDaemonHelper(t *testing.T) {
 	if dir == "" {
 		t.Skip("the stand-in daemon of TestHooksDieWithTheDaemon")
 	}
-	err := runHook(context.Background(), hookLine, []string{"HOOK_DIR=" + dir}, time.Minute)
+	_, err := runHook(context.Background(), hookLine, []string{"HOOK_DIR=" + dir}, time.Minute)
 	t.Fatalf("hook ended before the daemon was killed: %v", err)
 }
 
@@ -120,7 +120,7 @@ func TestHookTimeoutKillsItsGroup(t *testing.T) {
 	dir := t.TempDir()
 	env := []string{"HOOK_DIR=" + dir}
 	start := time.Now()
-	err := runHook(context.Background(), hookLine, env, time.Second)
+	_, err := runHook(context.Background(), hookLine, env, time.Second)
 	if err == nil || !strings.Contains(err.Error(), "timed out") {
 		t.Fatalf("slow hook: %v", err)
 	}
@@ -140,7 +140,7 @@ func TestHookTimeoutKillsItsGroup(t *testing.T) {
 			}
 		}
 	}
-	if err := runHook(context.Background(), `echo "it's $1-less"; exit 7`, nil, time.Minute); err == nil ||
+	if _, err := runHook(context.Background(), `echo "it's $1-less"; exit 7`, nil, time.Minute); err == nil ||
 		!strings.Contains(err.Error(), "exit status 7") || !strings.Contains(err.Error(), "it's -less") {
 		t.Errorf("failing hook: %v", err)
 	}

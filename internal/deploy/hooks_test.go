@@ -17,8 +17,8 @@ func TestHooksGetEnvAndFailLoudly(t *testing.T) {
 	out := filepath.Join(dir, "env")
 	h := newHarness(t, testService(), newFakeStore())
 	env := append(h.c.hookEnv(Job{Color: route.Green, Version: "v2", Deployment: "d2"}), "REASON=green error rate 5%")
-	detail, err := h.c.runHooks(context.Background(), "on_rollback",
-		[]string{`echo "$SERVICE $VERSION $COLOR $PREVIEW_URL $DEPLOYMENT $REASON" > ` + out}, env)
+	detail, err := h.c.runHooks(context.Background(), hookCall{kind: "on_rollback", env: env},
+		Commands(`echo "$SERVICE $VERSION $COLOR $PREVIEW_URL $DEPLOYMENT $REASON" > `+out))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,16 +29,19 @@ func TestHooksGetEnvAndFailLoudly(t *testing.T) {
 	if !strings.Contains(detail, "1 on_rollback hooks ran") {
 		t.Errorf("detail %q", detail)
 	}
-	_, err = h.c.runHooks(context.Background(), "pre_traffic", []string{"true", "echo smoke test: 500 on /login >&2; exit 3", "touch " + out + ".never"}, env)
-	if err == nil || !strings.Contains(err.Error(), `pre_traffic hook "echo smoke`) || !strings.Contains(err.Error(), "500 on /login") || !strings.Contains(err.Error(), "exit status 3") {
+	_, err = h.c.runHooks(context.Background(), hookCall{kind: "pre_traffic", env: env}, Commands("true", "echo smoke test: 500 on /login >&2; exit 3", "touch "+out+".never"))
+	if err == nil || !strings.Contains(err.Error(), `pre_traffic hook 2 of 3 ("echo smoke`) || !strings.Contains(err.Error(), "500 on /login") || !strings.Contains(err.Error(), "exit status 3") {
 		t.Fatalf("failing hook: %v", err)
+	}
+	if got := hookOutput(err); got != "smoke test: 500 on /login\n" {
+		t.Errorf("failing hook's output %q, want what it printed", got)
 	}
 	if _, serr := os.Stat(out + ".never"); serr == nil {
 		t.Error("hooks after a failing one ran")
 	}
 	h.edit(func(s *Settings) { s.Hooks.Timeout = 200 * time.Millisecond })
 	start := time.Now()
-	if _, err := h.c.runHooks(context.Background(), "pre_traffic", []string{"sleep 30"}, env); err == nil || !strings.Contains(err.Error(), "timed out") {
+	if _, err := h.c.runHooks(context.Background(), hookCall{kind: "pre_traffic", env: env}, Commands("sleep 30")); err == nil || !strings.Contains(err.Error(), "timed out") {
 		t.Fatalf("slow hook: %v", err)
 	}
 	if time.Since(start) > 3*time.Second {
@@ -55,7 +58,7 @@ func TestFailedPreTrafficHook(t *testing.T) {
 	h.deploy("v1", StrategyAllAtOnce)
 	waitReal(t, h, PhaseIdle)
 	h.edit(func(s *Settings) {
-		s.Hooks.PreTraffic = []string{`test "$COLOR" = green && test -n "$PREVIEW_URL" && echo "smoke test failed on $VERSION" && exit 1`}
+		s.Hooks.PreTraffic = Commands(`test "$COLOR" = green && test -n "$PREVIEW_URL" && echo "smoke test failed on $VERSION" && exit 1`)
 	})
 	h.deploy("v2", "")
 	waitReal(t, h, PhaseIdle)
@@ -98,7 +101,7 @@ func TestRollbackCancelsPostTrafficHooks(t *testing.T) {
 	h.deploy("v1", StrategyAllAtOnce)
 	waitReal(t, h, PhaseIdle)
 	next := svc
-	next.Hooks.PostTraffic = []string{"sleep 300"}
+	next.Hooks.PostTraffic = Commands("sleep 300")
 	if err := h.c.SetSettings(next); err != nil {
 		t.Fatal(err)
 	}

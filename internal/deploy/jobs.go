@@ -19,13 +19,20 @@ const healthPoll = 100 * time.Millisecond
 func (c *Controller) runJob(ctx context.Context, j Job, st State) (string, error) {
 	log := c.log.With("color", j.Color, "version", j.Version, "deployment", j.Deployment, "job", j.Kind)
 	log.Debug("job started")
+	hooks := c.cfg().Hooks
 	switch j.Kind {
+	case JobPreProvision:
+		return c.jobHooks(ctx, j, st, hooks.PreProvision)
 	case JobStart:
 		return "", c.startPool(ctx, j)
 	case JobPreTraffic:
-		return c.runHooks(ctx, "pre_traffic", c.cfg().Hooks.PreTraffic, c.hookEnv(j))
+		return c.jobHooks(ctx, j, st, hooks.PreTraffic)
 	case JobPostTraffic:
-		return c.runHooks(ctx, "post_traffic", c.cfg().Hooks.PostTraffic, c.hookEnv(j))
+		return c.jobHooks(ctx, j, st, hooks.PostTraffic)
+	case JobPostPromote:
+		return c.jobHooks(ctx, j, st, hooks.PostPromote)
+	case JobPostRetire:
+		return c.jobHooks(ctx, j, st, hooks.PostRetire)
 	case JobRollback:
 		// Checked before the hooks, so that they run once, when the
 		// candidate is really cleaned up.
@@ -33,10 +40,7 @@ func (c *Controller) runJob(ctx context.Context, j Job, st State) (string, error
 			log.Warn("not stopping the candidate", "err", err)
 			return "", err
 		}
-		detail, herr := c.runHooks(ctx, "on_rollback", c.cfg().Hooks.OnRollback, append(c.hookEnv(j), "REASON="+j.Reason))
-		if herr != nil {
-			log.Error("on_rollback hook failed", "err", herr)
-		}
+		detail, herr := c.jobHooks(ctx, j, st, hooks.OnRollback, "REASON="+j.Reason)
 		return detail, errors.Join(herr, c.drainStop(ctx, j.Color, 0))
 	case JobStop:
 		// A first deployment has no live pool to fall back on.
@@ -58,6 +62,27 @@ func (c *Controller) runJob(ctx context.Context, j Job, st State) (string, error
 		return "", c.drainStop(ctx, j.Color, st.Policy.QuietPeriod)
 	}
 	return "", fmt.Errorf("unknown job %q", j.Kind)
+}
+
+// jobHooks runs a hook job's list (the kind is the job's): each hook that
+// passes is persisted before the next starts (ObsHookDone), so a job run
+// again after a restart resumes at the hook that was interrupted. A
+// failure is logged here too, with the error; the event that records it
+// carries the output.
+func (c *Controller) jobHooks(ctx context.Context, j Job, st State, list []Hook, env ...string) (string, error) {
+	kind := string(j.Kind)
+	if j.Kind == JobRollback {
+		kind = "on_rollback"
+	}
+	call := hookCall{kind: kind, job: j, env: append(c.hookEnv(j), env...), body: c.webhookBody(kind, j, st),
+		passed: func(ctx context.Context, i int, msg, output string) {
+			c.report(ctx, Observation{Kind: ObsHookDone, Job: j.Seq, Hook: i + 1, Detail: msg, Output: output})
+		}}
+	detail, err := c.runHooks(ctx, call, list)
+	if err != nil && ctx.Err() == nil {
+		c.log.Error(kind+" hook failed", "color", j.Color, "version", j.Version, "deployment", j.Deployment, "err", err)
+	}
+	return detail, err
 }
 
 // liveServes returns a *liveDownError when the live colour (the other one)

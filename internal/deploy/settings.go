@@ -27,11 +27,53 @@ type Settings struct {
 	StartTimeout time.Duration
 }
 
-// Hooks are the commands run, through `sh -c`, at lifecycle points.
+// Hooks are what runs at a deployment's lifecycle points, each list in
+// order until one fails. Every hook run is recorded in the deployment's
+// history with its output (Event.Output), passed or failed.
 type Hooks struct {
-	PreTraffic, PostTraffic, OnRollback []string
-	// Timeout bounds each hook; default DefaultHookTimeout.
+	// PreProvision runs once per deployment before the candidate starts
+	// (the expand migration). A failure fails the deployment with nothing
+	// started: the candidate's colour is left as it was.
+	PreProvision []Hook
+	// PreTraffic runs once the candidate is healthy, before any user
+	// traffic; a failure fails the deployment.
+	PreTraffic []Hook
+	// PostTraffic, then PostPromote, run once the candidate has taken all
+	// traffic. A failure is recorded and logged; the promotion stands.
+	PostTraffic, PostPromote []Hook
+	// PostRetire runs once the previous pool of a promotion has been
+	// retired after keep_previous, when no old version runs (the contract
+	// migration). A failure is recorded and logged. It does not run after
+	// a rollback, nor when the next deployment replaces the kept pool
+	// before keep_previous is over: that deployment's post_retire follows.
+	PostRetire []Hook
+	// OnRollback runs when a candidate that took traffic is rolled back.
+	OnRollback []Hook
+	// Env is added to every command hook's environment, after the
+	// daemon's own and before the variables cutover sets (SERVICE,
+	// VERSION, COLOR, DEPLOYMENT, PREVIEW_URL, ...): the service's env.
+	Env map[string]string
+	// Timeout bounds each hook that sets none; default DefaultHookTimeout.
 	Timeout time.Duration
+}
+
+// Hook is one hook: a shell command run through `sh -c` (Command), or a
+// webhook (URL) that gets the deployment's JSON (WebhookBody) in a POST
+// and passes with a 2xx answer. Exactly one of Command and URL is set.
+type Hook struct {
+	Command string
+	URL     string
+	// Timeout bounds this hook; 0 takes Hooks.Timeout.
+	Timeout time.Duration
+}
+
+// Commands returns a hook list of shell commands.
+func Commands(lines ...string) []Hook {
+	out := make([]Hook, len(lines))
+	for i, l := range lines {
+		out[i] = Hook{Command: l}
+	}
+	return out
 }
 
 // The controller's defaults for zero Settings fields.

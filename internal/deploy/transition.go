@@ -27,6 +27,7 @@ const (
 	ObsRollback   ObsKind = "rollback"
 	ObsPoolFailed ObsKind = "pool_failed" // a pool crash-loops, or the router refused it
 	ObsJobDone    ObsKind = "job_done"    // the current job finished (Err set when it failed)
+	ObsHookDone   ObsKind = "hook_done"   // one hook of the current job passed (Hook, Detail, Output)
 	ObsTick       ObsKind = "tick"        // a deadline may have passed
 	ObsRestart    ObsKind = "restart"     // the daemon restarted with a persisted state
 )
@@ -59,9 +60,18 @@ type Observation struct {
 	// Job is the Seq of the finished job (ObsJobDone).
 	Job uint64
 	// Err describes a failure (ObsPoolFailed, ObsJobDone); Detail adds
-	// what a successful job reported (hook output).
+	// what a successful job reported, or describes the hook that passed
+	// (ObsHookDone).
 	Err    string
 	Detail string
+	// Output is what the hook printed or answered (ObsHookDone, and
+	// ObsJobDone when a hook failed).
+	Output string
+	// Hook is how many hooks of the current job have passed (ObsHookDone).
+	Hook int
+	// Hooks says which hook lists that have jobs only when they hold
+	// hooks are configured; the executor sets it on every observation.
+	Hooks HookSet
 	// Deferred, with Err, says the job left its pool running on purpose
 	// (it was the only healthy one) and must run again later.
 	Deferred bool
@@ -69,6 +79,14 @@ type Observation struct {
 	// Health carries both colours' health in the router at Now (indexed by
 	// colour) with every observation; an instant rollback needs it.
 	Health [2]PoolHealth
+}
+
+// HookSet says which of the hook lists whose jobs run only when they are
+// not empty hold hooks now: a reload applies to the next job decided.
+// (pre_traffic, post_traffic and on_rollback jobs always run, empty or
+// not.)
+type HookSet struct {
+	PreProvision, PostPromote, PostRetire bool
 }
 
 // PoolHealth is how many of a colour's instances the router counts healthy.
@@ -95,6 +113,10 @@ const (
 	// ActSetPreview makes preview traffic reach Color: the running
 	// deployment's candidate, otherwise the idle colour (see PreviewColor).
 	ActSetPreview ActionKind = "set_preview"
+	// ActAppend adds Event to the history record of the deployment it
+	// names, one that has ended (post_retire hooks run long after). The
+	// executor saves it before the state, like ActRecord.
+	ActAppend ActionKind = "append"
 )
 
 // Action is one effect of a transition.
@@ -127,6 +149,10 @@ func Admit(st State, ev Observation) error {
 		if run != nil {
 			return busy()
 		}
+		if st.Job.kind() == JobPostRetire {
+			// A contract migration is not cut short by the next release.
+			return fmt.Errorf("%s: %w: the post_retire hooks of deployment %s are running", op, ErrBusy, st.Job.Deployment)
+		}
 	case ObsPromote, ObsPause:
 		if !active {
 			return fmt.Errorf("%s: %w", op, ErrNoDeployment)
@@ -155,9 +181,10 @@ func Admit(st State, ev Observation) error {
 			}
 			return nil
 		}
-		// A promotion's post_traffic hooks (up to the hook timeout) do not
-		// hold up the instant rollback: that is when users want it.
-		if run != nil && st.Job.kind() != JobPostTraffic {
+		// A promotion's post_traffic and post_promote hooks (up to the hook
+		// timeout) do not hold up the instant rollback: that is when users
+		// want it.
+		if run != nil && !promotedHooks(st.Job.kind()) {
 			return busy()
 		}
 		if st.Previous == nil || st.Live == nil {
@@ -175,6 +202,10 @@ func Admit(st State, ev Observation) error {
 	}
 	return nil
 }
+
+// promotedHooks reports whether k is a job of hooks that run after a
+// promotion, which an instant rollback cancels.
+func promotedHooks(k JobKind) bool { return k == JobPostTraffic || k == JobPostPromote }
 
 func phaseWord(st State) string {
 	if st.Phase == PhaseIdle {
@@ -228,6 +259,12 @@ func Transition(st State, ev Observation) (State, []Action) {
 			return st, nil // a cancelled or superseded job
 		}
 		t.jobDone()
+	case ObsHookDone:
+		if t.st.Job == nil || ev.Job != t.st.Job.Seq || ev.Hook <= t.st.Job.Hook {
+			return st, nil
+		}
+		t.st.Job.Hook = ev.Hook
+		t.hookEvent(*t.st.Job, ev.Detail, ev.Output)
 	case ObsTick:
 		t.tick()
 	case ObsPromote:
@@ -244,7 +281,7 @@ func Transition(st State, ev Observation) (State, []Action) {
 		switch {
 		case t.st.Run != nil && t.st.Phase != PhaseIdle:
 			t.stopRun(OutcomeRolledBack, fmt.Sprintf("rolled back by %s", ev.Actor), nil)
-		case t.st.Run != nil: // promoted; its post_traffic hooks still run
+		case t.st.Run != nil: // promoted; its post_traffic or post_promote hooks still run
 			t.cancelPostTraffic()
 			t.swapBack()
 		default:
@@ -386,7 +423,6 @@ func (t *txn) deploy() {
 	var replaced *PreviousRef
 	if t.st.Previous != nil && t.st.Previous.Color == color {
 		replaced = t.st.Previous
-		t.st.Previous, t.st.Retiring = nil, false
 	}
 	t.st.Run = &Run{
 		Record: Deployment{
@@ -406,12 +442,28 @@ func (t *txn) deploy() {
 		msg += fmt.Sprintf("; the previous pool %s in %s is replaced", replaced.Version, replaced.Color)
 	}
 	t.event(EventStarted, msg, nil)
-	j := Job{Kind: JobStart, Color: color, Version: ev.Version}
-	if replaced != nil && replaced.Version != ev.Version {
-		// The runtime would stop it at once; drain it first. A pool of the
-		// same version is adopted as it is.
-		j.Replaces = replaced.Version
-		t.event(EventDraining, fmt.Sprintf("draining kept previous %s %s before starting %s", color, replaced.Version, ev.Version), nil)
+	if ev.Hooks.PreProvision {
+		// The kept previous pool stays kept, and may still be rolled
+		// back to after a failure, until the candidate starts.
+		t.job(Job{Kind: JobPreProvision, Color: color, Version: ev.Version})
+		return
+	}
+	t.startCandidate()
+}
+
+// startCandidate starts the run's candidate in its colour, replacing the
+// kept previous pool there.
+func (t *txn) startCandidate() {
+	color, version := t.st.Run.Candidate.Color, t.st.Run.Candidate.Version
+	j := Job{Kind: JobStart, Color: color, Version: version}
+	if prev := t.st.Previous; prev != nil && prev.Color == color {
+		t.st.Previous, t.st.Retiring = nil, false
+		if prev.Version != version {
+			// The runtime would stop it at once; drain it first. A pool of
+			// the same version is adopted as it is.
+			j.Replaces = prev.Version
+			t.event(EventDraining, fmt.Sprintf("draining kept previous %s %s before starting %s", color, prev.Version, version), nil)
+		}
 	}
 	t.job(j)
 }
@@ -421,6 +473,14 @@ func (t *txn) jobDone() {
 	t.st.Job = nil
 	run := t.st.Run
 	switch j.Kind {
+	case JobPreProvision:
+		if ev.Err != "" {
+			t.hookEvent(j, ev.Err, ev.Output)
+			t.failBeforeStart(OutcomeFailed, ev.Err)
+			return
+		}
+		t.hookEvent(j, joinDetail("pre_provision hooks passed", ev.Detail), "")
+		t.startCandidate()
 	case JobStart:
 		if ev.Err != "" {
 			t.failBeforeTraffic(OutcomeFailed, fmt.Sprintf("start %s %s: %s", j.Color, j.Version, ev.Err))
@@ -430,8 +490,8 @@ func (t *txn) jobDone() {
 		t.job(Job{Kind: JobPreTraffic, Color: j.Color, Version: j.Version})
 	case JobPreTraffic:
 		if ev.Err != "" {
-			t.event(EventHook, "pre_traffic hook failed: "+ev.Err, nil)
-			t.failBeforeTraffic(OutcomeFailed, "pre_traffic hook failed: "+ev.Err)
+			t.hookEvent(j, ev.Err, ev.Output)
+			t.failBeforeTraffic(OutcomeFailed, ev.Err)
 			return
 		}
 		t.event(EventHook, joinDetail("pre_traffic hooks passed", ev.Detail), nil)
@@ -444,13 +504,24 @@ func (t *txn) jobDone() {
 		default:
 			t.enterStep(0)
 		}
-	case JobPostTraffic:
-		msg := joinDetail("post_traffic hooks passed", ev.Detail)
+	case JobPostTraffic, JobPostPromote:
+		msg := joinDetail(string(j.Kind)+" hooks passed", ev.Detail)
 		if ev.Err != "" {
-			msg = "post_traffic hook failed: " + ev.Err
+			msg = ev.Err + "; the promotion stands"
 		}
-		t.event(EventHook, msg, nil)
+		t.hookEvent(j, msg, ev.Output)
+		if j.Kind == JobPostTraffic && ev.Hooks.PostPromote {
+			t.job(Job{Kind: JobPostPromote, Color: j.Color, Version: j.Version})
+			return
+		}
 		t.endRun()
+	case JobPostRetire:
+		msg := joinDetail("post_retire hooks passed", ev.Detail)
+		if ev.Err != "" {
+			msg = ev.Err + "; the previous pool stays retired"
+		}
+		t.hookEvent(j, msg, ev.Output)
+		t.maybeRetire()
 	case JobRollback, JobStop:
 		if ev.Deferred {
 			t.deferCleanup(j)
@@ -459,6 +530,9 @@ func (t *txn) jobDone() {
 		msg := fmt.Sprintf("%s %s drained and stopped", j.Color, j.Version)
 		if ev.Err != "" {
 			msg = fmt.Sprintf("cleaning up %s %s: %s", j.Color, j.Version, ev.Err)
+		}
+		if ev.Output != "" { // an on_rollback hook failed: keep what it said
+			t.hookEvent(j, ev.Err, ev.Output)
 		}
 		t.event(eventOf(run.Record.Outcome), joinDetail(msg, ev.Detail), nil)
 		t.st.Phase = PhaseIdle
@@ -483,7 +557,29 @@ func (t *txn) jobDone() {
 		}
 		t.st.Previous, t.st.Retiring = nil, false
 		t.emit(EventRetired, retireMsg(j, ""), nil)
+		if ev.Hooks.PostRetire && t.st.Live != nil {
+			// No old version runs any more: the contract migration's time.
+			t.job(Job{Kind: JobPostRetire, Color: t.st.Live.Color, Version: t.st.Live.Version,
+				Deployment: t.st.Promotion, Retired: &PoolRef{Color: j.Color, Version: j.Version}})
+		}
 	}
+}
+
+// hookEvent records a hook event of job j: in the running deployment's
+// history, or, for a job that follows a finished deployment (post_retire),
+// appended to that deployment's record.
+func (t *txn) hookEvent(j Job, msg, output string) {
+	ev := t.newEvent(EventHook, msg, nil)
+	ev.Output = output
+	switch {
+	case t.st.Run != nil:
+		t.st.Run.Record.Events = append(t.st.Run.Record.Events, ev)
+		t.recorded = true
+	case j.Deployment != "":
+		ev.Deployment = j.Deployment
+		t.acts = append(t.acts, Action{Kind: ActAppend, Event: &ev})
+	}
+	t.acts = append(t.acts, Action{Kind: ActEmit, Event: &ev})
 }
 
 // deferCleanup keeps a rolled-back candidate that is the only healthy pool
@@ -532,7 +628,7 @@ func (t *txn) endRun() {
 // the rollback's job replaces it.
 func (t *txn) cancelPostTraffic() {
 	prev := t.st.Previous
-	t.event(EventHook, fmt.Sprintf("post_traffic hooks cancelled: rolled back by %s to %s %s", t.ev.Actor, prev.Color, prev.Version), nil)
+	t.event(EventHook, fmt.Sprintf("%s hooks cancelled: rolled back by %s to %s %s", t.st.Job.kind(), t.ev.Actor, prev.Color, prev.Version), nil)
 	t.st.Job = nil
 	t.closeRun()
 }
@@ -604,6 +700,7 @@ func (t *txn) promote(why string) {
 		msg += fmt.Sprintf("; %s %s kept warm until %s", t.st.Previous.Color, t.st.Previous.Version, t.st.Previous.Until.UTC().Format(time.RFC3339))
 	}
 	t.event(EventPromoted, msg, run.Verdict)
+	t.st.Promotion = run.Record.ID
 	t.job(Job{Kind: JobPostTraffic, Color: run.Candidate.Color, Version: run.Candidate.Version})
 }
 
@@ -617,10 +714,29 @@ func (t *txn) stopRun(outcome Outcome, why string, v *Verdict) {
 				outcome = OutcomeAborted
 			}
 		}
+		if t.st.Job.kind() == JobPreProvision {
+			t.event(EventHook, fmt.Sprintf("pre_provision hooks cancelled: %s", why), nil)
+			t.failBeforeStart(outcome, why)
+			return
+		}
 		t.failBeforeTraffic(outcome, why)
 	default:
 		t.rollback(outcome, why, v)
 	}
+}
+
+// failBeforeStart ends a deployment whose candidate was never started
+// (its pre_provision hooks failed or were cancelled): there is nothing to
+// stop, the candidate's colour is left as it was, and a kept previous pool
+// there is still kept. A retirement the deployment interrupted starts
+// again.
+func (t *txn) failBeforeStart(outcome Outcome, why string) {
+	run := t.st.Run
+	run.Record.Outcome, run.Record.Reason = outcome, why
+	t.st.Job = nil
+	t.st.Retiring = false
+	t.event(eventOf(outcome), fmt.Sprintf("%s; nothing was started, %s left as it was", why, run.Candidate.Color), nil)
+	t.endRun()
 }
 
 // failBeforeTraffic ends a deployment whose candidate never took user traffic.
@@ -660,6 +776,7 @@ func (t *txn) swapBack() {
 	prev, demoted := *t.st.Previous, *t.st.Live
 	t.st.Live = &PoolRef{Color: prev.Color, Version: prev.Version}
 	t.st.Previous, t.st.Retiring, t.st.Weight = nil, false, 0
+	t.st.Promotion = "" // nothing kept: no post_retire follows
 	t.st.Run = &Run{
 		Record: Deployment{
 			ID: t.ev.ID, Service: t.st.Service, Version: prev.Version, Color: prev.Color, FromVersion: demoted.Version,

@@ -16,7 +16,10 @@ var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 var testPolicy = Policy{Interval: time.Second, MaxErrorRate: 0.01, MaxP99Latency: time.Second, MinRequests: 50,
 	ProgressDeadline: 10 * time.Minute, KeepPrevious: time.Hour, QuietPeriod: 10 * time.Second}
 
-// fixtures: one state per phase (idle twice: empty and with a kept pool).
+// fixtures: one state per phase (idle twice: empty and with a kept pool),
+// and the states of the release hook jobs (pre_provision before the
+// candidate starts, post_promote after a promotion, post_retire after the
+// kept pool was retired).
 func fixtures() map[string]State {
 	base := State{Schema: StateSchema, Service: "web", Policy: testPolicy}
 	run := func(step int) *Run {
@@ -39,8 +42,19 @@ func fixtures() map[string]State {
 	s.Phase, s.Live, s.Run, s.Job, s.JobSeq = PhaseProvisioning, live, run(-1), &Job{Seq: 1, Kind: JobStart, Color: route.Green, Version: "v2"}, 1
 	out["provisioning"] = s
 	s = base
+	s.Phase, s.Live, s.Run, s.Job, s.JobSeq = PhaseProvisioning, live, run(-1), &Job{Seq: 1, Kind: JobPreProvision, Color: route.Green, Version: "v2", Deployment: "d2"}, 1
+	out["pre_provisioning"] = s
+	s = base
 	s.Phase, s.Live, s.Run, s.Job, s.JobSeq = PhaseVerifying, live, run(-1), &Job{Seq: 2, Kind: JobPreTraffic, Color: route.Green, Version: "v2"}, 2
 	out["verifying"] = s
+	s = out["idle-kept"]
+	s.Run, s.Job, s.JobSeq, s.Promotion = run(-1), &Job{Seq: 4, Kind: JobPostPromote, Color: route.Green, Version: "v2", Deployment: "d2"}, 4, "d2"
+	s.Run.Record.Outcome, s.Run.Record.EndedAt = OutcomePromoted, t0
+	out["post_promote"] = s
+	s = base
+	s.Phase, s.Live, s.Promotion, s.JobSeq = PhaseIdle, &PoolRef{Color: route.Green, Version: "v2"}, "d2", 6
+	s.Job = &Job{Seq: 6, Kind: JobPostRetire, Color: route.Green, Version: "v2", Deployment: "d2", Retired: &PoolRef{Color: route.Blue, Version: "v1"}}
+	out["post_retire"] = s
 	s = base
 	s.Phase, s.Live, s.Run, s.Weight, s.JobSeq = PhaseShifting, live, run(0), 10, 2
 	out["shifting"] = s
@@ -103,6 +117,22 @@ func TestTransitionTable(t *testing.T) {
 			ObsAbort: {phase: PhaseRollingBack, job: JobStop}, ObsRollback: {phase: PhaseRollingBack, job: JobStop},
 			ObsPoolFailed: {phase: PhaseRollingBack, job: JobStop}, ObsJobDone: {phase: PhaseVerifying, job: JobPreTraffic},
 			ObsTick: none(PhaseProvisioning), ObsRestart: {phase: PhaseProvisioning, split: "blue:0", job: JobStart},
+		},
+		"pre_provisioning": {
+			ObsDeploy: busy, ObsPromote: busy, ObsPause: busy, ObsResume: nodep,
+			ObsAbort: none(PhaseIdle), ObsRollback: none(PhaseIdle), ObsPoolFailed: none(PhaseIdle),
+			ObsJobDone: {phase: PhaseProvisioning, job: JobStart}, ObsTick: none(PhaseProvisioning),
+			ObsRestart: {phase: PhaseProvisioning, split: "blue:0", job: JobPreProvision},
+		},
+		"post_promote": {
+			ObsDeploy: busy, ObsPromote: nodep, ObsPause: nodep, ObsResume: nodep, ObsAbort: nodep,
+			ObsRollback: {phase: PhaseIdle, split: "blue:0", job: JobRetire}, ObsPoolFailed: none(PhaseIdle), ObsJobDone: none(PhaseIdle),
+			ObsTick: none(PhaseIdle), ObsRestart: {phase: PhaseIdle, split: "green:0", job: JobPostPromote},
+		},
+		"post_retire": {
+			ObsDeploy: busy, ObsPromote: nodep, ObsPause: nodep, ObsResume: nodep, ObsAbort: nodep,
+			ObsRollback: {err: ErrNoPrevious}, ObsPoolFailed: none(PhaseIdle), ObsJobDone: none(PhaseIdle),
+			ObsTick: none(PhaseIdle), ObsRestart: {phase: PhaseIdle, split: "green:0", job: JobPostRetire},
 		},
 		"verifying": {
 			ObsDeploy: busy, ObsPromote: busy, ObsPause: busy, ObsResume: nodep,

@@ -123,6 +123,11 @@ type Event struct {
 	// Actor is who caused it: "user" (API call), "controller" (automatic), "daemon" (restart).
 	Actor   string   `json:"actor"`
 	Verdict *Verdict `json:"verdict,omitempty"`
+	// Output is the end of what a hook printed (stdout and stderr
+	// interleaved, at most HookOutputLimit bytes) or, for a webhook, its
+	// answer's status line and the start of its body. Set on hook events
+	// only, whether the hook passed or failed.
+	Output string `json:"output,omitempty"`
 }
 
 // EventType is what an Event says happened. The values are part of the
@@ -136,7 +141,7 @@ const (
 	EventStarted    EventType = "started"     // a deployment began
 	EventPhase      EventType = "phase"       // the phase changed
 	EventStep       EventType = "step"        // a step of the shift began
-	EventHook       EventType = "hook"        // hooks passed, failed or were cancelled
+	EventHook       EventType = "hook"        // a hook or a job's hooks passed, failed or were cancelled
 	EventVerdict    EventType = "verdict"     // an analysis verdict (the stream only, unless it decides)
 	EventDecision   EventType = "decision"    // an automatic decision, with the verdict behind it
 	EventPromoted   EventType = "promoted"    // the candidate took all traffic
@@ -194,6 +199,10 @@ type State struct {
 	// Retiring is true once Previous is being drained and stopped; it can no
 	// longer be rolled back to.
 	Retiring bool `json:"retiring,omitempty"`
+	// Promotion is the id of the deployment that made Live live; the
+	// post_retire hooks that follow the retirement of Previous run in its
+	// name and are recorded in its history.
+	Promotion string `json:"promotion,omitempty"`
 	// Run is the deployment under way, or one that is finishing (post-traffic
 	// hooks, a demoted pool draining) while Phase is already idle.
 	Run *Run `json:"run"`
@@ -261,6 +270,10 @@ type JobKind string
 
 // The jobs. Each is idempotent: running it again after a crash converges.
 const (
+	// JobPreProvision runs the pre_provision hooks before the candidate is
+	// started (the expand migration); nothing runs in the candidate's
+	// colour yet, and a kept previous pool there is still kept.
+	JobPreProvision JobKind = "pre_provision"
 	// JobStart starts the candidate pool and waits until the router sees it
 	// healthy. When the colour still holds the kept previous pool of
 	// another version (Job.Replaces), it drains that pool first.
@@ -269,6 +282,14 @@ const (
 	JobPreTraffic JobKind = "pre_traffic"
 	// JobPostTraffic runs the post_traffic hooks after a promotion.
 	JobPostTraffic JobKind = "post_traffic"
+	// JobPostPromote runs the post_promote hooks after the post_traffic
+	// ones, once per promotion.
+	JobPostPromote JobKind = "post_promote"
+	// JobPostRetire runs the post_retire hooks once the previous pool of a
+	// promotion has been retired after keep_previous (the contract
+	// migration: no old version runs any more). Job.Retired names that
+	// pool; Color and Version are the live pool's.
+	JobPostRetire JobKind = "post_retire"
 	// JobRollback runs the on_rollback hooks, then drains and stops the candidate.
 	JobRollback JobKind = "rollback"
 	// JobStop drains and stops a candidate that never took user traffic.
@@ -295,4 +316,11 @@ type Job struct {
 	// Replaces is the version of the kept previous pool a start job
 	// replaces in its colour ("" when the colour is free or runs Version).
 	Replaces string `json:"replaces,omitempty"`
+	// Hook is how many hooks of the job's list have passed. Each one that
+	// passes is persisted (ObsHookDone) before the next starts, so a job
+	// run again after a restart starts with the hook that was interrupted
+	// and never runs one that passed again.
+	Hook int `json:"hook,omitempty"`
+	// Retired is the pool a post_retire job follows.
+	Retired *PoolRef `json:"retired,omitempty"`
 }
