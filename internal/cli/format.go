@@ -41,7 +41,8 @@ func writeStatusTable(w io.Writer, sts []deploy.Status, loc *time.Location) erro
 	return nil
 }
 
-// writeHistoryTable prints one row per deployment, newest first as given.
+// writeHistoryTable prints one row per deployment, newest first as given,
+// then what their hooks printed.
 func writeHistoryTable(w io.Writer, ds []deploy.Deployment, loc *time.Location) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tVERSION\tFROM\tSTRATEGY\tSTARTED\tDURATION\tOUTCOME\tREASON")
@@ -49,7 +50,47 @@ func writeHistoryTable(w io.Writer, ds []deploy.Deployment, loc *time.Location) 
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Version, dash(d.FromVersion), dash(d.Strategy),
 			d.StartedAt.In(loc).Format(timeLayout), duration(d), d.Outcome, dash(oneLine(d.Reason)))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return writeHookOutputs(w, ds, loc)
+}
+
+// hookOutputLines is how many of a hook run's last output lines the
+// history table shows; --json holds all that the daemon kept.
+const hookOutputLines = 10
+
+// writeHookOutputs prints, after the history table, each hook run of the
+// deployments that left output: its time, deployment and message, then
+// the output's last lines, each after "  | ".
+func writeHookOutputs(w io.Writer, ds []deploy.Deployment, loc *time.Location) error {
+	header := false
+	for _, d := range ds {
+		for _, ev := range d.Events {
+			out := strings.TrimRight(ev.Output, "\n")
+			if ev.Type != deploy.EventHook || out == "" {
+				continue
+			}
+			if !header {
+				header = true
+				if _, err := fmt.Fprintln(w, "\nHOOK OUTPUT"); err != nil {
+					return err
+				}
+			}
+			lines := strings.Split(out, "\n")
+			fmt.Fprintf(w, "%s  %s  %s\n", ev.Time.In(loc).Format(timeLayout), d.ID, oneLine(ev.Message))
+			if n := len(lines) - hookOutputLines; n > 0 {
+				fmt.Fprintf(w, "  | (%d earlier lines: cutover history %s --json)\n", n, d.Service)
+				lines = lines[n:]
+			}
+			for _, l := range lines {
+				if _, err := fmt.Fprintf(w, "  | %s\n", printable(l)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // summary is a one-line description of a status, for action commands.
@@ -117,6 +158,18 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// printable drops the control characters of a hook's output line but
+// tabs, so that what a hook printed cannot move the terminal's cursor or
+// change its colours.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r != '\t' && (r < ' ' || r == 0x7f || (r >= 0x80 && r < 0xa0)) {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // oneLine keeps a table row on one line.
