@@ -102,6 +102,7 @@ type app struct {
 	loc            *time.Location
 	api            string           // --api, set by flag parsing; "" = environment, config or default
 	conn           *conn            // where the daemon is, once connection resolved it
+	heartbeat      time.Duration    // deploy --wait's heartbeat in line output; 0 = defaultHeartbeat (tests set it)
 	opts           opts             // the flags of the command that runs
 	current        *cobra.Command   // the command that runs, for its usage line
 	visible        []*cobra.Command // the commands help lists, in its order

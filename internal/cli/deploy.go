@@ -10,13 +10,6 @@ import (
 	"github.com/cutover/cutover/internal/deploy"
 )
 
-// pollInterval is how often deploy --wait reads the service's status.
-const pollInterval = 300 * time.Millisecond
-
-// maxPollFailures is how many status reads in a row may fail (daemon
-// restarting) before deploy --wait gives up: about 15 seconds.
-const maxPollFailures = 50
-
 func (a *app) deploy(o *opts, pos []string) int {
 	service, version := pos[0], pos[1]
 	c := a.client()
@@ -55,56 +48,6 @@ func (a *app) deploy(o *opts, pos []string) int {
 	}
 	p := a.newProgress(o.json, d, events == nil)
 	return a.follow(followCtx, c, d, events, p)
-}
-
-// follow watches deployment d until it ends, feeding p with its events and
-// the service's status, and returns the exit code of its outcome.
-func (a *app) follow(ctx context.Context, c *client.Client, d deploy.Deployment, events <-chan deploy.Event, p progress) int {
-	p.start(d)
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	failures := 0
-	for {
-		select {
-		case <-ctx.Done():
-			p.stop()
-			fmt.Fprintf(a.stderr, "cutover: stopped following deployment %s of %s; it continues (`cutover abort %s` stops it)\n",
-				d.ID, d.Service, d.Service)
-			return ExitError
-		case ev, ok := <-events:
-			if !ok {
-				events = nil // stream ended (daemon restarting?): keep polling
-				continue
-			}
-			if ev.Deployment != d.ID {
-				continue
-			}
-			p.event(ev)
-			if terminalEvent(ev.Type) {
-				return a.finish(ctx, c, d, p, deploy.Outcome(ev.Type), ev.Message)
-			}
-		case <-tick.C:
-			st, err := c.Status(ctx, d.Service)
-			if err != nil {
-				if ctx.Err() != nil {
-					continue
-				}
-				if failures++; failures >= maxPollFailures {
-					p.stop()
-					return a.fail(fmt.Errorf("follow deployment %s of %s: %w", d.ID, d.Service, err))
-				}
-				continue
-			}
-			failures = 0
-			p.status(st)
-			if st.Deployment == nil || st.Deployment.ID != d.ID {
-				// Ended, unless the controller has not shown it yet.
-				if final, err := c.Deployment(ctx, d.Service, d.ID); err == nil && final.Outcome != deploy.OutcomeRunning {
-					return a.done(p, final)
-				}
-			}
-		}
-	}
 }
 
 // terminalEvent reports whether an event type ends a deployment.

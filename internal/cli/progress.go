@@ -19,9 +19,31 @@ type progress interface {
 	start(d deploy.Deployment)
 	event(ev deploy.Event)
 	status(st deploy.Status)
+	// notice shows what happened to the connection to the daemon (the
+	// event stream dropped, came back).
+	notice(now time.Time, msg string)
+	// heartbeat shows where the deployment stands if nothing was shown
+	// for a while; offline is how long the daemon has not answered.
+	heartbeat(now time.Time, offline time.Duration)
+	// nextHeartbeat is when heartbeat should next be called; zero for a
+	// display that needs none.
+	nextHeartbeat() time.Time
 	// done shows the final record; stop abandons the display.
 	done(d deploy.Deployment)
 	stop()
+}
+
+// defaultHeartbeat is the longest deploy --wait stays silent in a log or a
+// pipe: a CI job that prints nothing for minutes looks hung, and some
+// kill it.
+const defaultHeartbeat = 5 * time.Second
+
+// heartbeatEvery is the heartbeat interval of line output.
+func (a *app) heartbeatEvery() time.Duration {
+	if a.heartbeat > 0 {
+		return a.heartbeat
+	}
+	return defaultHeartbeat
 }
 
 // newProgress picks the display: NDJSON with --json, a live display
@@ -30,11 +52,11 @@ type progress interface {
 func (a *app) newProgress(asJSON bool, d deploy.Deployment, pollOnly bool) progress {
 	switch {
 	case asJSON:
-		return &jsonProgress{enc: json.NewEncoder(a.stdout)}
+		return &jsonProgress{enc: json.NewEncoder(a.stdout), stderr: a.stderr}
 	case a.terminalWidth() > 0:
 		return &ttyProgress{w: a.stdout, loc: a.loc, width: a.terminalWidth, now: time.Now}
 	}
-	return &lineProgress{w: a.stdout, loc: a.loc, statusLines: pollOnly}
+	return &lineProgress{w: a.stdout, loc: a.loc, statusLines: pollOnly, every: a.heartbeatEvery(), now: time.Now}
 }
 
 // terminalWidth returns the width of stdout when it is a terminal that can
@@ -52,33 +74,72 @@ func (a *app) terminalWidth() int {
 }
 
 // jsonProgress prints every event as one JSON line and the final
-// deployment as the last line.
-type jsonProgress struct{ enc *json.Encoder }
+// deployment as the last line; notices go to stderr, so that stdout stays
+// one JSON object a line.
+type jsonProgress struct {
+	enc    *json.Encoder
+	stderr io.Writer
+}
 
 func (p *jsonProgress) start(deploy.Deployment)  {}
 func (p *jsonProgress) event(ev deploy.Event)    { _ = p.enc.Encode(ev) }
 func (p *jsonProgress) status(deploy.Status)     {}
 func (p *jsonProgress) done(d deploy.Deployment) { _ = p.enc.Encode(d) }
 func (p *jsonProgress) stop()                    {}
+func (p *jsonProgress) notice(_ time.Time, msg string) {
+	fmt.Fprintf(p.stderr, "cutover: %s\n", msg)
+}
+func (p *jsonProgress) heartbeat(time.Time, time.Duration) {}
+func (p *jsonProgress) nextHeartbeat() time.Time           { return time.Time{} }
 
 // lineProgress prints one line per event (and per status change when
-// there is no event stream), for logs and CI.
+// there is no event stream), for logs and CI, and a heartbeat line
+// whenever it has printed nothing for every.
 type lineProgress struct {
 	w           io.Writer
 	loc         *time.Location
 	statusLines bool
 	last        string
 	verdicts    verdictFilter
+	every       time.Duration
+	now         func() time.Time
+
+	printed time.Time      // when the last line was printed
+	st      *deploy.Status // the latest status
+	verdict *deploy.Verdict
+}
+
+// println prints one line and notes when.
+func (p *lineProgress) println(line string) {
+	fmt.Fprintln(p.w, line)
+	p.printed = p.now()
 }
 
 func (p *lineProgress) start(d deploy.Deployment) {
-	fmt.Fprintf(p.w, "%s: deploying %s to %s (deployment %s)\n", d.Service, d.Version, d.Color, d.ID)
+	p.println(fmt.Sprintf("%s: deploying %s to %s (deployment %s)", d.Service, d.Version, d.Color, d.ID))
 }
 
 func (p *lineProgress) event(ev deploy.Event) {
-	if p.verdicts.show(ev) {
-		fmt.Fprintln(p.w, eventLine(ev, p.loc))
+	if ev.Verdict != nil {
+		v := *ev.Verdict
+		p.verdict = &v
 	}
+	if p.verdicts.show(ev) {
+		p.println(eventLine(ev, p.loc))
+	}
+}
+
+func (p *lineProgress) notice(now time.Time, msg string) {
+	p.println(fmt.Sprintf("%s  %-11s %s", now.In(p.loc).Format("15:04:05"), "connection", msg))
+}
+
+func (p *lineProgress) nextHeartbeat() time.Time { return p.printed.Add(p.every) }
+
+func (p *lineProgress) heartbeat(now time.Time, offline time.Duration) {
+	if now.Before(p.nextHeartbeat()) {
+		return
+	}
+	p.println(fmt.Sprintf("%s  %-11s %s", now.In(p.loc).Format("15:04:05"), "progress", heartbeatLine(p.st, p.verdict, now, offline)))
 }
 
 // verdictFilter keeps the analysis from flooding a log: the controller
@@ -102,17 +163,22 @@ func (f *verdictFilter) show(ev deploy.Event) bool {
 }
 
 func (p *lineProgress) status(st deploy.Status) {
+	p.st = &st
+	if st.Analysis != nil {
+		v := *st.Analysis
+		p.verdict = &v
+	}
 	if !p.statusLines {
 		return
 	}
 	line := statusLine(st)
 	if line != p.last {
 		p.last = line
-		fmt.Fprintf(p.w, "%s  %s\n", time.Now().In(p.loc).Format("15:04:05"), line)
+		p.println(fmt.Sprintf("%s  %s", p.now().In(p.loc).Format("15:04:05"), line))
 	}
 }
 
-func (p *lineProgress) done(d deploy.Deployment) { fmt.Fprintln(p.w, outcomeLine(d)) }
+func (p *lineProgress) done(d deploy.Deployment) { p.println(outcomeLine(d)) }
 func (p *lineProgress) stop()                    {}
 
 // eventLine formats an event as "15:04:05  type  message [verdict]".
@@ -195,6 +261,14 @@ func (p *ttyProgress) done(d deploy.Deployment) {
 }
 
 func (p *ttyProgress) stop() { p.clear() }
+
+func (p *ttyProgress) notice(now time.Time, msg string) {
+	p.redraw([]string{fmt.Sprintf("%s  %-11s %s", now.In(p.loc).Format("15:04:05"), "connection", msg)})
+}
+
+// The live display is redrawn with every status: it needs no heartbeat.
+func (p *ttyProgress) heartbeat(time.Time, time.Duration) {}
+func (p *ttyProgress) nextHeartbeat() time.Time           { return time.Time{} }
 
 func (p *ttyProgress) clear() {
 	if p.drawn > 0 {
