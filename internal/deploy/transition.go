@@ -781,7 +781,7 @@ func (t *txn) swapBack() {
 		Record: Deployment{
 			ID: t.ev.ID, Service: t.st.Service, Version: prev.Version, Color: prev.Color, FromVersion: demoted.Version,
 			Strategy: strategyRollbackTo, StartedAt: t.ev.Now, EndedAt: t.ev.Now, Outcome: OutcomeRolledBack,
-			Reason: fmt.Sprintf("rolled back by %s to the warm previous pool", t.ev.Actor),
+			Reason: fmt.Sprintf("rolled back from %s to %s by %s", demoted.Version, prev.Version, t.ev.Actor),
 		},
 		Candidate: PoolRef{Color: prev.Color, Version: prev.Version},
 		Step:      -1,
