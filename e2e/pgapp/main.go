@@ -12,7 +12,9 @@
 //   - it needs a secret (APP_SECRET, which cutover's secrets give it from
 //     a file) and shows only its hash;
 //   - GET / answers with its version, colour and the rows it sees; GET
-//     /healthz pings the database.
+//     /healthz pings the database;
+//   - `pgapp migrate` migrates the schema to VERSION and exits: the
+//     release step a pre_provision hook runs once, before any instance.
 //
 // The version is "vN": N is the schema version it needs. Migration 1
 // creates the items and users tables, 2 adds a nullable items.language
@@ -54,6 +56,9 @@ func main() {
 }
 
 func run() error {
+	if len(os.Args) > 1 && os.Args[1] == "migrate" {
+		return migrateOnly()
+	}
 	version := os.Getenv("VERSION")
 	need, err := strconv.Atoi(strings.TrimPrefix(version, "v"))
 	if err != nil || need < 1 || need > len(migrations) {
@@ -101,6 +106,21 @@ func run() error {
 		return err
 	}
 	return nil
+}
+
+// migrateOnly is `pgapp migrate`: the schema to VERSION, then exit.
+func migrateOnly() error {
+	need, err := strconv.Atoi(strings.TrimPrefix(os.Getenv("VERSION"), "v"))
+	if err != nil || need < 1 || need > len(migrations) {
+		return fmt.Errorf("migrate: version %q: want v1..v%d", os.Getenv("VERSION"), len(migrations))
+	}
+	ctx := context.Background()
+	db, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return migrate(ctx, db, need)
 }
 
 // migrate applies the missing steps up to need, like an app that checks
