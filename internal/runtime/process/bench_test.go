@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	goruntime "runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,31 +15,39 @@ import (
 )
 
 // BenchmarkStartPool measures Start of a pool of the test app, from launch
-// until every instance passed its health check. Stop is not timed.
+// until every instance passed its health check, one instance at a time
+// (the default) and all at once (parallel=N). Stop is not timed.
 func BenchmarkStartPool(b *testing.B) {
 	for _, n := range []int{1, 4, 16} {
-		b.Run("instances="+strconv.Itoa(n), func(b *testing.B) {
-			opts := testService(n, nil)
-			opts.StateDir, opts.Logger = b.TempDir(), slog.New(slog.DiscardHandler)
-			d, err := New(opts)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer d.Close()
-			ctx := context.Background()
-			i := 0
-			for b.Loop() {
-				i++
-				if _, err := d.Start(ctx, route.Blue, fmt.Sprint("v", i)); err != nil {
-					b.Fatal(err)
-				}
-				b.StopTimer()
-				if err := d.Stop(ctx, route.Blue); err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-			}
-		})
+		for _, parallel := range slices.Compact([]int{1, n}) {
+			b.Run(fmt.Sprintf("instances=%d/parallel=%d", n, parallel), func(b *testing.B) {
+				benchmarkStartPool(b, n, parallel)
+			})
+		}
+	}
+}
+
+func benchmarkStartPool(b *testing.B, n, parallel int) {
+	opts := testService(n, nil)
+	opts.Parallel = parallel
+	opts.StateDir, opts.Logger = b.TempDir(), slog.New(slog.DiscardHandler)
+	d, err := New(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	ctx := context.Background()
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := d.Start(ctx, route.Blue, fmt.Sprint("v", i)); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := d.Stop(ctx, route.Blue); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
 	}
 }
 

@@ -3,6 +3,19 @@
 // instances that exit, stops them gracefully, captures their output, and
 // re-adopts them after the daemon restarts.
 //
+// # Starting a pool
+//
+// Start launches a pool's instances in slot order, Options.Parallel at a
+// time (one by default), each health-gated before the next slot starts, so
+// that an application that migrates its schema at start does so once, in
+// the first instance. An instance that exits before it is healthy is
+// started again with backoff, within its start timeout, as the supervisor
+// does after the start; one that exits more than CrashLoopRestarts times,
+// or is not healthy within the start timeout, fails the start. A failed
+// start stops everything it launched (never the other colour) and its
+// error tells, per instance, which exited and how (exit code or signal,
+// last output), which were still starting and which never started.
+//
 // # Survival of the daemon
 //
 // Instances must outlive a daemon that is killed (kill -9) so that the next

@@ -33,6 +33,10 @@ type Options struct {
 	Service string
 	// Instances is the number of instances per colour; default 1.
 	Instances int
+	// Parallel is how many instances of a new pool start at once; each
+	// must pass its health check before its place goes to the next slot.
+	// Default 1; at most Instances.
+	Parallel int
 	// Command is the instance's argv, with ${PORT}, ${VERSION}, ${COLOR},
 	// ${SERVICE} and ${INSTANCE} substituted.
 	Command []string
@@ -44,8 +48,10 @@ type Options struct {
 	// StopTimeout is how long an instance has between SIGTERM and
 	// SIGKILL; default DefaultStopTimeout.
 	StopTimeout time.Duration
-	// StartTimeout bounds how long a new pool may take to become healthy;
-	// default DefaultStartTimeout.
+	// StartTimeout bounds how long each new instance may take to pass its
+	// health check, restarts after early exits included; default
+	// DefaultStartTimeout. A pool that starts Parallel instances at a time
+	// may take ceil(Instances/Parallel) start timeouts.
 	StartTimeout time.Duration
 	// Gate is how new and adopted instances are health-checked.
 	Gate runtime.GateOptions
@@ -71,7 +77,9 @@ type Options struct {
 	MaxRestartBackoff time.Duration
 	// A pool whose instances exit more than CrashLoopRestarts times within
 	// CrashLoopWindow is reported through Listener.Failed and no longer
-	// repaired. Defaults 5 and 60s.
+	// repaired; during Start, an instance that exits more than
+	// CrashLoopRestarts times before it is healthy fails the start.
+	// Defaults 5 and 60s.
 	CrashLoopRestarts int
 	CrashLoopWindow   time.Duration
 	// LogMaxBytes is the size at which an instance's log file is rotated,
@@ -100,6 +108,7 @@ func (o *Options) defaults() {
 	def(&o.StartTimeout, DefaultStartTimeout)
 	def(&o.Gate.Timeout, runtime.DefaultProbeTimeout)
 	o.Instances = max(o.Instances, 1)
+	o.Parallel = min(max(o.Parallel, 1), o.Instances)
 	if o.UnhealthyThreshold <= 0 {
 		o.UnhealthyThreshold = DefaultUnhealthyThreshold
 	}
@@ -146,7 +155,12 @@ type Driver struct {
 
 	opMu      [2]sync.Mutex // serialises Start/Stop per colour
 	notifyMu  sync.Mutex    // serialises Listener calls
-	persistMu sync.Mutex    // serialises record writes
+	persistMu sync.Mutex    // serialises record writes; guards written and writeErr
+	// Record writes are committed in groups (see persist): asked counts
+	// the calls to persist (guarded by mu), written is the count the last
+	// finished write covered, writeErr its result.
+	asked, written uint64
+	writeErr       error
 
 	mu    sync.Mutex // guards the fields below and instance.healthy
 	pools [2]*pool
@@ -229,79 +243,10 @@ func (d *Driver) Start(ctx context.Context, c route.Color, version string) ([]ru
 	return d.Instances(c), nil
 }
 
-func (d *Driver) startPool(ctx context.Context, c route.Color, version string) error {
-	n := d.opts.Instances
-	p := d.newPool(c, version, n)
-	for slot := 1; slot <= n; slot++ {
-		in, err := d.launch(c, version, slot)
-		if err != nil {
-			d.abandon(p)
-			return err
-		}
-		p.slots[slot-1] = in
-	}
-	d.mu.Lock()
-	d.pools[c] = p
-	d.mu.Unlock()
-	if err := d.persist(); err != nil {
-		d.abandon(p)
-		return err
-	}
-
-	if err := d.gatePool(ctx, p.slots); err != nil {
-		d.abandon(p)
-		return err
-	}
-	d.mu.Lock()
-	for _, in := range p.slots {
-		in.healthy = true
-	}
-	d.mu.Unlock()
-	d.log.Info("pool healthy", "color", c.String(), "version", version, "instances", n)
-	d.report(p)
-	d.supervise(p)
-	return nil
-}
-
 func (d *Driver) newPool(c route.Color, version string, n int) *pool {
 	p := &pool{color: c, version: version, slots: make([]*instance, n)}
 	p.ctx, p.cancel = context.WithCancel(d.ctx)
 	return p
-}
-
-// gatePool waits until every instance is healthy, within the start timeout.
-// The first failure cancels the others and is the one reported.
-func (d *Driver) gatePool(ctx context.Context, ins []*instance) error {
-	ctx, cancel := context.WithTimeoutCause(ctx, d.startTimeout(),
-		fmt.Errorf("start timeout %s passed", d.startTimeout()))
-	defer cancel()
-	var (
-		mu     sync.Mutex
-		first  error
-		failed int
-		wg     sync.WaitGroup
-	)
-	for _, in := range ins {
-		wg.Go(func() {
-			err := d.gate.WaitHealthy(ctx, in.addr(), in.done)
-			if err == nil {
-				return
-			}
-			err = d.instanceError(in, err)
-			mu.Lock()
-			defer mu.Unlock()
-			if first == nil {
-				first = err
-				cancel()
-			}
-			failed++
-		})
-	}
-	wg.Wait()
-	if first != nil && failed > 1 {
-		return fmt.Errorf("%w\n(%d of %d instances did not become healthy)", first, failed, len(ins))
-	}
-	return first
 }
 
 // instanceError adds the instance's exit status and last output to err.
@@ -317,7 +262,10 @@ func (d *Driver) instanceError(in *instance, err error) error {
 // forgets the pool.
 func (d *Driver) abandon(p *pool) {
 	p.cancel()
-	d.terminateAll(context.Background(), p.slots)
+	d.mu.Lock()
+	slots := append([]*instance(nil), p.slots...)
+	d.mu.Unlock()
+	d.terminateAll(context.Background(), slots)
 	d.mu.Lock()
 	if d.pools[p.color] == p {
 		d.pools[p.color] = nil

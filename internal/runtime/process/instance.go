@@ -55,27 +55,27 @@ func instanceID(service string, c route.Color, slot int) string {
 	return fmt.Sprintf("%s-%s-%d", service, c, slot)
 }
 
-// launch starts the process of one slot. It does not wait for health.
+// launch starts the process of one slot. It does not wait for health. Its
+// errors do not name the instance; the caller does.
 func (d *Driver) launch(c route.Color, version string, slot int) (*instance, error) {
-	id := instanceID(d.name, c, slot)
 	if dir := d.opts.Dir; dir != "" {
 		if fi, err := os.Stat(dir); err != nil {
-			return nil, fmt.Errorf("instance %s: working dir: %w", id, err)
+			return nil, fmt.Errorf("working dir: %w", err)
 		} else if !fi.IsDir() {
-			return nil, fmt.Errorf("instance %s: working dir %s is not a directory", id, dir)
+			return nil, fmt.Errorf("working dir %s is not a directory", dir)
 		}
 	}
 	port, err := d.ports.Allocate()
 	if err != nil {
-		return nil, fmt.Errorf("instance %s: %w", id, err)
+		return nil, err
 	}
 	in := &instance{
-		id: id, slot: slot, color: c, version: version, port: port,
+		id: instanceID(d.name, c, slot), slot: slot, color: c, version: version, port: port,
 		logPath: d.logPath(c, slot), done: make(chan struct{}),
 	}
 	if err := d.exec(in); err != nil {
 		d.ports.Release(port)
-		return nil, fmt.Errorf("instance %s: %w", id, err)
+		return nil, err
 	}
 	return in, nil
 }
@@ -135,14 +135,61 @@ func (d *Driver) exec(in *instance) error {
 		in.startTicks = st.startTicks
 	}
 	go func() {
-		err := cmd.Wait()
-		if err == nil {
-			err = errors.New("exit status 0")
-		}
-		in.exitErr = err
+		in.exitErr = exitStatus(cmd.Wait())
 		close(in.done)
 	}()
 	return nil
+}
+
+// exitError says how a process ended: "exit code 3", or "killed by
+// signal SIGKILL". It wraps what exec.Cmd.Wait returned.
+type exitError struct {
+	msg string
+	err error
+}
+
+func (e *exitError) Error() string { return e.msg }
+func (e *exitError) Unwrap() error { return e.err }
+
+// exitStatus turns exec.Cmd.Wait's result into an exitError (a clean exit
+// too: an instance is not meant to exit at all).
+func exitStatus(err error) error {
+	if err == nil {
+		return &exitError{msg: "exit code 0"}
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return err
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	switch {
+	case !ok:
+		return err
+	case ws.Signaled():
+		msg := "killed by signal " + signalName(ws.Signal())
+		if ws.CoreDump() {
+			msg += " (core dumped)"
+		}
+		return &exitError{msg: msg, err: err}
+	default:
+		return &exitError{msg: fmt.Sprintf("exit code %d", ws.ExitStatus()), err: err}
+	}
+}
+
+// signalName is the conventional name of the signals that end processes.
+func signalName(s syscall.Signal) string {
+	names := map[syscall.Signal]string{
+		syscall.SIGHUP: "SIGHUP", syscall.SIGINT: "SIGINT", syscall.SIGQUIT: "SIGQUIT",
+		syscall.SIGILL: "SIGILL", syscall.SIGTRAP: "SIGTRAP", syscall.SIGABRT: "SIGABRT",
+		syscall.SIGBUS: "SIGBUS", syscall.SIGFPE: "SIGFPE", syscall.SIGKILL: "SIGKILL",
+		syscall.SIGUSR1: "SIGUSR1", syscall.SIGSEGV: "SIGSEGV", syscall.SIGUSR2: "SIGUSR2",
+		syscall.SIGPIPE: "SIGPIPE", syscall.SIGALRM: "SIGALRM", syscall.SIGTERM: "SIGTERM",
+		syscall.SIGXCPU: "SIGXCPU", syscall.SIGXFSZ: "SIGXFSZ",
+	}
+	if n, ok := names[s]; ok {
+		return n
+	}
+	return fmt.Sprintf("%d (%v)", int(s), s)
 }
 
 // watch supervises an adopted instance, which is not our child: it polls

@@ -58,11 +58,24 @@ func (d *Driver) recordPath() string {
 // unrecorded. A failure is logged and returned: Start fails on it, since
 // a pool the next daemon could not find is not a pool it may serve; other
 // callers go on, as the instances' marks still let Adopt find them.
+//
+// Concurrent calls share writes: a call returns the result of the first
+// write that began after it was made (that write saw its change), so the
+// instances of a pool that start together cost one or two writes, not one
+// fsync each.
 func (d *Driver) persist() error {
+	d.mu.Lock()
+	d.asked++
+	mine := d.asked
+	d.mu.Unlock()
 	d.persistMu.Lock()
 	defer d.persistMu.Unlock()
+	if d.written >= mine {
+		return d.writeErr
+	}
 	rec := records{Schema: recordSchema, Service: d.name, Pools: []poolRecord{}}
 	d.mu.Lock()
+	covers := d.asked // every change asked for so far is in the snapshot below
 	for c, p := range d.pools {
 		if p == nil {
 			if pending := d.adopting[c]; pending != nil {
@@ -86,11 +99,13 @@ func (d *Driver) persist() error {
 		rec.Pools = append(rec.Pools, pr)
 	}
 	d.mu.Unlock()
-	if err := writeAtomic(d.recordPath(), rec); err != nil {
+	err := writeAtomic(d.recordPath(), rec)
+	if err != nil {
 		d.log.Error("record instances", "file", d.recordPath(), "err", err)
-		return fmt.Errorf("record instances in %s: %w", d.recordPath(), err)
+		err = fmt.Errorf("record instances in %s: %w", d.recordPath(), err)
 	}
-	return nil
+	d.written, d.writeErr = covers, err
+	return err
 }
 
 // writeAtomic writes v as JSON to a temporary file, syncs it and renames it

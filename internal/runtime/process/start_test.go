@@ -117,6 +117,7 @@ func TestStartFailures(t *testing.T) {
 		mutate  func(h *harness)
 		tune    func(*Options)
 		wantErr []string
+		notErr  []string
 	}{
 		{
 			name:    "command does not exist",
@@ -142,11 +143,27 @@ func TestStartFailures(t *testing.T) {
 			wantErr: []string{"not healthy in time", "status 503", "start timeout", "app starting pid=", "a line on stderr"},
 		},
 		{
-			name: "exits during start",
+			name: "exits during start, every time",
 			mutate: func(h *harness) {
 				h.d.opts.Env = map[string]string{"APP_EXIT_AFTER": "1", "APP_NEVER_HEALTHY": "1"}
 			},
-			wantErr: []string{"exited before it was healthy", "exit status 3", "app exiting on purpose"},
+			wantErr: []string{"instance web-green-1 exited 6 times before it was healthy, the last time with exit code 3",
+				"app exiting on purpose", "web-green-2: not started"},
+		},
+		{
+			name:   "killed by a signal during start",
+			mutate: func(h *harness) { h.d.opts.Env = map[string]string{"APP_KILL_SELF": "KILL"} },
+			wantErr: []string{"instance web-green-1 exited 6 times before it was healthy, the last time killed by signal SIGKILL",
+				"app: killing itself with KILL"},
+		},
+		{
+			name: "start timeout passes while an exited instance waits for its restart",
+			mutate: func(h *harness) {
+				h.d.opts.Env = map[string]string{"APP_EXIT_AFTER": "1", "APP_NEVER_HEALTHY": "1"}
+				h.d.opts.StartTimeout = 500 * time.Millisecond
+			},
+			tune:    func(o *Options) { o.RestartBackoff = time.Second },
+			wantErr: []string{"instance web-green-1 exited before it was healthy, with exit code 3; not restarted again: start timeout 500ms passed"},
 		},
 		{
 			name: "ports exhausted",
@@ -174,9 +191,15 @@ func TestStartFailures(t *testing.T) {
 				t.Fatalf("Start succeeded with %v", ins)
 			}
 			msg := err.Error()
+			t.Logf("Start: %s", msg)
 			for _, want := range append([]string{"service web", "green", "v2"}, tc.wantErr...) {
 				if !strings.Contains(msg, want) {
 					t.Errorf("error lacks %q:\n%s", want, msg)
+				}
+			}
+			for _, not := range append([]string{"did not become healthy"}, tc.notErr...) {
+				if strings.Contains(msg, not) {
+					t.Errorf("error holds %q:\n%s", not, msg)
 				}
 			}
 			for _, m := range pidInError.FindAllStringSubmatch(msg, -1) {

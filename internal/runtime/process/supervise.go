@@ -126,9 +126,10 @@ func (d *Driver) crashLooping(p *pool, last string) bool {
 func (d *Driver) replace(p *pool, slot int) string {
 	in, err := d.launch(p.color, p.version, slot)
 	if err != nil {
+		id := instanceID(d.name, p.color, slot)
 		d.log.Error("cannot replace instance", "color", p.color.String(), "version", p.version,
-			"instance", instanceID(d.name, p.color, slot), "err", err)
-		return err.Error()
+			"instance", id, "err", err)
+		return fmt.Sprintf("instance %s could not be launched: %v", id, err)
 	}
 	d.mu.Lock()
 	p.slots[slot-1] = in
