@@ -6,7 +6,7 @@
 // Routes (name is a service name, [a-z0-9-]{1,63}):
 //
 //	GET    /healthz                               {"status":"ok"}
-//	GET    /metrics                               Prometheus text format
+//	GET    /metrics                               Prometheus text format, or OpenMetrics when Accept asks for it
 //	GET    /v1/services                           [deploy.Status, ...]
 //	GET    /v1/services/{name}                    deploy.Status
 //	POST   /v1/services/{name}/deployments        DeployRequest -> 201 deploy.Deployment
@@ -41,6 +41,8 @@ package api
 import (
 	"context"
 	"io"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/route"
@@ -95,9 +97,10 @@ type Backend interface {
 	// The backend must never block on a slow subscriber: it drops events
 	// for a subscriber whose buffer is full.
 	Subscribe(ctx context.Context, service string) (<-chan deploy.Event, error)
-	// WritePrometheus writes router and controller metrics in the
-	// Prometheus text exposition format.
-	WritePrometheus(w io.Writer)
+	// Gatherer returns what /metrics serves: the routers' and the
+	// controllers' series, the Go runtime's and the process's. NewServer
+	// asks for it once; the API gathers from it at every scrape.
+	Gatherer() prometheus.Gatherer
 	// Reload re-reads the configuration; a bad one is refused (an error
 	// wrapping ErrInvalid) and the running one kept.
 	Reload(ctx context.Context) error

@@ -25,9 +25,10 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// metrics serves the backend's Gatherer in the Prometheus text format, or
+// in OpenMetrics when the scraper's Accept header asks for it.
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) error {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	s.b.WritePrometheus(w)
+	s.metricsH.ServeHTTP(w, r)
 	return nil
 }
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Options configure a Server. The zero value serves without a token and
@@ -58,6 +60,7 @@ type Server struct {
 	writeTO   time.Duration
 	hosts     hostRule
 	handler   http.Handler
+	metricsH  http.Handler // the backend's Gatherer, through promhttp
 
 	stopOnce sync.Once
 	stopped  chan struct{} // closed when Serve shuts down: ends streams
@@ -77,6 +80,13 @@ func NewServer(b Backend, opts Options) *Server {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	// Accept picks the text format or OpenMetrics; a collector's error
+	// fails the scrape (500) and is logged, rather than serving a partial
+	// answer a scraper would take as whole.
+	s.metricsH = promhttp.HandlerFor(b.Gatherer(), promhttp.HandlerOpts{
+		EnableOpenMetrics: true,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelError),
+	})
 	if s.heartbeat <= 0 {
 		s.heartbeat = 15 * time.Second
 	}

@@ -8,6 +8,9 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/cutover/cutover/internal/api"
 	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/proxy"
@@ -210,28 +213,47 @@ func (o *outcomes) finished(dep deploy.Deployment) {
 	o.n[[2]string{dep.Service, string(dep.Outcome)}]++
 }
 
-// WritePrometheus implements api.Backend: every router's figures (which
-// include cutover_weight_percent, the split the router applies), then the
-// deployments by outcome. Each metric family is written once: Prometheus
-// rejects a whole scrape that declares a family twice.
-func (d *Daemon) WritePrometheus(w io.Writer) {
-	var routers []*proxy.Router
-	for _, n := range d.Services() {
-		if svc, err := d.service(n); err == nil {
-			routers = append(routers, svc.router)
-		}
-	}
-	proxy.WritePrometheus(w, routers...)
-	fmt.Fprintln(w, "# HELP cutover_deployments_total Finished deployments by outcome.")
-	fmt.Fprintln(w, "# TYPE cutover_deployments_total counter")
-	d.done.mu.Lock()
-	defer d.done.mu.Unlock()
-	keys := make([][2]string, 0, len(d.done.n))
-	for k := range d.done.n {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i][0]+keys[i][1] < keys[j][0]+keys[j][1] })
-	for _, k := range keys {
-		fmt.Fprintf(w, "cutover_deployments_total{service=%q,outcome=%q} %d\n", k[0], k[1], d.done.n[k])
+// deploymentsDesc describes the series of outcomes.
+var deploymentsDesc = prometheus.NewDesc("cutover_deployments_total", "Finished deployments by outcome.",
+	[]string{"service", "outcome"}, nil)
+
+// Describe implements prometheus.Collector.
+func (o *outcomes) Describe(ch chan<- *prometheus.Desc) { ch <- deploymentsDesc }
+
+// Collect implements prometheus.Collector.
+func (o *outcomes) Collect(ch chan<- prometheus.Metric) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for k, n := range o.n {
+		ch <- prometheus.MustNewConstMetric(deploymentsDesc, prometheus.CounterValue, float64(n), k[0], k[1])
 	}
 }
+
+// newMetrics builds the registry /metrics serves: the Go runtime's and the
+// process's series, every router's (which include cutover_weight_percent,
+// the split the router applies), and the deployments by outcome. The
+// collectors read their figures at each scrape, never on the request path.
+func (d *Daemon) newMetrics() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		proxy.NewCollector(d.routers),
+		&d.done,
+	)
+	return reg
+}
+
+// routers returns the routers of the services started so far.
+func (d *Daemon) routers() []*proxy.Router {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	rs := make([]*proxy.Router, 0, len(d.services))
+	for _, svc := range d.services {
+		rs = append(rs, svc.router)
+	}
+	return rs
+}
+
+// Gatherer implements api.Backend.
+func (d *Daemon) Gatherer() prometheus.Gatherer { return d.metrics }

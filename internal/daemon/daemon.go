@@ -23,6 +23,8 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/cutover/cutover/internal/api"
 	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/deploy"
@@ -151,6 +153,8 @@ type Daemon struct {
 	events *broker
 	ports  *runtime.PortAllocator
 	done   outcomes // finished deployments by outcome, for /metrics
+	// metrics is the registry /metrics serves (newMetrics); set by New.
+	metrics *prometheus.Registry
 
 	reloadMu sync.Mutex // one reload at a time
 	mu       sync.Mutex // guards cfg and services
@@ -164,7 +168,9 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	return &Daemon{opts: opts, log: opts.Logger, cfg: cfg, events: newBroker(), ports: &runtime.PortAllocator{}, services: map[string]*service{}}, nil
+	d := &Daemon{opts: opts, log: opts.Logger, cfg: cfg, events: newBroker(), ports: &runtime.PortAllocator{}, services: map[string]*service{}}
+	d.metrics = d.newMetrics()
+	return d, nil
 }
 
 // Run starts everything and blocks until ctx is done, then shuts down in

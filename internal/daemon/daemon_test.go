@@ -97,8 +97,9 @@ func TestStaticDeployAllAtOnce(t *testing.T) {
 	}
 }
 
-// /metrics carries the router's series and the controller's, each family
-// once (Prometheus rejects a scrape that declares a family twice).
+// /metrics carries the router's series and the controller's, and the Go
+// runtime's and the process's, each family once (Prometheus rejects a
+// scrape that declares a family twice).
 func TestMetrics(t *testing.T) {
 	v1, v2 := newInstance(t, "v1"), newInstance(t, "v2")
 	f := newFixture(t, spec{Runtime: staticRuntime(map[string]*instance{"v1": v1, "v2": v2})})
@@ -110,11 +111,14 @@ func TestMetrics(t *testing.T) {
 
 	m := d.metrics()
 	for _, line := range []string{
-		`cutover_requests_total{service="web",color="blue",class="2xx"} 5`,
-		`cutover_requests_total{service="web",color="green",class="2xx"} 3`,
-		`cutover_weight_percent{service="web",color="green"} 100`,
-		`cutover_weight_percent{service="web",color="blue"} 0`,
-		`cutover_deployments_total{service="web",outcome="promoted"} 2`,
+		`cutover_requests_total{class="2xx",color="blue",service="web"} 5`,
+		`cutover_requests_total{class="2xx",color="green",service="web"} 3`,
+		`cutover_weight_percent{color="green",service="web"} 100`,
+		`cutover_weight_percent{color="blue",service="web"} 0`,
+		`cutover_deployments_total{outcome="promoted",service="web"} 2`,
+		// The Go runtime's and the process's series, beside cutover's.
+		"# TYPE go_goroutines gauge",
+		"# TYPE process_cpu_seconds_total counter",
 	} {
 		if !strings.Contains(m, line+"\n") {
 			t.Errorf("/metrics lacks %q", line)
@@ -208,9 +212,9 @@ func TestMetricsCountOutcomes(t *testing.T) {
 	// The controller publishes a transition's events just after the status
 	// shows it, so poll /metrics briefly rather than read it once.
 	want := []string{
-		`cutover_deployments_total{service="web",outcome="promoted"} 2`, // v1, v2
-		`cutover_deployments_total{service="web",outcome="rolled_back"} 1`,
-		`cutover_deployments_total{service="web",outcome="aborted"} 1`,
+		`cutover_deployments_total{outcome="promoted",service="web"} 2`, // v1, v2
+		`cutover_deployments_total{outcome="rolled_back",service="web"} 1`,
+		`cutover_deployments_total{outcome="aborted",service="web"} 1`,
 	}
 	counted := func(m string) bool {
 		for _, line := range want {

@@ -1,23 +1,19 @@
 package proxy
 
 import (
-	"bufio"
-	"io"
-	"strconv"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cutover/cutover/internal/metrics"
 	"github.com/cutover/cutover/internal/route"
 )
 
-// WritePrometheus writes the router's series in the Prometheus text
-// exposition format (see the package function WritePrometheus).
-func (r *Router) WritePrometheus(w io.Writer) { WritePrometheus(w, r) }
-
-// WritePrometheus writes the series of every router (one per service) in
-// the Prometheus text exposition format, each metric family once. Only
-// the preview series counts requests through the preview listener; all
-// the others are public traffic, as analysis sees it:
+// Collector is a prometheus.Collector of routers' series, one router per
+// service. It reads the counters the request path keeps (atomics) only
+// when it is scraped: the request path makes no call into the Prometheus
+// client. Only the preview series counts requests through the preview
+// listener; all the others are public traffic, as analysis sees it:
 //
 //	cutover_requests_total{service,color,class}           counter, class 1xx..5xx (public traffic)
 //	cutover_preview_requests_total{service,color,class}   counter, requests through the preview listener
@@ -28,109 +24,95 @@ func (r *Router) WritePrometheus(w io.Writer) { WritePrometheus(w, r) }
 //	cutover_healthy_instances{service,color}              gauge
 //	cutover_weight_percent{service,color}                 gauge, share of public traffic
 //	cutover_fallback_responses_total{service}             counter (503 fallback page)
-func WritePrometheus(w io.Writer, routers ...*Router) {
-	bw := bufio.NewWriter(w)
-	defer bw.Flush()
-	type snap struct {
-		name    string
-		counts  [2]metrics.Counts
-		preview [2]metrics.Counts
-		sum     [2]float64
-		healthy [2]int
-		total   [2]int
-		weight  [2]float64
-		fb      uint64
-	}
-	snaps := make([]snap, len(routers))
-	for i, r := range routers {
-		s := &snaps[i]
-		s.name = r.opts.Service
-		live, cw := r.Split()
-		for _, c := range route.Colors {
-			s.counts[c] = r.Counts(c)
-			s.preview[c] = r.PreviewCounts(c)
-			s.sum[c] = time.Duration(r.latSum[c].Load()).Seconds()
-			s.healthy[c], s.total[c] = r.Healthy(c)
-		}
-		s.weight[live] = 100 - cw
-		s.weight[live.Other()] = cw
-		s.fb = r.fallbacks.Load()
-	}
-	family := func(name, typ, help string) {
-		bw.WriteString("# HELP " + name + " " + help + "\n# TYPE " + name + " " + typ + "\n")
-	}
-	labels := func(service string, c route.Color) string {
-		return `service="` + service + `",color="` + c.String() + `"`
-	}
-	line := func(name, lbl string, v string) { bw.WriteString(name + "{" + lbl + "} " + v + "\n") }
-	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
-	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+//
+// A Collector is safe for concurrent use.
+type Collector struct {
+	routers func() []*Router
 
-	family("cutover_requests_total", "counter", "Public requests completed, by colour and status class.")
-	for _, s := range snaps {
-		for _, c := range route.Colors {
-			for class := 1; class <= 5; class++ {
-				line("cutover_requests_total", labels(s.name, c)+`,class="`+strconv.Itoa(class)+`xx"`, u(s.counts[c].Class[class]))
-			}
+	requests, preview, failures, inFlight, duration *prometheus.Desc
+	instances, healthy, weight, fallbacks           *prometheus.Desc
+}
+
+var _ prometheus.Collector = (*Collector)(nil)
+
+// NewCollector returns a Collector of the routers that routers returns at
+// each scrape, so that it follows a set of services that changes. Their
+// service names must differ.
+func NewCollector(routers func() []*Router) *Collector {
+	byColor, byClass := []string{"service", "color"}, []string{"service", "color", "class"}
+	return &Collector{
+		routers:   routers,
+		requests:  prometheus.NewDesc("cutover_requests_total", "Public requests completed, by colour and status class.", byClass, nil),
+		preview:   prometheus.NewDesc("cutover_preview_requests_total", "Requests through the preview listener, by colour and status class; not in cutover_requests_total nor in analysis.", byClass, nil),
+		failures:  prometheus.NewDesc("cutover_upstream_failures_total", "Requests no instance answered; the router replied 502 or 504.", byColor, nil),
+		inFlight:  prometheus.NewDesc("cutover_in_flight_requests", "Requests in progress.", byColor, nil),
+		duration:  prometheus.NewDesc("cutover_request_duration_seconds", "Public request duration as the router saw it: to the end of the response, or to the response headers for WebSocket upgrades and event streams.", byColor, nil),
+		instances: prometheus.NewDesc("cutover_instances", "Instances in the colour's pool.", byColor, nil),
+		healthy:   prometheus.NewDesc("cutover_healthy_instances", "Instances healthy and not ejected.", byColor, nil),
+		weight:    prometheus.NewDesc("cutover_weight_percent", "Share of public traffic routed to the colour, in percent.", byColor, nil),
+		fallbacks: prometheus.NewDesc("cutover_fallback_responses_total", "Requests answered with the fallback page because no colour was healthy.", []string{"service"}, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.requests, c.preview, c.failures, c.inFlight, c.duration,
+		c.instances, c.healthy, c.weight, c.fallbacks} {
+		ch <- d
+	}
+}
+
+// classes are the class label's values, by the index metrics.Counts.Class uses.
+var classes = [...]string{1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+
+// Collect implements prometheus.Collector: one snapshot of each router.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	for _, r := range c.routers() {
+		c.collect(ch, r)
+	}
+}
+
+func (c *Collector) collect(ch chan<- prometheus.Metric, r *Router) {
+	name := r.opts.Service
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	var weight [2]float64
+	live, cw := r.Split()
+	weight[live], weight[live.Other()] = 100-cw, cw
+	for _, col := range route.Colors {
+		color := col.String()
+		counts, preview := r.Counts(col), r.PreviewCounts(col)
+		for class := 1; class < len(classes); class++ {
+			counter(c.requests, counts.Class[class], name, color, classes[class])
+			counter(c.preview, preview.Class[class], name, color, classes[class])
+		}
+		counter(c.failures, counts.UpstreamFailures, name, color)
+		gauge(c.inFlight, float64(counts.InFlight), name, color)
+		ch <- c.histogram(r, col, counts, name, color)
+		healthy, total := r.Healthy(col)
+		gauge(c.instances, float64(total), name, color)
+		gauge(c.healthy, float64(healthy), name, color)
+		gauge(c.weight, weight[col], name, color)
+	}
+	counter(c.fallbacks, r.fallbacks.Load(), name)
+}
+
+// histogram is a colour's latency histogram: cumulative buckets by upper
+// bound (the overflow bucket is the +Inf one the exposition adds), the
+// sum the router keeps beside the buckets, and their total as the count.
+func (c *Collector) histogram(r *Router, col route.Color, counts metrics.Counts, labels ...string) prometheus.Metric {
+	buckets := make(map[float64]uint64, metrics.NumBuckets-1)
+	var cum uint64
+	for i, n := range counts.Latency {
+		cum += n
+		if i < metrics.NumBuckets-1 {
+			buckets[metrics.BucketBound(i).Seconds()] = cum
 		}
 	}
-	family("cutover_preview_requests_total", "counter", "Requests through the preview listener, by colour and status class; not in cutover_requests_total nor in analysis.")
-	for _, s := range snaps {
-		for _, c := range route.Colors {
-			for class := 1; class <= 5; class++ {
-				line("cutover_preview_requests_total", labels(s.name, c)+`,class="`+strconv.Itoa(class)+`xx"`, u(s.preview[c].Class[class]))
-			}
-		}
-	}
-	family("cutover_upstream_failures_total", "counter", "Requests no instance answered; the router replied 502 or 504.")
-	for _, s := range snaps {
-		for _, c := range route.Colors {
-			line("cutover_upstream_failures_total", labels(s.name, c), u(s.counts[c].UpstreamFailures))
-		}
-	}
-	family("cutover_in_flight_requests", "gauge", "Requests in progress.")
-	for _, s := range snaps {
-		for _, c := range route.Colors {
-			line("cutover_in_flight_requests", labels(s.name, c), strconv.FormatInt(s.counts[c].InFlight, 10))
-		}
-	}
-	family("cutover_request_duration_seconds", "histogram", "Public request duration as the router saw it: to the end of the response, or to the response headers for WebSocket upgrades and event streams.")
-	for _, s := range snaps {
-		for _, c := range route.Colors {
-			lbl := labels(s.name, c)
-			var cum uint64
-			for i, n := range s.counts[c].Latency {
-				cum += n
-				le := "+Inf"
-				if i < metrics.NumBuckets-1 {
-					le = f(metrics.BucketBound(i).Seconds())
-				}
-				line("cutover_request_duration_seconds_bucket", lbl+`,le="`+le+`"`, u(cum))
-			}
-			line("cutover_request_duration_seconds_sum", lbl, f(s.sum[c]))
-			line("cutover_request_duration_seconds_count", lbl, u(cum))
-		}
-	}
-	family("cutover_instances", "gauge", "Instances in the colour's pool.")
-	for _, s := range snaps {
-		for _, c := range route.Colors {
-			line("cutover_instances", labels(s.name, c), strconv.Itoa(s.total[c]))
-		}
-	}
-	family("cutover_healthy_instances", "gauge", "Instances healthy and not ejected.")
-	for _, s := range snaps {
-		for _, c := range route.Colors {
-			line("cutover_healthy_instances", labels(s.name, c), strconv.Itoa(s.healthy[c]))
-		}
-	}
-	family("cutover_weight_percent", "gauge", "Share of public traffic routed to the colour, in percent.")
-	for _, s := range snaps {
-		for _, c := range route.Colors {
-			line("cutover_weight_percent", labels(s.name, c), f(s.weight[c]))
-		}
-	}
-	family("cutover_fallback_responses_total", "counter", "Requests answered with the fallback page because no colour was healthy.")
-	for _, s := range snaps {
-		line("cutover_fallback_responses_total", `service="`+s.name+`"`, u(s.fb))
-	}
+	sum := time.Duration(r.latSum[col].Load()).Seconds()
+	return prometheus.MustNewConstHistogram(c.duration, cum, sum, buckets, labels...)
 }

@@ -81,13 +81,11 @@ func TestPreviewTrafficKeptOutOfCounts(t *testing.T) {
 	if got := r.PreviewCounts(route.Green); got.Requests != 10 || got.Class[5] != 10 || got.InFlight != 0 {
 		t.Fatalf("green preview counts = %+v, want 10 requests, all 5xx", got)
 	}
-	var sb strings.Builder
-	r.WritePrometheus(&sb)
-	out := sb.String()
+	out := scrape(t, r.Router)
 	for _, want := range []string{
-		`cutover_preview_requests_total{service="web",color="green",class="5xx"} 10`,
-		`cutover_requests_total{service="web",color="green",class="5xx"} 0`,
-		`cutover_request_duration_seconds_count{service="web",color="green"} 0`,
+		`cutover_preview_requests_total{class="5xx",color="green",service="web"} 10`,
+		`cutover_requests_total{class="5xx",color="green",service="web"} 0`,
+		`cutover_request_duration_seconds_count{color="green",service="web"} 0`,
 	} {
 		if !strings.Contains(out, want+"\n") {
 			t.Errorf("missing %q in\n%s", want, out)

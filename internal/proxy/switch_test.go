@@ -176,22 +176,20 @@ func TestPrometheusOutput(t *testing.T) {
 	get(t, c, r.url+"/")
 	get(t, c, r.url+"/")
 	get(t, c, r.url+"/missing")
-	var sb strings.Builder
-	r.WritePrometheus(&sb)
-	out := sb.String()
+	out := scrape(t, r.Router)
 	for _, want := range []string{
 		"# TYPE cutover_requests_total counter",
-		`cutover_requests_total{service="web",color="blue",class="2xx"} 2`,
-		`cutover_requests_total{service="web",color="blue",class="4xx"} 1`,
-		`cutover_requests_total{service="web",color="green",class="2xx"} 0`,
-		`cutover_upstream_failures_total{service="web",color="blue"} 0`,
-		`cutover_in_flight_requests{service="web",color="blue"} 0`,
+		`cutover_requests_total{class="2xx",color="blue",service="web"} 2`,
+		`cutover_requests_total{class="4xx",color="blue",service="web"} 1`,
+		`cutover_requests_total{class="2xx",color="green",service="web"} 0`,
+		`cutover_upstream_failures_total{color="blue",service="web"} 0`,
+		`cutover_in_flight_requests{color="blue",service="web"} 0`,
 		"# TYPE cutover_request_duration_seconds histogram",
-		`cutover_request_duration_seconds_bucket{service="web",color="blue",le="30"} 3`,
-		`cutover_request_duration_seconds_bucket{service="web",color="blue",le="+Inf"} 3`,
-		`cutover_request_duration_seconds_count{service="web",color="blue"} 3`,
-		`cutover_healthy_instances{service="web",color="blue"} 1`,
-		`cutover_weight_percent{service="web",color="blue"} 100`,
+		`cutover_request_duration_seconds_bucket{color="blue",service="web",le="30"} 3`,
+		`cutover_request_duration_seconds_bucket{color="blue",service="web",le="+Inf"} 3`,
+		`cutover_request_duration_seconds_count{color="blue",service="web"} 3`,
+		`cutover_healthy_instances{color="blue",service="web"} 1`,
+		`cutover_weight_percent{color="blue",service="web"} 100`,
 		`cutover_fallback_responses_total{service="web"} 0`,
 	} {
 		if !strings.Contains(out, want+"\n") {

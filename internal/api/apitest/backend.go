@@ -13,6 +13,8 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/cutover/cutover/internal/api"
 	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/route"
@@ -27,6 +29,8 @@ type Backend struct {
 	// it to script a deployment (emitting events, changing status).
 	OnDeploy func(service, version, strategy string) (deploy.Deployment, error)
 
+	metrics prometheus.Gatherer // set by New, then read-only
+
 	mu       sync.Mutex
 	statuses map[string]deploy.Status
 	history  map[string][]deploy.Deployment
@@ -35,7 +39,6 @@ type Backend struct {
 	calls    []string
 	subs     map[chan deploy.Event]string
 	logFeed  chan string
-	metrics  string
 }
 
 // New returns a Backend with the given services, each idle and live on blue
@@ -48,7 +51,7 @@ func New(services ...string) *Backend {
 		errs:     map[string]error{},
 		subs:     map[chan deploy.Event]string{},
 		logFeed:  make(chan string),
-		metrics:  "# TYPE cutover_up gauge\ncutover_up 1\n",
+		metrics:  upRegistry(),
 	}
 	for _, s := range services {
 		b.statuses[s] = deploy.Status{
@@ -102,11 +105,13 @@ func (b *Backend) SetError(op string, err error) {
 	b.errs[op] = err
 }
 
-// SetMetrics sets the text WritePrometheus writes.
-func (b *Backend) SetMetrics(text string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.metrics = text
+// upRegistry is what /metrics serves: one gauge, cutover_up 1.
+func upRegistry() *prometheus.Registry {
+	up := prometheus.NewGauge(prometheus.GaugeOpts{Name: "cutover_up", Help: "Always 1: the fake backend answers."})
+	up.Set(1)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(up)
+	return reg
 }
 
 // Calls returns the state-changing calls received so far, each as
@@ -306,13 +311,8 @@ func (b *Backend) Subscribe(ctx context.Context, service string) (<-chan deploy.
 	return ch, nil
 }
 
-// WritePrometheus implements api.Backend.
-func (b *Backend) WritePrometheus(w io.Writer) {
-	b.mu.Lock()
-	text := b.metrics
-	b.mu.Unlock()
-	_, _ = io.WriteString(w, text)
-}
+// Gatherer implements api.Backend: cutover_up 1.
+func (b *Backend) Gatherer() prometheus.Gatherer { return b.metrics }
 
 // Reload implements api.Backend.
 func (b *Backend) Reload(ctx context.Context) error { return b.check("reload", "") }
