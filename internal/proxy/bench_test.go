@@ -3,9 +3,15 @@ package proxy
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cutover/cutover/internal/route"
 )
@@ -89,3 +95,53 @@ type discardWriter struct {
 func (d *discardWriter) Header() http.Header         { return d.h }
 func (d *discardWriter) WriteHeader(c int)           { d.code = c }
 func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// scrapeRouters is two services' routers with a pool in each colour.
+func scrapeRouters(b *testing.B) []*Router {
+	var routers []*Router
+	for _, name := range []string{"web", "api"} {
+		opts := testService()
+		opts.Service = name
+		opts.Health.Interval = time.Hour
+		r, err := New(opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(r.Close)
+		r.SetPool(route.Blue, "v1", backends(newInstance(b, name+"-blue-1", nil)))
+		r.SetPool(route.Green, "v2", backends(newInstance(b, name+"-green-1", nil)))
+		mustSplit(b, r, route.Blue, 10)
+		routers = append(routers, r)
+	}
+	return routers
+}
+
+// BenchmarkScrape measures one /metrics answer in the text format for two
+// services: the routers' series alone, and with the Go runtime's and the
+// process's beside them, as the daemon serves them.
+func BenchmarkScrape(b *testing.B) {
+	routers := scrapeRouters(b)
+	for _, tc := range []struct {
+		name  string
+		extra []prometheus.Collector
+	}{
+		{"routers", nil},
+		{"daemon", []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(NewCollector(func() []*Router { return routers }))
+			reg.MustRegister(tc.extra...)
+			h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
+			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != http.StatusOK {
+					b.Fatalf("scrape: %d", w.Code)
+				}
+			}
+		})
+	}
+}
