@@ -16,6 +16,17 @@
 // error tells, per instance, which exited and how (exit code or signal,
 // last output), which were still starting and which never started.
 //
+// # Environment
+//
+// An instance gets a clean environment, built at its start: PATH, HOME,
+// LANG and TZ of the daemon's, then Options.InheritEnv, EnvFile, Env,
+// Secrets and the driver's own variables, each overriding the one before
+// (see Options.Env). Nothing else of the daemon's environment (its
+// CUTOVER_TOKEN, cloud credentials) reaches an instance. The env file and
+// secrets are read at every start, so a rotation applies to the next
+// instance; their values are held only in the instance's environment,
+// never in the driver's log, the instance's log file or the record file.
+//
 // # Survival of the daemon
 //
 // Instances must outlive a daemon that is killed (kill -9) so that the next

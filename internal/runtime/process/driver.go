@@ -40,9 +40,26 @@ type Options struct {
 	// Command is the instance's argv, with ${PORT}, ${VERSION}, ${COLOR},
 	// ${SERVICE} and ${INSTANCE} substituted.
 	Command []string
-	// Env is added to each instance's environment (values substituted
-	// like Command), before the variables the driver sets itself.
+	// Env is added to each instance's environment, values substituted
+	// like Command. An instance's environment is built at its start from,
+	// each overriding the one before: PATH, HOME, LANG and TZ of the
+	// daemon's environment, InheritEnv, EnvFile, Env, Secrets, and the
+	// driver's own PORT, VERSION, COLOR, SERVICE, INSTANCE and
+	// CUTOVER_MARK. Nothing else of the daemon's environment reaches it.
 	Env map[string]string
+	// EnvFile, when set, is a file of KEY=VALUE lines (see
+	// config.ParseEnvFile) read at every instance start, so that a change
+	// applies to the next instance. One that is missing or malformed fails
+	// that instance's start, naming the file.
+	EnvFile string
+	// Secrets are variables whose values are read at every instance start
+	// (a rotated secret file applies to the next instance). Their values
+	// are never logged, recorded or reported: only the instance's
+	// environment holds them.
+	Secrets map[string]Secret
+	// InheritEnv names variables of the daemon's environment that every
+	// instance gets too; one the daemon lacks is left out.
+	InheritEnv []string
 	// Dir is the instances' working directory; "" is the daemon's.
 	Dir string
 	// StopTimeout is how long an instance has between SIGTERM and
@@ -194,6 +211,11 @@ func New(opts Options) (*Driver, error) {
 	}
 	if opts.StateDir == "" {
 		return nil, fmt.Errorf("service %s: process runtime: no state dir", opts.Service)
+	}
+	for name, sec := range opts.Secrets {
+		if (sec.File == "") == (sec.Env == "") {
+			return nil, fmt.Errorf("service %s: process runtime: secret %s needs exactly one of file and env", opts.Service, name)
+		}
 	}
 	opts.defaults()
 	d := &Driver{

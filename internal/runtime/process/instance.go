@@ -65,6 +65,10 @@ func (d *Driver) launch(c route.Color, version string, slot int) (*instance, err
 			return nil, fmt.Errorf("working dir %s is not a directory", dir)
 		}
 	}
+	inherited, file, secrets, err := d.readEnv()
+	if err != nil {
+		return nil, err
+	}
 	port, err := d.ports.Allocate()
 	if err != nil {
 		return nil, err
@@ -73,20 +77,22 @@ func (d *Driver) launch(c route.Color, version string, slot int) (*instance, err
 		id: instanceID(d.name, c, slot), slot: slot, color: c, version: version, port: port,
 		logPath: d.logPath(c, slot), done: make(chan struct{}),
 	}
-	if err := d.exec(in); err != nil {
+	if err := d.exec(in, inherited, file, secrets); err != nil {
 		d.ports.Release(port)
 		return nil, err
 	}
 	return in, nil
 }
 
-// exec runs the instance's command with its output on its log file and
-// starts the goroutine that reaps it.
-func (d *Driver) exec(in *instance) error {
+// exec runs the instance's command, in the environment built from the
+// layers readEnv read and the driver's options (see Options.Env), with
+// its output on its log file, and starts the goroutine that reaps it.
+// Neither the log file nor the driver's log ever get the environment.
+func (d *Driver) exec(in *instance, inherited, file, secrets map[string]string) error {
 	proc := d.opts
 	vars := map[string]string{
 		"PORT": strconv.Itoa(in.port), "VERSION": in.version, "COLOR": in.color.String(),
-		"SERVICE": d.name, "INSTANCE": in.id,
+		"SERVICE": d.name, "INSTANCE": in.id, markVar: d.mark(),
 	}
 	r := strings.NewReplacer(
 		"${PORT}", vars["PORT"], "${VERSION}", vars["VERSION"], "${COLOR}", vars["COLOR"],
@@ -96,14 +102,11 @@ func (d *Driver) exec(in *instance) error {
 	for i, a := range proc.Command {
 		argv[i] = r.Replace(a)
 	}
-	env := os.Environ()
+	configured := make(map[string]string, len(proc.Env))
 	for k, v := range proc.Env {
-		env = append(env, k+"="+r.Replace(v))
+		configured[k] = r.Replace(v)
 	}
-	for _, k := range []string{"PORT", "VERSION", "COLOR", "SERVICE", "INSTANCE"} {
-		env = append(env, k+"="+vars[k])
-	}
-	env = append(env, markVar+"="+d.mark())
+	env := environ(inherited, file, configured, secrets, vars)
 
 	logf, err := d.openLog(in.logPath)
 	if err != nil {

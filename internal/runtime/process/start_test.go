@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -166,6 +167,34 @@ func TestStartFailures(t *testing.T) {
 			wantErr: []string{"instance web-green-1 exited before it was healthy, with exit code 3; not restarted again: start timeout 500ms passed"},
 		},
 		{
+			name:    "env_file missing",
+			mutate:  func(h *harness) { h.d.opts.EnvFile = "/nonexistent/web.env" },
+			wantErr: []string{"instance web-green-1 could not be launched: env_file: open /nonexistent/web.env: no such file"},
+		},
+		{
+			name: "env_file malformed",
+			mutate: func(h *harness) {
+				h.d.opts.EnvFile = filepath.Join(t.TempDir(), "web.env")
+				writeFile(t, h.d.opts.EnvFile, "A=1\nhunter2\n")
+			},
+			wantErr: []string{"could not be launched: env_file: ", "web.env:2: expected KEY=VALUE"},
+			notErr:  []string{"hunter2"},
+		},
+		{
+			name: "secret file missing",
+			mutate: func(h *harness) {
+				h.d.opts.Secrets = map[string]Secret{"DB_PASSWORD": {File: "/nonexistent/db-password"}}
+			},
+			wantErr: []string{"instance web-green-1 could not be launched: secret DB_PASSWORD: open /nonexistent/db-password: no such file"},
+		},
+		{
+			name: "secret variable missing from the daemon",
+			mutate: func(h *harness) {
+				h.d.opts.Secrets = map[string]Secret{"API_KEY": {Env: "CUTOVER_TEST_NO_SUCH_VAR"}}
+			},
+			wantErr: []string{"secret API_KEY: the daemon's environment has no CUTOVER_TEST_NO_SUCH_VAR"},
+		},
+		{
 			name: "ports exhausted",
 			tune: func(o *Options) {
 				lo := twoFreePorts(t)
@@ -246,4 +275,11 @@ func twoFreePorts(t *testing.T) int {
 	}
 	t.Fatal("no two consecutive free ports")
 	return 0
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
