@@ -130,7 +130,7 @@ services:
 	}
 	s := c.Services["web"]
 	want := &Service{
-		Name: "web", Listen: ":8080", StickyCookie: "cutover_web", Instances: 1,
+		Name: "web", Listen: ":8080", StickyCookie: "cutover_web", Instances: 1, Start: Start{Parallel: 1},
 		Runtime: Runtime{Process: &Process{Command: []string{"./app"}, Dir: filepath.Join(dir, "sub"),
 			StopTimeout: 10 * time.Second, StartTimeout: 60 * time.Second}},
 		Health:       Health{Path: "/healthz", Interval: time.Second, Timeout: 2 * time.Second, HealthyThreshold: 2, UnhealthyThreshold: 3},
@@ -241,11 +241,33 @@ func TestParseValues(t *testing.T) {
 		{"public api with token", "api: {listen: \":7070\", token_file: token}\n" + base, func(t *testing.T, c *Config) {
 			assertEq(t, c.API.TokenFile, filepath.Join(filepath.Dir(c.File), "token"))
 		}},
+		{"start parallel", base + "    instances: 4\n    start: {parallel: 4}\n", func(t *testing.T, c *Config) {
+			assertEq(t, c.Services["web"].Start, Start{Parallel: 4})
+		}},
+		{"instance environment", `services:
+  web:
+    listen: 127.0.0.1:8080
+    runtime:
+      process:
+        command: [./app]
+        env_file: app.env
+        secrets:
+          DB_PASSWORD: {file: token}
+          API_KEY: {env: WEB_API_KEY}
+        inherit_env: [HTTP_PROXY, AWS_REGION]
+`, func(t *testing.T, c *Config) {
+			p, dir := c.Services["web"].Runtime.Process, filepath.Dir(c.File)
+			assertEq(t, p.EnvFile, filepath.Join(dir, "app.env"))
+			assertEq(t, p.Secrets, map[string]Secret{
+				"DB_PASSWORD": {File: filepath.Join(dir, "token")}, "API_KEY": {Env: "WEB_API_KEY"},
+			})
+			assertEq(t, p.InheritEnv, []string{"HTTP_PROXY", "AWS_REGION"})
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			writeFiles(t, dir, map[string]string{"token": "secret\n"})
+			writeFiles(t, dir, map[string]string{"token": "secret\n", "app.env": "# settings\nexport A=1\nB='two words'\n"})
 			c, err := Parse(filepath.Join(dir, "cutover.yaml"), []byte(tt.yaml))
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
@@ -453,10 +475,58 @@ services:
 			"F:6: services.web.hooks.pre_traffic[0]: must not be an empty command",
 			"F:7: services.web.hooks.on_rollback[0]: must not be an empty command",
 		}},
+		{"start parallel", base + "    instances: 2\n    start: {parallel: 3}\n", []string{
+			"F:6: services.web.start.parallel: must be at most instances, 2 (got 3)",
+		}},
+		{"start parallel zero", base + "    start:\n      parallel: 0\n", []string{
+			"F:6: services.web.start.parallel: must be at least 1 (got 0)",
+		}},
+		{"start unknown key", base + "    start: {paralel: 2}\n", []string{
+			`F:5: services.web.start.paralel: unknown key (did you mean "parallel"?)`,
+		}},
+		{"instance environment", `services:
+  web:
+    listen: :80
+    runtime:
+      process:
+        command: [./app]
+        env_file: nowhere.env
+        secrets:
+          DB: {file: db.secret}
+          "BAD-NAME": {env: X}
+          BOTH: {file: x, env: Y}
+          NEITHER: {}
+          PORT: {env: P}
+          LIST: [a]
+          TYPO: {fiel: x}
+          VAR: {env: "not valid"}
+        inherit_env: [AWS_REGION, CUTOVER_MARK, "1X", AWS_REGION]
+`, []string{
+			"F:7: services.web.runtime.process.env_file: cannot use D/nowhere.env: no such file or directory",
+			"F:9: services.web.runtime.process.secrets.DB.file: cannot use D/db.secret: no such file or directory",
+			`F:10: services.web.runtime.process.secrets.BAD-NAME: "BAD-NAME" is not a valid environment variable name (letters, digits and '_', not starting with a digit)`,
+			"F:11: services.web.runtime.process.secrets.BOTH: sets both file and env; choose one",
+			"F:12: services.web.runtime.process.secrets.NEITHER: needs file (a file holding the value) or env (a variable of the daemon's environment)",
+			"F:13: services.web.runtime.process.secrets.PORT: PORT is set by cutover for every instance and cannot be overridden",
+			"F:14: services.web.runtime.process.secrets.LIST: must be {file: PATH} or {env: DAEMON_VAR}, got a list",
+			`F:15: services.web.runtime.process.secrets.TYPO.fiel: unknown key (did you mean "file"?)`,
+			"F:15: services.web.runtime.process.secrets.TYPO: needs file (a file holding the value) or env (a variable of the daemon's environment)",
+			`F:16: services.web.runtime.process.secrets.VAR.env: "not valid" is not a valid environment variable name`,
+			"F:17: services.web.runtime.process.inherit_env[1]: CUTOVER_MARK is set by cutover for every instance and cannot be overridden",
+			`F:17: services.web.runtime.process.inherit_env[2]: "1X" is not a valid environment variable name (letters, digits and '_', not starting with a digit)`,
+			"F:17: services.web.runtime.process.inherit_env[3]: AWS_REGION is listed twice",
+		}},
+		{"env file with bad lines", base[:len(base)-len("    runtime: {process: {command: [./app]}}\n")] +
+			"    runtime: {process: {command: [./app], env_file: bad.env}}\n", []string{
+			"F:4: services.web.runtime.process.env_file: D/bad.env:2: expected KEY=VALUE",
+			"F:4: services.web.runtime.process.env_file: D/bad.env:4: TOKEN: the double quote is not closed (values span one line; write \\n for a newline)",
+			"F:4: services.web.runtime.process.env_file: D/bad.env:5: A set twice (first on line 1)",
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
+			writeFiles(t, dir, map[string]string{"bad.env": "A=1\nhunter2\n\nTOKEN=\"s3cr3t\nA=2\n"})
 			file := filepath.Join(dir, "cutover.yaml")
 			c, err := Parse(file, []byte(tt.yaml))
 			var verr *ValidationError

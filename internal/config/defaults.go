@@ -21,6 +21,7 @@ func defaultService(name string) *Service {
 		Name:         name,
 		StickyCookie: "cutover_" + name,
 		Instances:    1,
+		Start:        Start{Parallel: 1},
 		Health: Health{
 			Path:               "/healthz",
 			Interval:           time.Second,

@@ -168,8 +168,13 @@ func (c *Config) finish(dir string) {
 			abs(&s.TLS.Cert)
 			abs(&s.TLS.Key)
 		}
-		if s.Runtime.Process != nil {
-			abs(&s.Runtime.Process.Dir)
+		if p := s.Runtime.Process; p != nil {
+			abs(&p.Dir)
+			abs(&p.EnvFile)
+			for name, sec := range p.Secrets {
+				abs(&sec.File)
+				p.Secrets[name] = sec
+			}
 		}
 		if s.Runtime.UpstreamTLS != nil {
 			abs(&s.Runtime.UpstreamTLS.CAFile)

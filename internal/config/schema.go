@@ -40,7 +40,10 @@ func (d *decoder) service(n *yaml.Node, key string, s *Service) {
 		"trusted_proxies": d.strs(&s.TrustedProxies),
 		"sticky_cookie":   d.str(&s.StickyCookie),
 		"instances":       d.int(&s.Instances),
-		"runtime":         func(key string, n *yaml.Node) { d.runtime(n, key, &s.Runtime) },
+		"start": func(key string, n *yaml.Node) {
+			d.mapping(n, key, fields{"parallel": d.int(&s.Start.Parallel)})
+		},
+		"runtime": func(key string, n *yaml.Node) { d.runtime(n, key, &s.Runtime) },
 		"health": func(key string, n *yaml.Node) {
 			h := &s.Health
 			d.mapping(n, key, fields{
@@ -97,6 +100,9 @@ func (d *decoder) runtime(n *yaml.Node, key string, r *Runtime) {
 						}
 					})
 				},
+				"env_file":      d.str(&p.EnvFile),
+				"secrets":       func(key string, n *yaml.Node) { d.secrets(n, key, p) },
+				"inherit_env":   d.strs(&p.InheritEnv),
 				"dir":           d.str(&p.Dir),
 				"stop_timeout":  d.duration(&p.StopTimeout),
 				"start_timeout": d.duration(&p.StartTimeout),
@@ -126,6 +132,21 @@ func (d *decoder) runtime(n *yaml.Node, key string, r *Runtime) {
 			r.UpstreamTLS = u
 			d.mapping(n, key, fields{"ca_file": d.str(&u.CAFile), "server_name": d.str(&u.ServerName)})
 		},
+	})
+}
+
+// secrets decodes runtime.process.secrets: NAME: {file: PATH} or
+// NAME: {env: DAEMON_VAR}; validate.go checks that exactly one is set.
+func (d *decoder) secrets(n *yaml.Node, key string, p *Process) {
+	p.Secrets = make(map[string]Secret)
+	d.entries(n, key, func(name, child string, _, vn *yaml.Node) {
+		var s Secret
+		if !isNull(vn) && vn.Kind != yaml.MappingNode {
+			d.problem(vn, child, "must be {file: PATH} or {env: DAEMON_VAR}, got %s", describe(vn))
+			return
+		}
+		d.mapping(vn, child, fields{"file": d.str(&s.File), "env": d.str(&s.Env)})
+		p.Secrets[name] = s
 	})
 }
 

@@ -58,6 +58,8 @@ type Service struct {
 	StickyCookie string
 	// Instances is the number of instances per colour; default 1.
 	Instances int
+	// Start is how a new pool's instances are started.
+	Start Start
 	// Runtime says what starts the instances (processes or static addresses).
 	Runtime Runtime
 	// Health configures the active checks every instance must pass.
@@ -103,14 +105,48 @@ type Process struct {
 	// Command is argv; ${PORT}, ${VERSION}, ${COLOR}, ${SERVICE} and
 	// ${INSTANCE} are substituted in every element.
 	Command []string
-	// Env is added to the instance's environment (after the daemon's own).
+	// Env is added to the instance's environment; values are substituted
+	// like Command. An instance's environment holds only PATH, HOME, LANG
+	// and TZ of the daemon's, then, each overriding the one before:
+	// InheritEnv, EnvFile, Env, Secrets, and the variables cutover sets
+	// (PORT, VERSION, COLOR, SERVICE, INSTANCE, CUTOVER_MARK).
 	Env map[string]string
+	// EnvFile is a file of KEY=VALUE lines (see ParseEnvFile), read at
+	// every instance start; "" for none. Resolved against the config
+	// file's directory.
+	EnvFile string
+	// Secrets are variables whose values are read at every instance start,
+	// each from a file or from the daemon's environment; their values are
+	// never logged or recorded.
+	Secrets map[string]Secret
+	// InheritEnv names variables of the daemon's environment that
+	// instances get too (none but PATH, HOME, LANG and TZ otherwise).
+	InheritEnv []string
 	// Dir is the working directory; default the config file's directory.
 	Dir string
 	// StopTimeout is how long SIGTERM has before SIGKILL; default 10s.
 	StopTimeout time.Duration
-	// StartTimeout bounds how long a new pool may take to become healthy; default 60s.
+	// StartTimeout bounds how long each new instance may take to become
+	// healthy, restarts after early exits included; default 60s.
 	StartTimeout time.Duration
+}
+
+// Secret says where a secret variable's value comes from: exactly one of
+// File (the file's content without its trailing newline; resolved against
+// the config file's directory) and Env (a variable of the daemon's
+// environment).
+type Secret struct {
+	File string
+	Env  string
+}
+
+// Start is how a new pool's instances are started.
+type Start struct {
+	// Parallel is how many instances start at once; each must pass its
+	// health check before the next one starts, so an app that migrates
+	// its schema at start does so once, in the first. Default 1 (0 in a
+	// Config built in code means 1); at most Instances.
+	Parallel int
 }
 
 // Static lists fixed instance addresses ("host:port") per version.

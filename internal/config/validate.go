@@ -182,6 +182,7 @@ func (v *validator) service(key, name string, s *Service) {
 	if s.Instances < 1 {
 		v.add(key+".instances", "must be at least 1 (got %d)", s.Instances)
 	}
+	v.startParallel(key+".start.parallel", s.Start.Parallel, s.Instances)
 	v.runtime(key+".runtime", s.Runtime)
 	v.health(key+".health", s.Health)
 	v.positive(key+".timeouts.read_header", s.Timeouts.ReadHeader)
@@ -268,6 +269,9 @@ func (v *validator) runtime(key string, r Runtime) {
 				v.add(pk+".dir", "%s is not a directory", p.Dir)
 			}
 		}
+		v.envFile(pk+".env_file", p.EnvFile)
+		v.secrets(pk+".secrets", p.Secrets)
+		v.inheritEnv(pk+".inherit_env", p.InheritEnv)
 		v.positive(pk+".stop_timeout", p.StopTimeout)
 		v.positive(pk+".start_timeout", p.StartTimeout)
 	}
