@@ -107,9 +107,14 @@ func gateOptions(sc *config.Service, tlsConf *tls.Config) runtime.GateOptions {
 func processOptions(sc *config.Service, tlsConf *tls.Config, stateDir string, lis runtime.Listener,
 	log *slog.Logger, ports *runtime.PortAllocator) process.Options {
 	p := sc.Runtime.Process
+	secrets := make(map[string]process.Secret, len(p.Secrets))
+	for name, s := range p.Secrets {
+		secrets[name] = process.Secret{File: s.File, Env: s.Env}
+	}
 	return process.Options{
-		Service: sc.Name, Instances: sc.Instances,
-		Command: p.Command, Env: p.Env, Dir: p.Dir, StopTimeout: p.StopTimeout, StartTimeout: p.StartTimeout,
+		Service: sc.Name, Instances: sc.Instances, Parallel: sc.Start.Parallel,
+		Command: p.Command, Env: p.Env, EnvFile: p.EnvFile, Secrets: secrets, InheritEnv: p.InheritEnv,
+		Dir: p.Dir, StopTimeout: p.StopTimeout, StartTimeout: p.StartTimeout,
 		Gate: gateOptions(sc, tlsConf), UnhealthyThreshold: sc.Health.UnhealthyThreshold,
 		StateDir: stateDir, Listener: lis, Logger: log, Ports: ports,
 	}
