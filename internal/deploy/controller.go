@@ -341,6 +341,7 @@ func (c *Controller) Status() Status {
 			s.Analysis = &v
 		}
 	}
+	downStatus(&s, st)
 	return s
 }
 

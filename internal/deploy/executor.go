@@ -147,7 +147,7 @@ func nextWake(st State, now time.Time) time.Time {
 	if r := st.Run; r != nil && st.Phase == PhaseRollingBack {
 		earliest(r.RetryAt)
 	}
-	if st.Run == nil && st.Job == nil && st.Previous != nil && !st.Retiring {
+	if st.Run == nil && st.Job == nil && st.Previous != nil && !st.Retiring && st.Down == nil {
 		earliest(st.Previous.Until)
 	}
 	return at

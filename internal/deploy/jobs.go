@@ -51,6 +51,10 @@ func (c *Controller) runJob(ctx context.Context, j Job, st State) (string, error
 			}
 		}
 		return "", c.drainStop(ctx, j.Color, 0)
+	case JobDown:
+		return "", c.downPools(ctx)
+	case JobUp, JobUpPrevious:
+		return "", c.startPool(ctx, j)
 	case JobRetire:
 		if err := c.liveServes(j, "draining"); err != nil {
 			log.Warn("not retiring", "err", err)

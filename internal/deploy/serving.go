@@ -16,11 +16,16 @@ import (
 // pool while it is kept warm (not once it is being retired), and a
 // candidate that has taken traffic and is not being rolled back. A
 // candidate still provisioning or verifying is not among them: the
-// resumed controller starts, and so gates, it again.
+// resumed controller starts, and so gates, it again. A service that is
+// down has none: the down stopped them on purpose (an up interrupted by
+// the restart is run again by the resumed controller).
 func (c *Controller) Serving() []runtime.PoolRef {
 	c.mu.Lock()
 	st := c.st
 	c.mu.Unlock()
+	if st.Down != nil {
+		return nil
+	}
 	var out []runtime.PoolRef
 	if st.Live != nil {
 		out = append(out, runtime.PoolRef{Color: st.Live.Color, Version: st.Live.Version})
@@ -37,12 +42,12 @@ func (c *Controller) Serving() []runtime.PoolRef {
 // TrafficColors returns the colours public traffic goes to under the
 // persisted split: live, and the other colour while its weight is above
 // zero. A restarted daemon waits for these pools, and only these, before
-// it opens the public listener.
+// it opens the public listener. A service that is down has none.
 func (c *Controller) TrafficColors() []route.Color {
 	c.mu.Lock()
 	st := c.st
 	c.mu.Unlock()
-	if st.Live == nil {
+	if st.Live == nil || st.Down != nil {
 		return nil
 	}
 	out := []route.Color{st.Live.Color}

@@ -134,6 +134,9 @@ type Action struct {
 // error wrapping ErrBusy, ErrNoDeployment, ErrNoPrevious or ErrInvalid. It
 // admits every non-command observation. Transition assumes admission.
 func Admit(st State, ev Observation) error {
+	if handled, err := admitDown(st, ev); handled {
+		return err
+	}
 	run := st.Run
 	active := run != nil && st.Phase != PhaseIdle
 	op := fmt.Sprintf("%s %s", ev.Kind, st.Service)
@@ -291,6 +294,10 @@ func Transition(st State, ev Observation) (State, []Action) {
 		t.poolFailed()
 	case ObsRestart:
 		t.restart()
+	case ObsDown:
+		t.down()
+	case ObsUp:
+		t.up()
 	}
 	return t.finish()
 }
@@ -334,6 +341,7 @@ func (s State) clone() State {
 		j := *s.Job
 		s.Job = &j
 	}
+	s.Down = s.Down.clone()
 	if s.Run != nil {
 		r := *s.Run
 		r.Record.Events = slices.Clone(r.Record.Events)
@@ -473,6 +481,8 @@ func (t *txn) jobDone() {
 	t.st.Job = nil
 	run := t.st.Run
 	switch j.Kind {
+	case JobDown, JobUp, JobUpPrevious:
+		t.downJobDone(j)
 	case JobPreProvision:
 		if ev.Err != "" {
 			t.hookEvent(j, ev.Err, ev.Output)
@@ -896,7 +906,7 @@ func figures(c route.Color, f analysis.Figures) Figures {
 // maybeRetire starts retiring the previous pool once keep_previous is over.
 func (t *txn) maybeRetire() {
 	prev := t.st.Previous
-	if t.st.Run != nil || t.st.Job != nil || prev == nil || t.st.Retiring || t.ev.Now.Before(prev.Until) {
+	if t.st.Run != nil || t.st.Job != nil || prev == nil || t.st.Retiring || t.st.Down != nil || t.ev.Now.Before(prev.Until) {
 		return
 	}
 	t.st.Retiring = true

@@ -78,6 +78,16 @@ type Status struct {
 	// found only by their marks, a lost pool started again). The
 	// controller leaves it empty; the daemon fills it.
 	Notices []string `json:"notices,omitempty"`
+	// Down is true while the service is out of service (cutover down):
+	// no pool runs and the public listener answers with the fallback
+	// page. It stays true until an up has the live pool healthy again.
+	Down bool `json:"down"`
+	// DownSince is when the service was taken down.
+	DownSince time.Time `json:"down_since,omitzero"`
+	// Stopping is true while a down drains and stops the pools; Starting
+	// while an up starts the live pool.
+	Stopping bool `json:"stopping,omitempty"`
+	Starting bool `json:"starting,omitempty"`
 }
 
 // Result is an analysis verdict's outcome.
@@ -211,6 +221,8 @@ type State struct {
 	Job *Job `json:"job"`
 	// JobSeq numbers jobs; a job's result is ignored unless its Seq is current.
 	JobSeq uint64 `json:"job_seq"`
+	// Down is set while the service is out of service (see down.go).
+	Down *Down `json:"down,omitempty"`
 	// Policy holds the service's limits; the executor refreshes it from the
 	// configuration on start.
 	Policy  Policy    `json:"policy"`
