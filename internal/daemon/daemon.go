@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -29,6 +28,7 @@ import (
 	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/runtime"
+	"github.com/cutover/cutover/internal/sockets"
 	"github.com/cutover/cutover/internal/store"
 )
 
@@ -49,6 +49,11 @@ type Options struct {
 	// (recorded in history), so the next deployment is canaried against
 	// it rather than sent to 100% at once as a first deployment.
 	AcceptEmptyStore bool
+	// Listeners hands out the listening sockets by configuration key: the
+	// ones inherited from a supervisor (socket activation) or from the
+	// daemon being upgraded first, a new bind for the rest. Nil binds
+	// every address.
+	Listeners *sockets.Listeners
 }
 
 // ServeOptions are `cutover serve`'s flags.
@@ -72,9 +77,15 @@ func Serve(ctx context.Context, o ServeOptions, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cutover serve: %v\n", err)
 		return 1
 	}
+	lns, err := activatedListeners(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "cutover serve: %v\n", err)
+		return 1
+	}
+	defer lns.Close()
 	tuneGC(os.Getenv)
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	d, err := New(cfg, Options{Logger: logger, AcceptEmptyStore: o.AcceptEmptyStore, Ready: func(u string) {
+	d, err := New(cfg, Options{Logger: logger, AcceptEmptyStore: o.AcceptEmptyStore, Listeners: lns, Ready: func(u string) {
 		fmt.Fprintf(stdout, "cutover: control API on %s\n", u)
 	}})
 	if err != nil {
@@ -231,9 +242,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	starting = false
 	d.reloadMu.Unlock()
 
-	apiLn, err := net.Listen("tcp", cfg.API.Listen)
+	apiLn, err := d.listen(sockets.APIName, cfg.API.Listen)
 	if err != nil {
-		return fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
+		return err
 	}
 	srv := api.NewServer(d, api.Options{Token: token, Logger: d.log.With("component", "api"),
 		Listen: cfg.API.Listen, AllowedHosts: cfg.API.AllowedHosts.List()})

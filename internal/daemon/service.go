@@ -16,6 +16,7 @@ import (
 	"github.com/cutover/cutover/internal/runtime"
 	"github.com/cutover/cutover/internal/runtime/process"
 	"github.com/cutover/cutover/internal/runtime/static"
+	"github.com/cutover/cutover/internal/sockets"
 )
 
 // service is one service's running parts. name and the components are set
@@ -131,15 +132,15 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 		return nil, err
 	}
 
-	pub, err := net.Listen("tcp", sc.Listen)
+	pub, err := d.listen(sockets.Name(sc.Name, false), sc.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", sc.Listen, err)
+		return nil, err
 	}
 	var prev net.Listener
 	if sc.PreviewListen != "" {
-		if prev, err = net.Listen("tcp", sc.PreviewListen); err != nil {
+		if prev, err = d.listen(sockets.Name(sc.Name, true), sc.PreviewListen); err != nil {
 			pub.Close()
-			return nil, fmt.Errorf("preview_listen %s: %w", sc.PreviewListen, err)
+			return nil, err
 		}
 	}
 	wg.Go(func() {
