@@ -198,7 +198,7 @@ func TestStartFailureTellsExitedFromNotYetHealthy(t *testing.T) {
 		t.Errorf("first line blames web-green-2, which only was not healthy yet: %s", headline)
 	}
 	for _, want := range []*regexp.Regexp{
-		regexp.MustCompile(`(?m)^  web-green-1 \(pid \d+, port \d+\): failed, as said above; last output:\n(    \| .*\n)*    \| app exiting on purpose$`),
+		regexp.MustCompile(`(?m)^  web-green-1 \(pid \d+, port \d+\), last output:\n(    \| .*\n)*    \| app exiting on purpose$`),
 		regexp.MustCompile(`(?m)^  web-green-2 \(pid \d+, port \d+\): was still starting \(last probe: .*status 503\) when the start was given up: instance web-green-1 failed; last output:$`),
 		regexp.MustCompile(`(?m)^  web-green-3: not started$`),
 	} {

@@ -211,7 +211,7 @@ func (e *startError) Unwrap() error { return e.cause }
 //
 //	instance web-green-2 exited 6 times before it was healthy, the last time with exit code 3 (of 3 instances: 1 healthy, 1 failed, 1 not started)
 //	  web-green-1 (pid 4242, port 30001): healthy
-//	  web-green-2 (pid 4250, port 30003): failed, as said above; last output:
+//	  web-green-2 (pid 4250, port 30003), last output:
 //	    | app: migrate: duplicate key value violates unique constraint ...
 //	  web-green-3: not started
 func (e *startError) Error() string {
@@ -240,20 +240,27 @@ func (e *startError) Error() string {
 		of = "1 instance"
 	}
 	fmt.Fprintf(&b, " (of %s: %s)", of, strings.Join(tally, ", "))
+	// Then every slot not told of yet, and the last output of those that
+	// failed or were given up.
 	for _, r := range e.slots {
+		if r.failed() && r.tail == "" {
+			continue
+		}
 		b.WriteString("\n  ")
 		b.WriteString(r.id)
 		if r.in != nil {
 			fmt.Fprintf(&b, " (pid %d, port %d)", r.in.pid, r.in.port)
 		}
-		if r.failed() {
-			b.WriteString(": failed, as said above") // not twice in one message
-		} else {
+		if !r.failed() {
 			b.WriteString(": ")
 			b.WriteString(r.summary())
 		}
 		if r.tail != "" && r.state != slotHealthy {
-			b.WriteString("; last output:")
+			if r.failed() {
+				b.WriteString(", last output:")
+			} else {
+				b.WriteString("; last output:")
+			}
 			for line := range strings.SplitSeq(r.tail, "\n") {
 				b.WriteString("\n    | ")
 				b.WriteString(line)
