@@ -18,7 +18,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.MainWith(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr, cli.Commands{
 		Serve: func(ctx context.Context, o cli.ServeOptions, stdout, stderr io.Writer) int {
-			return daemon.Serve(ctx, daemon.ServeOptions{Config: o.Config, AcceptEmptyStore: o.AcceptEmptyStore}, stdout, stderr)
+			return daemon.Serve(ctx, daemon.ServeOptions{Config: o.Config, AcceptEmptyStore: o.AcceptEmptyStore,
+				StopInstancesOnExit: o.StopInstancesOnExit}, stdout, stderr)
 		},
 		Demo:    demo.Run,
 		DemoApp: demo.App,

@@ -17,6 +17,8 @@
 //	POST   /v1/services/{name}/resume             (same)
 //	POST   /v1/services/{name}/abort              (same)
 //	POST   /v1/services/{name}/rollback           (same)
+//	POST   /v1/services/{name}/down               (same)
+//	POST   /v1/services/{name}/up                 (same)
 //	GET    /v1/services/{name}/logs?color=&follow=1   text/plain, streamed
 //	POST   /v1/services/{name}/instances          InstanceRequest -> 204
 //	DELETE /v1/services/{name}/instances          InstanceRequest -> 204
@@ -76,6 +78,14 @@ type Backend interface {
 	// Rollback moves all traffic back to the previous pool now, aborting a
 	// running deployment.
 	Rollback(ctx context.Context, service string) error
+	// Down takes the service out of service: both colours drained and
+	// stopped, the state kept. It returns once that is decided; status
+	// reports the stop under way (Stopping).
+	Down(ctx context.Context, service string) error
+	// Up brings a service that is down back: the live pool started and
+	// health-gated, then traffic flows. It returns once that is decided;
+	// status reports the start under way (Starting).
+	Up(ctx context.Context, service string) error
 	// History returns past and running deployments, newest first; limit
 	// <= 0 means all.
 	History(service string, limit int) ([]deploy.Deployment, error)

@@ -131,6 +131,8 @@ func (s *Server) routes() http.Handler {
 	handle("POST /v1/services/{name}/resume", s.action(Backend.Resume))
 	handle("POST /v1/services/{name}/abort", s.action(Backend.Abort))
 	handle("POST /v1/services/{name}/rollback", s.action(Backend.Rollback))
+	handle("POST /v1/services/{name}/down", s.action(Backend.Down))
+	handle("POST /v1/services/{name}/up", s.action(Backend.Up))
 	handle("GET /v1/services/{name}/logs", s.logs)
 	handle("POST /v1/services/{name}/instances", s.instances(Backend.Register))
 	handle("DELETE /v1/services/{name}/instances", s.instances(Backend.Deregister))

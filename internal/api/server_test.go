@@ -124,6 +124,10 @@ func TestRoutes(t *testing.T) {
 		{"resume", "POST", "/v1/services/web/resume", "", nil, 200, "", `"service": "web"`},
 		{"abort", "POST", "/v1/services/web/abort", "", nil, 200, "", `"service": "web"`},
 		{"rollback", "POST", "/v1/services/web/rollback", "", nil, 200, "", `"service": "web"`},
+		{"down", "POST", "/v1/services/web/down", "", nil, 200, "", `"down": true`},
+		{"up", "POST", "/v1/services/web/up", "", nil, 200, "", `"down": false`},
+		{"down unknown", "POST", "/v1/services/nope/down", "", nil, 404, "unknown_service", ""},
+		{"up wrong method", "GET", "/v1/services/web/up", "", nil, 405, "method_not_allowed", ""},
 		{"promote unknown", "POST", "/v1/services/nope/promote", "", nil, 404, "unknown_service", ""},
 		{"register", "POST", "/v1/services/web/instances", `{"version":"v2","addr":"10.0.0.5:8080"}`, json, 204, "", ""},
 		{"deregister", "DELETE", "/v1/services/web/instances", `{"version":"v2","addr":"10.0.0.5:8080"}`, json, 204, "", ""},
@@ -155,7 +159,7 @@ func TestRoutes(t *testing.T) {
 		t.Errorf("405 Allow = %q, want POST in it", got)
 	}
 	calls := strings.Join(b.Calls(), "\n")
-	for _, want := range []string{"[deploy web v2 all-at-once user]", "[register web v2 10.0.0.5:8080]", "[deregister web v2 10.0.0.5:8080]", "[rollback web]"} {
+	for _, want := range []string{"[deploy web v2 all-at-once user]", "[register web v2 10.0.0.5:8080]", "[deregister web v2 10.0.0.5:8080]", "[rollback web]", "[down web]", "[up web]"} {
 		if !strings.Contains(calls, want) {
 			t.Errorf("backend calls lack %s:\n%s", want, calls)
 		}

@@ -70,6 +70,10 @@ type ServeOptions struct {
 	// AcceptEmptyStore is --accept-empty-store: start over a state store
 	// that is empty, or that names no pool while instances run.
 	AcceptEmptyStore bool
+	// StopInstancesOnExit is --stop-instances-on-exit: drain and stop
+	// every pool when the daemon shuts down, instead of leaving the
+	// instances running for the next daemon to adopt.
+	StopInstancesOnExit bool
 }
 
 // Main runs cutover with args (without the program name), reading the

@@ -26,6 +26,8 @@ type opts struct {
 	daemonConfig string
 	// acceptEmptyStore is serve's --accept-empty-store.
 	acceptEmptyStore bool
+	// stopInstances is serve's --stop-instances-on-exit.
+	stopInstances bool
 }
 
 // tree builds the command tree of one invocation: its flags write into a,
@@ -75,11 +77,13 @@ func (a *app) tree() *cobra.Command {
 // commands are cutover's subcommands, in the order help lists them.
 func (a *app) commands() []*cobra.Command {
 	o := &a.opts
-	serve := a.command("serve [-c FILE] [--accept-empty-store]", "run the daemon in the foreground (router, controller, API)",
+	serve := a.command("serve [-c FILE] [--accept-empty-store] [--stop-instances-on-exit]", "run the daemon in the foreground (router, controller, API)",
 		nargs(0, 0), (*app).serve)
 	configFlag(serve, o)
 	serve.Flags().BoolVar(&o.acceptEmptyStore, "accept-empty-store", false,
 		"start although the state store is empty (0 bytes) or names no pool while instances run: take a single running pool as live")
+	serve.Flags().BoolVar(&o.stopInstances, "stop-instances-on-exit", false,
+		"drain and stop every pool on shutdown (by default instances keep running and the next daemon adopts them)")
 
 	deployCmd := a.command("deploy SERVICE VERSION [--wait] [--strategy S] [--json]", "start a deployment; --wait follows it to the end",
 		nargs(2, 2), (*app).deploy)
@@ -131,6 +135,8 @@ func (a *app) commands() []*cobra.Command {
 		a.actionCommand("pause", "hold a deployment at its current step"),
 		a.actionCommand("resume", "continue a paused deployment"),
 		a.actionCommand("abort", "abort a deployment: traffic back to the live pool"),
+		a.downUpCommand("down", "take a service out of service: drain and stop both colours, keep its state", downHelp, (*app).down),
+		a.downUpCommand("up", "bring a service that is down back: start its live release, health-gated", upHelp, (*app).up),
 		history, logs, register, deregister, validate,
 		reload,
 		a.rawCommand("demo [--keep] [--rps N]", "the self-contained showcase", (*app).demo),
@@ -173,6 +179,16 @@ func hidden(c *cobra.Command) *cobra.Command {
 func (a *app) actionCommand(verb, summary string) *cobra.Command {
 	c := a.command(verb+" SERVICE [--json]", summary, nargs(1, 1),
 		func(a *app, o *opts, pos []string) int { return a.action(verb, o, pos[0]) })
+	c.ValidArgsFunction = a.completeService
+	jsonFlag(c, &a.opts)
+	daemonConfigFlag(c, &a.opts)
+	return c
+}
+
+// downUpCommand is "cutover down SERVICE" or "cutover up SERVICE".
+func (a *app) downUpCommand(verb, summary, long string, do func(a *app, o *opts, pos []string) int) *cobra.Command {
+	c := a.command(verb+" SERVICE [--json]", summary, nargs(1, 1), do)
+	c.Long = long
 	c.ValidArgsFunction = a.completeService
 	jsonFlag(c, &a.opts)
 	daemonConfigFlag(c, &a.opts)
@@ -305,7 +321,8 @@ func (a *app) serve(o *opts, pos []string) int {
 		fmt.Fprintln(a.stderr, "cutover: serve is not available in this build")
 		return ExitError
 	}
-	return a.cmds.Serve(a.ctx, ServeOptions{Config: o.config, AcceptEmptyStore: o.acceptEmptyStore}, a.stdout, a.stderr)
+	return a.cmds.Serve(a.ctx, ServeOptions{Config: o.config, AcceptEmptyStore: o.acceptEmptyStore, StopInstancesOnExit: o.stopInstances},
+		a.stdout, a.stderr)
 }
 
 func (a *app) demo(args []string) int {

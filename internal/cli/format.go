@@ -20,7 +20,7 @@ func writeStatusTable(w io.Writer, sts []deploy.Status, loc *time.Location) erro
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tPHASE\tLIVE\tCANDIDATE\tWEIGHTS\tPREVIOUS\tDEPLOYMENT")
 	for _, st := range sts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Service, st.Phase, poolName(st.Live),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Service, phaseCell(st), poolName(st.Live),
 			poolName(st.Candidate), weights(st.Weights), previous(st.Previous, loc), deploymentRef(st.Deployment))
 	}
 	if err := tw.Flush(); err != nil {
@@ -29,6 +29,12 @@ func writeStatusTable(w io.Writer, sts []deploy.Status, loc *time.Location) erro
 	for _, st := range sts {
 		if v := st.Analysis; v != nil {
 			if _, err := fmt.Fprintf(w, "%s analysis: %s: %s\n", st.Service, v.Result, v.Reason); err != nil {
+				return err
+			}
+		}
+		if st.Down && !st.Starting {
+			if _, err := fmt.Fprintf(w, "%s down since %s: nothing runs, the public listener serves the fallback page; `cutover up %s` starts %s again\n",
+				st.Service, st.DownSince.In(loc).Format(timeLayout), st.Service, poolName(st.Live)); err != nil {
 				return err
 			}
 		}
@@ -93,12 +99,26 @@ func writeHookOutputs(w io.Writer, ds []deploy.Deployment, loc *time.Location) e
 	return nil
 }
 
+// phaseCell is the PHASE column: the phase, or what a service that is
+// down is doing.
+func phaseCell(st deploy.Status) string {
+	switch {
+	case st.Starting:
+		return "down (starting)"
+	case st.Stopping:
+		return "down (stopping)"
+	case st.Down:
+		return "down"
+	}
+	return string(st.Phase)
+}
+
 // summary is a one-line description of a status, for action commands.
 func summary(st deploy.Status) string {
 	if st.Service == "" {
 		return "status unavailable"
 	}
-	s := fmt.Sprintf("phase %s, live %s", st.Phase, poolName(st.Live))
+	s := fmt.Sprintf("phase %s, live %s", phaseCell(st), poolName(st.Live))
 	if st.Candidate != nil {
 		s += ", candidate " + poolName(st.Candidate)
 	}

@@ -34,7 +34,8 @@ func classify(err error) error {
 		return nil
 	}
 	switch {
-	case errors.Is(err, deploy.ErrBusy), errors.Is(err, deploy.ErrNoDeployment), errors.Is(err, deploy.ErrNoPrevious):
+	case errors.Is(err, deploy.ErrBusy), errors.Is(err, deploy.ErrNoDeployment), errors.Is(err, deploy.ErrNoPrevious),
+		errors.Is(err, deploy.ErrDown), errors.Is(err, deploy.ErrNotDown):
 		return classified{err, api.ErrConflict}
 	case errors.Is(err, deploy.ErrInvalid):
 		return classified{err, api.ErrInvalid}
@@ -118,6 +119,16 @@ func (d *Daemon) Abort(ctx context.Context, name string) error {
 // Rollback implements api.Backend.
 func (d *Daemon) Rollback(ctx context.Context, name string) error {
 	return d.control(name, func(c *deploy.Controller) error { return c.Rollback(ctx) })
+}
+
+// Down implements api.Backend.
+func (d *Daemon) Down(ctx context.Context, name string) error {
+	return d.control(name, func(c *deploy.Controller) error { return c.Down(ctx, api.ActorUser) })
+}
+
+// Up implements api.Backend.
+func (d *Daemon) Up(ctx context.Context, name string) error {
+	return d.control(name, func(c *deploy.Controller) error { return c.Up(ctx, api.ActorUser) })
 }
 
 // History implements api.Backend.

@@ -62,6 +62,8 @@ type ServeOptions struct {
 	Config string
 	// AcceptEmptyStore is --accept-empty-store (see Options).
 	AcceptEmptyStore bool
+	// StopInstancesOnExit is --stop-instances-on-exit (see Options).
+	StopInstancesOnExit bool
 }
 
 // Serve loads the configuration at o.Config and runs the daemon until ctx
@@ -85,7 +87,7 @@ func Serve(ctx context.Context, o ServeOptions, stdout, stderr io.Writer) int {
 	defer lns.Close()
 	tuneGC(os.Getenv)
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	d, err := New(cfg, Options{Logger: logger, AcceptEmptyStore: o.AcceptEmptyStore, Listeners: lns, Ready: func(u string) {
+	d, err := New(cfg, Options{Logger: logger, AcceptEmptyStore: o.AcceptEmptyStore, StopInstancesOnExit: o.StopInstancesOnExit, Listeners: lns, Ready: func(u string) {
 		fmt.Fprintf(stdout, "cutover: control API on %s\n", u)
 	}})
 	if err != nil {

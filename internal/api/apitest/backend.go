@@ -28,6 +28,10 @@ type Backend struct {
 	// backend's checks; it returns the deployment to answer with. Tests use
 	// it to script a deployment (emitting events, changing status).
 	OnDeploy func(service, version, strategy string) (deploy.Deployment, error)
+	// OnDownUp, when set, is called by Down and Up (op "down" or "up")
+	// after they marked the status, before the status is answered. Tests
+	// use it to script the stop or start that follows.
+	OnDownUp func(op, service string)
 
 	metrics prometheus.Gatherer // set by New, then read-only
 
@@ -97,7 +101,7 @@ func (b *Backend) FeedLog(ctx context.Context, line string) error {
 }
 
 // SetError makes the operation op ("status", "deploy", "promote", "pause",
-// "resume", "abort", "rollback", "history", "logs", "register",
+// "resume", "abort", "rollback", "down", "up", "history", "logs", "register",
 // "deregister", "subscribe", "reload") return err until cleared with nil.
 func (b *Backend) SetError(op string, err error) {
 	b.mu.Lock()
@@ -223,6 +227,38 @@ func (b *Backend) Abort(ctx context.Context, service string) error { return b.ch
 // Rollback implements api.Backend.
 func (b *Backend) Rollback(ctx context.Context, service string) error {
 	return b.check("rollback", service)
+}
+
+// Down implements api.Backend: it marks the service's status down.
+func (b *Backend) Down(ctx context.Context, service string) error {
+	if err := b.check("down", service); err != nil {
+		return err
+	}
+	if f := b.setDown(service, true); f != nil {
+		f("down", service)
+	}
+	return nil
+}
+
+// setDown marks the service's status and returns OnDownUp.
+func (b *Backend) setDown(service string, down bool) func(op, service string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st := b.statuses[service]
+	st.Down = down
+	b.statuses[service] = st
+	return b.OnDownUp
+}
+
+// Up implements api.Backend: it marks the service's status up.
+func (b *Backend) Up(ctx context.Context, service string) error {
+	if err := b.check("up", service); err != nil {
+		return err
+	}
+	if f := b.setDown(service, false); f != nil {
+		f("up", service)
+	}
+	return nil
 }
 
 // History implements api.Backend.

@@ -231,6 +231,20 @@ func (c *Client) Rollback(ctx context.Context, service string) (deploy.Status, e
 	return c.action(ctx, service, "rollback")
 }
 
+// Down takes the service out of service (both colours drained and
+// stopped, state kept) and returns the status after the decision; the
+// stop runs on (Status.Stopping).
+func (c *Client) Down(ctx context.Context, service string) (deploy.Status, error) {
+	return c.action(ctx, service, "down")
+}
+
+// Up brings a service that is down back and returns the status after the
+// decision; the live pool starts, health-gated (Status.Starting), and
+// Status.Down is false once it serves.
+func (c *Client) Up(ctx context.Context, service string) (deploy.Status, error) {
+	return c.action(ctx, service, "up")
+}
+
 // Register adds a statically managed instance to a version's pool.
 func (c *Client) Register(ctx context.Context, service, version, addr string) error {
 	return c.call(ctx, http.MethodPost, servicePath(service, "instances"),

@@ -65,6 +65,7 @@ func TestRoundTrips(t *testing.T) {
 	}
 	for name, f := range map[string]func(context.Context, string) (deploy.Status, error){
 		"promote": c.Promote, "pause": c.Pause, "resume": c.Resume, "abort": c.Abort, "rollback": c.Rollback,
+		"down": c.Down, "up": c.Up,
 	} {
 		if st, err := f(ctx, "web"); err != nil || st.Service != "web" {
 			t.Errorf("%s = %+v, %v", name, st, err)
@@ -84,7 +85,7 @@ func TestRoundTrips(t *testing.T) {
 		t.Fatalf("Metrics = %q, %v", m.String(), err)
 	}
 	want := []string{"[deploy web v3 all-at-once user]", "[promote web]", "[pause web]", "[resume web]",
-		"[abort web]", "[rollback web]", "[register web v2 10.0.0.1:80]", "[deregister web v2 10.0.0.1:80]", "[reload ]"}
+		"[abort web]", "[rollback web]", "[down web]", "[up web]", "[register web v2 10.0.0.1:80]", "[deregister web v2 10.0.0.1:80]", "[reload ]"}
 	got := b.Calls()
 	for _, w := range want {
 		found := false
