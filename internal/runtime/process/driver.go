@@ -235,12 +235,16 @@ func New(opts Options) (*Driver, error) {
 func (d *Driver) stopTimeout() time.Duration  { return d.opts.StopTimeout }
 func (d *Driver) startTimeout() time.Duration { return d.opts.StartTimeout }
 
-// Start launches Service.Instances processes of version in colour c and
-// returns them once every one passes its health check. A colour already
-// running the version (and not failed) is returned as it is; one running
-// another version is stopped first. On failure everything Start launched
-// is stopped and the error names service, colour and version and carries
-// the failing instance's last output; the other colour is never touched.
+// Start launches Options.Instances processes of version in colour c,
+// Options.Parallel at a time, each health-gated before the next starts and
+// restarted with backoff if it exits before it is healthy, and returns them
+// once every one passed its health check. A colour already running the
+// version (and not failed) is returned as it is; one running another
+// version is stopped first. On failure everything Start launched is
+// stopped and the error names service, colour and version, and tells which
+// instances failed and how (exit code or signal, last output), which were
+// still starting and which never started; the other colour is never
+// touched.
 func (d *Driver) Start(ctx context.Context, c route.Color, version string) ([]runtime.Instance, error) {
 	d.opMu[c].Lock()
 	defer d.opMu[c].Unlock()
