@@ -33,7 +33,7 @@ func TestSnake(t *testing.T) {
 // key fails here instead of producing a message naming a key that does not
 // exist.
 func TestRestartKeysNameConfigKeys(t *testing.T) {
-	keys := []string{"name", "listen", "preview_listen", "tls", "h2c", "trusted_proxies", "sticky_cookie", "instances",
+	keys := []string{"name", "listen", "preview_listen", "tls", "h2c", "trusted_proxies", "sticky_cookie", "instances", "start",
 		"runtime", "health", "timeouts", "drain_timeout", "strategy", "keep_previous", "quiet_period", "hooks", "fallback_page"}
 	typ := reflect.TypeFor[config.Service]()
 	for i := range typ.NumField() {
