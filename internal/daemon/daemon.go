@@ -27,6 +27,7 @@ import (
 	"github.com/cutover/cutover/internal/api"
 	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/deploy"
+	"github.com/cutover/cutover/internal/handover"
 	"github.com/cutover/cutover/internal/runtime"
 	"github.com/cutover/cutover/internal/sockets"
 	"github.com/cutover/cutover/internal/store"
@@ -54,6 +55,10 @@ type Options struct {
 	// daemon being upgraded first, a new bind for the rest. Nil binds
 	// every address.
 	Listeners *sockets.Listeners
+	// AwaitStore, if set, is called before the store is opened and must
+	// return before it is: an upgraded daemon waits there until the one
+	// it replaces released the store (see package handover).
+	AwaitStore func() error
 }
 
 // ServeOptions are `cutover serve`'s flags.
@@ -74,26 +79,52 @@ func Serve(ctx context.Context, o ServeOptions, stdout, stderr io.Writer) int {
 	if path == "" {
 		path = "cutover.yaml"
 	}
-	cfg, err := config.Load(path)
-	if err != nil {
+	// Started by `cutover upgrade`: every error before serving goes to the
+	// daemon being replaced too, which keeps serving and reports it.
+	child, err := handover.FromEnv(os.Getenv, os.Unsetenv)
+	fail := func(err error) int {
+		if child != nil {
+			child.Fail(err)
+		}
 		fmt.Fprintf(stderr, "cutover serve: %v\n", err)
 		return 1
 	}
-	lns, err := activatedListeners(cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "cutover serve: %v\n", err)
-		return 1
+		return fail(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return fail(err)
+	}
+	var lns *sockets.Listeners
+	if child != nil {
+		lns, err = handoverListeners(child, cfg)
+	} else {
+		lns, err = activatedListeners(cfg)
+	}
+	if err != nil {
+		return fail(err)
 	}
 	defer lns.Close()
 	tuneGC(os.Getenv)
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	d, err := New(cfg, Options{Logger: logger, AcceptEmptyStore: o.AcceptEmptyStore, StopInstancesOnExit: o.StopInstancesOnExit, Listeners: lns, Ready: func(u string) {
+	opts := Options{Logger: logger, AcceptEmptyStore: o.AcceptEmptyStore, StopInstancesOnExit: o.StopInstancesOnExit, Listeners: lns, Ready: func(u string) {
 		fmt.Fprintf(stdout, "cutover: control API on %s\n", u)
-	}})
-	if err != nil {
-		fmt.Fprintf(stderr, "cutover serve: %v\n", err)
-		return 1
+		if child != nil {
+			if err := child.Serving(); err != nil {
+				logger.Error("upgrade: telling the replaced daemon that this one serves", "err", err)
+			}
+			child = nil // it has taken over; later errors are this daemon's own
+		}
+	}}
+	if child != nil {
+		opts.AwaitStore = child.AwaitStore
 	}
+	d, err := New(cfg, opts)
+	if err != nil {
+		return fail(err)
+	}
+	go upgradeOnSignal(ctx, d, logger)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -110,8 +141,7 @@ func Serve(ctx context.Context, o ServeOptions, stdout, stderr io.Writer) int {
 		}
 	}()
 	if err := d.Run(ctx); err != nil {
-		fmt.Fprintf(stderr, "cutover serve: %v\n", err)
-		return 1
+		return fail(err)
 	}
 	return 0
 }
@@ -174,6 +204,7 @@ type Daemon struct {
 	cfg      *config.Config
 	services map[string]*service
 	store    *store.Store
+	hand     upgradeState
 }
 
 // New validates that the daemon can start with cfg; Run starts it.
@@ -190,6 +221,9 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 // order: API, routers (draining in-flight requests), controllers, drivers,
 // store.
 func (d *Daemon) Run(ctx context.Context) (err error) {
+	// An upgrade ends the run once the new daemon serves.
+	ctx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
 	// A reload (SIGHUP) that arrives while the services start waits for
 	// them, so that it compares against, and updates, the configuration
 	// they run with instead of racing with the start and being lost.
@@ -207,13 +241,6 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state dir %s: %w", cfg.StateDir, err)
 	}
-	st, err := store.Open(filepath.Join(cfg.StateDir, "cutover.db"), store.Options{AcceptEmpty: d.opts.AcceptEmptyStore})
-	if err != nil {
-		return err
-	}
-	d.store = st
-	defer st.Close()
-
 	token, err := readToken(cfg.API.TokenFile)
 	if err != nil {
 		return err
@@ -221,6 +248,17 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if err := api.CheckListen(cfg.API.Listen, token); err != nil {
 		return err
 	}
+	if d.opts.AwaitStore != nil {
+		if err := d.opts.AwaitStore(); err != nil {
+			return err
+		}
+	}
+	st, err := store.Open(filepath.Join(cfg.StateDir, "cutover.db"), store.Options{AcceptEmpty: d.opts.AcceptEmptyStore})
+	if err != nil {
+		return err
+	}
+	d.store = st
+	defer d.closeStore()
 
 	// Shutdown runs in reverse: stop the API, stop routers (they drain
 	// in-flight requests) and controllers, and only then release the
@@ -241,6 +279,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		d.services[name] = svc
 		d.mu.Unlock()
 	}
+	d.hand.runCtx, d.hand.wg, d.hand.stopRun = runCtx, &wg, stopRun
 	starting = false
 	d.reloadMu.Unlock()
 

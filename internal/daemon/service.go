@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -33,6 +34,11 @@ type service struct {
 	// notices are what adoption found wrong at start; set before the
 	// service is published, read-only afterwards.
 	notices []string
+	// stopCtrl ends the controller's Run alone (an upgrade hands the
+	// controllers over while the routers serve); ctrlDone is closed when
+	// it returned. Set by runControl.
+	stopCtrl context.CancelFunc
+	ctrlDone chan struct{}
 }
 
 // listener forwards runtime pool changes to the router and pool failures to
@@ -88,47 +94,7 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 			r.Close()
 		}
 	}()
-	lis := listener{svc: svc}
-	var (
-		proc *process.Driver
-		stat *static.Driver
-	)
-	switch {
-	case sc.Runtime.Process != nil:
-		drv, err := process.New(processOptions(sc, tlsConf, stateDir, lis, component("runtime"), d.ports))
-		if err != nil {
-			return nil, err
-		}
-		svc.driver, proc = drv, drv
-	default:
-		drv, err := static.New(staticOptions(sc, tlsConf, lis, component("runtime"), registrationStore{d.store}))
-		if err != nil {
-			return nil, err
-		}
-		svc.driver, stat = drv, drv
-	}
-	ctrl, err := deploy.New(deploy.Options{
-		Settings:   controllerSettings(sc),
-		Router:     r,
-		Runtime:    svc.driver,
-		Store:      stateStore{d.store},
-		Logger:     component("controller"),
-		PreviewURL: previewURL(sc),
-		Events:     d.publish,
-		Finished:   d.done.finished,
-	})
-	if err != nil {
-		return nil, err
-	}
-	svc.ctrl = ctrl
-	if err := ctrl.Restore(ctx); err != nil {
-		return nil, err
-	}
-	if proc != nil {
-		if err := d.adoptProcesses(ctx, svc, proc, stateDir); err != nil {
-			return nil, err
-		}
-	} else if err := restartStaticPools(svc, stat); err != nil {
+	if err := d.startControl(ctx, stateDir, sc, svc, tlsConf); err != nil {
 		return nil, err
 	}
 
@@ -148,12 +114,79 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 			log.Error("router stopped", "err", err)
 		}
 	})
+	d.runControl(ctx, svc, wg)
+	return svc, nil
+}
+
+// startControl gives svc its runtime driver and controller, restores the
+// persisted state and adopts the running instances (or re-establishes the
+// static pools). The controller does not run yet (runControl).
+func (d *Daemon) startControl(ctx context.Context, stateDir string, sc *config.Service, svc *service, tlsConf *tls.Config) error {
+	component := func(name string) *slog.Logger { return d.log.With("component", name) }
+	r := svc.router
+	lis := listener{svc: svc}
+	var (
+		proc *process.Driver
+		stat *static.Driver
+	)
+	switch {
+	case sc.Runtime.Process != nil:
+		drv, err := process.New(processOptions(sc, tlsConf, stateDir, lis, component("runtime"), d.ports))
+		if err != nil {
+			return err
+		}
+		svc.driver, proc = drv, drv
+	default:
+		drv, err := static.New(staticOptions(sc, tlsConf, lis, component("runtime"), registrationStore{d.store}))
+		if err != nil {
+			return err
+		}
+		svc.driver, stat = drv, drv
+	}
+	ctrl, err := deploy.New(deploy.Options{
+		Settings:   controllerSettings(sc),
+		Router:     r,
+		Runtime:    svc.driver,
+		Store:      stateStore{d.store},
+		Logger:     component("controller"),
+		PreviewURL: previewURL(sc),
+		Events:     d.publish,
+		Finished:   d.done.finished,
+	})
+	if err != nil {
+		return err
+	}
+	svc.ctrl = ctrl
+	if err := ctrl.Restore(ctx); err != nil {
+		return err
+	}
+	if proc != nil {
+		if err := d.adoptProcesses(ctx, svc, proc, stateDir); err != nil {
+			return err
+		}
+	} else if err := restartStaticPools(svc, stat); err != nil {
+		return err
+	}
+
+	return nil
+}
+
+// runControl runs svc's controller until ctx is done or stopControl.
+func (d *Daemon) runControl(ctx context.Context, svc *service, wg *sync.WaitGroup) {
+	cctx, cancel := context.WithCancel(ctx)
+	svc.stopCtrl, svc.ctrlDone = cancel, make(chan struct{})
 	wg.Go(func() {
-		if err := ctrl.Run(ctx); err != nil && ctx.Err() == nil {
-			log.Error("controller stopped", "err", err)
+		defer close(svc.ctrlDone)
+		if err := svc.ctrl.Run(cctx); err != nil && cctx.Err() == nil {
+			svc.log.Error("controller stopped", "err", err)
 		}
 	})
-	return svc, nil
+}
+
+// stopControl stops svc's controller and waits until it returned.
+func (svc *service) stopControl() {
+	svc.stopCtrl()
+	<-svc.ctrlDone
 }
 
 // adoptProcesses takes over the instances a previous daemon left running,
