@@ -24,6 +24,7 @@
 //	DELETE /v1/services/{name}/instances          InstanceRequest -> 204
 //	GET    /v1/events?service=                    text/event-stream of deploy.Event
 //	POST   /v1/reload                             {"status":"reloaded"}
+//	POST   /v1/upgrade                            UpgradeRequest -> UpgradeResponse
 //
 // Every error is a JSON body {"error":{"code":"...","message":"..."}} with a
 // stable code (see the Code constants).

@@ -138,6 +138,7 @@ func (s *Server) routes() http.Handler {
 	handle("DELETE /v1/services/{name}/instances", s.instances(Backend.Deregister))
 	handle("GET /v1/events", s.events)
 	handle("POST /v1/reload", s.reload)
+	handle("POST /v1/upgrade", s.upgrade)
 
 	// Browsers must not be able to drive the API from another site (the
 	// daemon listens on loopback without a token by default).
