@@ -27,7 +27,7 @@ type rawLoad struct {
 
 	mu      sync.Mutex
 	answers []answer
-	errs    []string    // the first few failures
+	errs    []string // the first few failures
 
 	stop context.CancelFunc
 	done sync.WaitGroup
