@@ -258,10 +258,16 @@ func (f *follower) polledBack(ctx context.Context, r polled) (code int, end bool
 		}
 		return 0, false
 	}
-	if !f.failing.IsZero() && f.pollOnly {
+	back := !f.failing.IsZero()
+	if back && f.pollOnly {
 		f.p.notice(f.now(), fmt.Sprintf("the daemon answers again after %s", f.now().Sub(f.failing).Round(100*time.Millisecond)))
 	}
 	f.failing = time.Time{}
+	if back && f.streamed && f.events == nil && f.dialed == nil {
+		// The daemon answers again: open the stream now rather than at
+		// the end of the backoff.
+		f.dial(ctx)
+	}
 	f.p.status(r.st)
 	f.armHeartbeat()
 	if r.final != nil {
