@@ -55,7 +55,7 @@ func (a *app) tree() *cobra.Command {
 	root.SetIn(a.stdin)
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
-	root.PersistentFlags().StringVar(&a.api, "api", "", "API base URL (default $CUTOVER_API or "+DefaultAPI+")")
+	root.PersistentFlags().StringVar(&a.api, "api", "", "API base URL (default $CUTOVER_API, else api.listen of the config, else "+DefaultAPI+")")
 	// Declared here so that it is hidden from every command's flag list,
 	// as Go's flag package left it out.
 	root.PersistentFlags().BoolP("help", "h", false, "show help")
