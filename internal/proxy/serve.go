@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,9 +20,12 @@ import (
 // set; preview speaks plain HTTP/1.1. Slow clients are bounded by the
 // service's header-read and idle timeouts.
 //
-// On shutdown the listeners close at once and in-flight requests get the
-// drain timeout to finish; then long-lived streams and upgraded connections
-// are cut and whatever remains is closed. Serve returns nil after a clean
+// On shutdown the listeners close at once; for a grace period (at most
+// handoffGrace, within the drain timeout) each HTTP/1 client connection is
+// closed after its next response, so that a process sharing the sockets
+// (an upgrade) takes the client's next request; then in-flight requests
+// get the drain timeout to finish, long-lived streams and
+// upgraded connections are cut, and whatever remains is closed. Serve returns nil after a clean
 // shutdown, or the error of the listener that failed. It does not stop the
 // health watchers; Close does.
 func (r *Router) Serve(ctx context.Context, public, preview net.Listener) error {
@@ -29,14 +33,19 @@ func (r *Router) Serve(ctx context.Context, public, preview net.Listener) error 
 		return fmt.Errorf("serve %s: no public listener", r.opts.Service)
 	}
 	type unit struct {
-		srv *http.Server
-		ln  net.Listener
-		tls bool
+		srv   *http.Server
+		ln    net.Listener
+		tls   bool
+		conns *connTracker
 	}
-	units := []unit{{r.newServer(r.Handler(), true), public, r.cert != nil}}
+	units := []unit{{r.newServer(r.Handler(), true), public, r.cert != nil, &connTracker{}}}
 	if preview != nil {
-		units = append(units, unit{r.newServer(r.PreviewHandler(), false), preview, false})
+		units = append(units, unit{r.newServer(r.PreviewHandler(), false), preview, false, &connTracker{}})
 	}
+	for _, u := range units {
+		u.conns.track(u.srv)
+	}
+	var stopping atomic.Bool
 	errc := make(chan error, len(units))
 	for _, u := range units {
 		go func() {
@@ -46,7 +55,7 @@ func (r *Router) Serve(ctx context.Context, public, preview net.Listener) error 
 			} else {
 				err = u.srv.Serve(u.ln)
 			}
-			if errors.Is(err, http.ErrServerClosed) {
+			if errors.Is(err, http.ErrServerClosed) || (stopping.Load() && errors.Is(err, net.ErrClosed)) {
 				err = nil
 			}
 			errc <- err
@@ -63,10 +72,20 @@ func (r *Router) Serve(ctx context.Context, public, preview net.Listener) error 
 			failed = fmt.Errorf("serve %s: %w", r.opts.Service, failed)
 		}
 	}
+	// Stop accepting, then let the client connections go on their own
+	// (see handoff.go) before the servers shut down.
+	stopping.Store(true)
+	graceEnd := time.Now().Add(min(handoffGrace, r.opts.DrainTimeout))
 	srvs := make([]*http.Server, 0, len(units))
 	for _, u := range units {
+		_ = u.ln.Close()
 		srvs = append(srvs, u.srv)
 	}
+	var wg sync.WaitGroup
+	for _, u := range units {
+		wg.Go(func() { u.conns.drain(graceEnd) })
+	}
+	wg.Wait()
 	r.shutdown(srvs)
 	for range pending {
 		if err := <-errc; err != nil && failed == nil {
