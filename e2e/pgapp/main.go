@@ -40,12 +40,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// migrations are the schema steps; migration i+1 is migrations[i].
-var migrations = []string{
-	`CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL, legacy text);
-	 CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL UNIQUE);`,
-	`ALTER TABLE items ADD COLUMN language text`,
-	`ALTER TABLE items DROP COLUMN legacy`,
+// migrations are the schema steps, each a list of statements; migration
+// i+1 is migrations[i].
+var migrations = [][]string{
+	{`CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL, legacy text)`,
+		`CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL UNIQUE)`},
+	{`ALTER TABLE items ADD COLUMN language text`},
+	{`ALTER TABLE items DROP COLUMN legacy`},
 }
 
 func main() {
@@ -135,10 +136,15 @@ func migrate(ctx context.Context, db *pgxpool.Pool, need int) error {
 	}
 	for v := have + 1; v <= need; v++ {
 		time.Sleep(50 * time.Millisecond) // the window in which a second instance starts the same step
-		if _, err := db.Exec(ctx, migrations[v-1]); err != nil {
+		for _, stmt := range migrations[v-1] {
+			if _, err := db.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("step %d: %w", v, err)
+			}
+		}
+		if _, err := db.Exec(ctx, `DELETE FROM schema_version`); err != nil {
 			return fmt.Errorf("step %d: %w", v, err)
 		}
-		if _, err := db.Exec(ctx, `DELETE FROM schema_version; INSERT INTO schema_version VALUES ($1)`, v); err != nil {
+		if _, err := db.Exec(ctx, `INSERT INTO schema_version VALUES ($1)`, v); err != nil {
 			return fmt.Errorf("step %d: %w", v, err)
 		}
 		fmt.Printf("pgapp: migrated the schema to %d\n", v)
