@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -223,5 +225,63 @@ func TestFailingPreProvisionStartsNothing(t *testing.T) {
 	}
 	if v := pg.SQL(t, "app", "SELECT count(*) FROM pg_tables WHERE tablename = 'items'"); v != "0" {
 		t.Errorf("the app ran (its schema exists) although pre_provision failed")
+	}
+}
+
+// A secret reaches the instance and nothing else: no daemon log line, no
+// status, history, event or metric, no file of the state directory. And
+// the instance's environment holds nothing of the daemon's own (its token).
+func TestSecretReachesTheInstanceAndNothingElse(t *testing.T) {
+	pg := testsupport.StartPostgres(t)
+	pg.CreateDatabase(t, "app")
+	const secret = "correct-horse-battery-staple-7731"
+	const daemonToken = "daemon-only-token-5512"
+	secretFile := filepath.Join(t.TempDir(), "app-secret")
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CUTOVER_TOKEN", daemonToken) // the daemon inherits it; its instances must not
+	e := newRealAppEnv(t, realApp{url: pg.URL("app"), env: map[string]string{"RUN_MIGRATIONS": "1"}, secret: secretFile})
+	e.start()
+	var seen strings.Builder
+	seen.WriteString(e.mustCLI(0, "deploy", "web", "v1", "--wait", "--json")) // every event of the deployment
+	seen.WriteString(e.mustCLI(0, "deploy", "web", "v2", "--wait", "--json", "--strategy", "all-at-once"))
+	seen.WriteString(e.mustCLI(0, "status", "web", "--json"))
+	seen.WriteString(e.mustCLI(0, "history", "web", "--json"))
+	seen.WriteString(e.mustCLI(0, "logs", "web"))
+	seen.WriteString(get(t, "http://"+e.api+"/metrics"))
+	seen.WriteString(e.logs.String())
+	filepath.Walk(e.stateDir(), func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			b, _ := os.ReadFile(p)
+			seen.Write(b)
+		}
+		return nil
+	})
+	if strings.Contains(seen.String(), secret) {
+		t.Errorf("the secret's value reached an output (daemon log, status, history, events, metrics, logs or the state dir)")
+	}
+	// The instance got it: it shows its hash.
+	resp := get(t, "http://"+e.public+"/")
+	sum := sha256.Sum256([]byte(secret))
+	if !strings.Contains(resp, hex.EncodeToString(sum[:8])) {
+		t.Errorf("the instance did not get the secret: %s", resp)
+	}
+	b, _ := os.ReadFile(e.recordFile())
+	pids := pidsIn(b)
+	if len(pids) == 0 {
+		t.Fatal("no instance recorded")
+	}
+	for _, pid := range pids {
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(env), "CUTOVER_TOKEN") || strings.Contains(string(env), daemonToken) {
+			t.Errorf("instance %d inherited the daemon's CUTOVER_TOKEN", pid)
+		}
+		if !strings.Contains(string(env), "APP_SECRET="+secret) {
+			t.Errorf("instance %d has no APP_SECRET", pid)
+		}
 	}
 }
