@@ -54,13 +54,24 @@ func TestDependencyDirection(t *testing.T) {
 // layer has options of its own with its own defaults, and the daemon maps
 // the configuration to them in one place (internal/daemon/settings.go).
 func TestOnlyTheDaemonImportsConfig(t *testing.T) {
+	// owed are the known exceptions, each with what removes it. The test
+	// fails once one is gone, so that the list only shrinks.
+	owed := map[string]string{
+		"internal/runtime/process": "config.ReadEnvFile: the env-file parser belongs in a package that config and process share",
+	}
 	for _, pkg := range []string{
 		"internal/proxy", "internal/health", "internal/route", "internal/metrics",
 		"internal/deploy", "internal/runtime", "internal/runtime/process", "internal/runtime/static",
 		"internal/analysis", "internal/store", "internal/api",
 	} {
-		if deps(t, pkg)["internal/config"] {
+		imports, why := deps(t, pkg)["internal/config"], owed[pkg]
+		switch {
+		case imports && why != "":
+			t.Logf("%s still imports internal/config (%s)", pkg, why)
+		case imports:
 			t.Errorf("%s imports internal/config; give it options of its own, filled in internal/daemon/settings.go", pkg)
+		case why != "":
+			t.Errorf("%s no longer imports internal/config: remove it from owed", pkg)
 		}
 	}
 }
