@@ -49,7 +49,7 @@ func TestMalformedRequestsCannotRollBackACanary(t *testing.T) {
 	}
 	metrics := get(t, "http://"+e.api+"/metrics")
 	for _, line := range strings.Split(metrics, "\n") {
-		if strings.HasPrefix(line, `cutover_upstream_failures_total{service="web",color="green"}`) && !strings.HasSuffix(line, " 0") {
+		if strings.HasPrefix(line, `cutover_upstream_failures_total{color="green",service="web"}`) && !strings.HasSuffix(line, " 0") {
 			t.Errorf("the client's errors were counted as the instance's: %s", line)
 		}
 	}

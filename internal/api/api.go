@@ -67,7 +67,7 @@ type Backend interface {
 	// accepted (recorded), not when it ends. strategy "" means the
 	// service's configured strategy; "all-at-once" skips the steps. actor
 	// is recorded in the deployment's events ("user" for API calls).
-	Deploy(ctx context.Context, service, version, strategy, actor string) (deploy.Deployment, error)
+	Deploy(ctx context.Context, service, version, strategy, actor string, env map[string]string) (deploy.Deployment, error)
 	// Promote skips the remaining steps and gates: candidate to 100%.
 	Promote(ctx context.Context, service string) error
 	// Pause holds the running deployment at its current step.
@@ -123,6 +123,9 @@ type DeployRequest struct {
 	Version string `json:"version"`
 	// Strategy is optional: "" uses the service's configured strategy.
 	Strategy string `json:"strategy,omitempty"`
+	// Env is the release's own environment, optional: its instances get
+	// it over the service's configured env; history keeps only hashes.
+	Env map[string]string `json:"env,omitempty"`
 }
 
 // InstanceRequest is the body of POST and DELETE /v1/services/{name}/instances.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/cutover/cutover/internal/deploy"
 )
@@ -74,7 +75,10 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) error {
 	if err := checkStrategy(req.Strategy); err != nil {
 		return err
 	}
-	d, err := s.b.Deploy(r.Context(), name, req.Version, req.Strategy, ActorUser)
+	if err := deploy.ValidateEnv(req.Env); err != nil {
+		return errorf(http.StatusBadRequest, CodeInvalid, strings.TrimPrefix(err.Error(), deploy.ErrInvalid.Error()+": "))
+	}
+	d, err := s.b.Deploy(r.Context(), name, req.Version, req.Strategy, ActorUser, req.Env)
 	if err != nil {
 		return err
 	}

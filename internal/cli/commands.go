@@ -16,10 +16,13 @@ type opts struct {
 	json     bool
 	wait     bool
 	strategy string
-	limit    int
-	color    string
-	follow   bool
-	config   string
+	// env and envFile are deploy's --env KEY=VALUE (repeated) and --env-file.
+	env     []string
+	envFile string
+	limit   int
+	color   string
+	follow  bool
+	config  string
 	// daemonConfig is -c of the commands that talk to the daemon; a
 	// field of its own, since a flag's declaration sets its variable to
 	// its default and serve's -c has another.
@@ -85,13 +88,15 @@ func (a *app) commands() []*cobra.Command {
 	serve.Flags().BoolVar(&o.stopInstances, "stop-instances-on-exit", false,
 		"drain and stop every pool on shutdown (by default instances keep running and the next daemon adopts them)")
 
-	deployCmd := a.command("deploy SERVICE VERSION [--wait] [--strategy S] [--json]", "start a deployment; --wait follows it to the end",
+	deployCmd := a.command("deploy SERVICE VERSION [--wait] [--strategy S] [--env KEY=VALUE] [--env-file FILE] [--json]", "start a deployment; --wait follows it to the end",
 		nargs(2, 2), (*app).deploy)
 	deployCmd.ValidArgsFunction = a.completeService
 	deployCmd.Flags().BoolVar(&o.wait, "wait", false, "follow the deployment to its end; exit 0 promoted, 3 rolled back or aborted")
 	deployCmd.Flags().StringVar(&o.strategy, "strategy", "", "strategy instead of the configured steps: all-at-once, canary10-5m or linear10-1m")
 	_ = deployCmd.RegisterFlagCompletionFunc("strategy", // the flag exists: no error
 		cobra.FixedCompletions([]string{deploy.StrategyAllAtOnce, deploy.StrategyCanary10, deploy.StrategyLinear10}, cobra.ShellCompDirectiveNoFileComp))
+	deployCmd.Flags().StringArrayVar(&o.env, "env", nil, "KEY=VALUE for this release's instances, over the configured env (repeat it); history keeps only a hash of the value")
+	deployCmd.Flags().StringVar(&o.envFile, "env-file", "", "a file of KEY=VALUE lines for this release's instances (--env wins over it)")
 	jsonFlag(deployCmd, o)
 	daemonConfigFlag(deployCmd, o)
 

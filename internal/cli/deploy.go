@@ -6,12 +6,17 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cutover/cutover/internal/api"
 	"github.com/cutover/cutover/internal/api/client"
 	"github.com/cutover/cutover/internal/deploy"
 )
 
 func (a *app) deploy(o *opts, pos []string) int {
 	service, version := pos[0], pos[1]
+	env, err := releaseEnv(o.envFile, o.env)
+	if err != nil {
+		return a.usageError(nil, fmt.Sprintf("deploy %s %s: %v", service, version, err))
+	}
 	c := a.client()
 
 	// Subscribe before starting, so that no event of the deployment is missed.
@@ -33,7 +38,7 @@ func (a *app) deploy(o *opts, pos []string) int {
 	}
 
 	ctx, cancel := a.callCtx()
-	d, err := c.Deploy(ctx, service, version, o.strategy)
+	d, err := c.DeployRelease(ctx, service, api.DeployRequest{Version: version, Strategy: o.strategy, Env: env})
 	cancel()
 	if err != nil {
 		return a.fail(fmt.Errorf("deploy %s %s: %w", service, version, err))

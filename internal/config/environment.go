@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+
+	"github.com/cutover/cutover/internal/envfile"
 )
 
 // OwnEnv are the variables cutover sets in every instance's environment
@@ -31,8 +33,8 @@ func (v *validator) envFile(key, path string) {
 		return
 	}
 	v.file(key, path)
-	if _, err := ReadEnvFile(path); err != nil {
-		var perr *EnvFileError
+	if _, err := envfile.Read(path); err != nil {
+		var perr *envfile.Error
 		if !errors.As(err, &perr) {
 			return // the read error was reported by v.file
 		}
@@ -66,7 +68,7 @@ func (v *validator) secrets(key string, secrets map[string]Secret) {
 			v.add(sk, "sets both file and env; choose one")
 		case s.File != "":
 			v.file(sk+".file", s.File)
-		case !ValidEnvName(s.Env):
+		case !envfile.ValidName(s.Env):
 			v.add(sk+".env", "%q is not a valid environment variable name", s.Env)
 		}
 	}
@@ -85,7 +87,7 @@ func (v *validator) inheritEnv(key string, names []string) {
 // envName checks a variable name that secrets or inherit_env set.
 func (v *validator) envName(key, name string) {
 	switch {
-	case !ValidEnvName(name):
+	case !envfile.ValidName(name):
 		v.add(key, "%q is not a valid environment variable name (letters, digits and '_', not starting with a digit)", name)
 	case slices.Contains(OwnEnv, name):
 		v.add(key, "%s is set by cutover for every instance and cannot be overridden", name)

@@ -111,7 +111,7 @@ type Process struct {
 	// InheritEnv, EnvFile, Env, Secrets, and the variables cutover sets
 	// (PORT, VERSION, COLOR, SERVICE, INSTANCE, CUTOVER_MARK).
 	Env map[string]string
-	// EnvFile is a file of KEY=VALUE lines (see ParseEnvFile), read at
+	// EnvFile is a file of KEY=VALUE lines (see envfile.Parse), read at
 	// every instance start; "" for none. Resolved against the config
 	// file's directory.
 	EnvFile string

@@ -79,12 +79,12 @@ func (d *Daemon) Status(name string) (deploy.Status, error) {
 }
 
 // Deploy implements api.Backend.
-func (d *Daemon) Deploy(ctx context.Context, name, version, strategy, actor string) (deploy.Deployment, error) {
+func (d *Daemon) Deploy(ctx context.Context, name, version, strategy, actor string, env map[string]string) (deploy.Deployment, error) {
 	svc, err := d.service(name)
 	if err != nil {
 		return deploy.Deployment{}, err
 	}
-	dep, err := svc.ctrl.Deploy(ctx, version, strategy, actor)
+	dep, err := svc.ctrl.Deploy(ctx, version, strategy, actor, env)
 	return dep, classify(err)
 }
 

@@ -89,7 +89,7 @@ type Router interface {
 
 // Runtime starts and stops pools; runtime.Driver satisfies it.
 type Runtime interface {
-	Start(ctx context.Context, color route.Color, version string) ([]runtime.Instance, error)
+	Start(ctx context.Context, color route.Color, rel runtime.Release) ([]runtime.Instance, error)
 	Stop(ctx context.Context, color route.Color) error
 	// Instances returns the colour's healthy instances; the controller
 	// reads their version to tell a start job run again after a restart
@@ -369,6 +369,9 @@ func (c *Controller) Deployment(id string) (Deployment, bool, error) {
 // returns its record once the new state is persisted. It fails with
 // ErrInvalid for a bad version or strategy and ErrBusy, naming the running
 // deployment, while another one is under way. actor is recorded in history.
+// env is the release's own environment (`deploy --env`): its instances
+// get it over the service's configured one, history keeps its names and
+// value hashes, and a rollback goes back to the previous release's.
 //
 // Right after a deployment ends, status already reports idle while its
 // last work runs (post_traffic and post_promote hooks, draining a demoted
@@ -376,8 +379,11 @@ func (c *Controller) Deployment(id string) (Deployment, bool, error) {
 // service is idle too. A deploy in that window waits for it, up to
 // finishWait, instead of being refused, so `deploy --wait && deploy` in a
 // script does what it says.
-func (c *Controller) Deploy(ctx context.Context, version, strategy, actor string) (Deployment, error) {
+func (c *Controller) Deploy(ctx context.Context, version, strategy, actor string, env map[string]string) (Deployment, error) {
 	steps, err := Steps(strategy, c.cfg().Steps)
+	if err == nil {
+		err = ValidateEnv(env)
+	}
 	if err != nil {
 		return Deployment{}, fmt.Errorf("deploy %s %s: %w", c.cfg().Name, version, err)
 	}
@@ -388,7 +394,7 @@ func (c *Controller) Deploy(ctx context.Context, version, strategy, actor string
 		}
 		now := c.opts.Now()
 		policy := policyFor(c.cfg())
-		obs := Observation{Kind: ObsDeploy, Now: now, Actor: actorOr(actor), ID: c.newID(now), Version: version, Strategy: strategy, Steps: steps, Policy: &policy}
+		obs := Observation{Kind: ObsDeploy, Now: now, Actor: actorOr(actor), ID: c.newID(now), Version: version, Strategy: strategy, Steps: steps, Env: env, Policy: &policy}
 		st, err := c.do(ctx, obs)
 		if errors.Is(err, ErrBusy) && finishing(c.state()) && time.Now().Before(deadline) {
 			continue // last work began between the wait and the command (a retirement's post_retire hooks)

@@ -76,7 +76,7 @@ func TestDownAndUp(t *testing.T) {
 			t.Errorf("TrafficColors while down = %v", got)
 		}
 		ctx := context.Background()
-		if _, err := h.c.Deploy(ctx, "v3", "", ""); !errors.Is(err, ErrDown) || !strings.Contains(err.Error(), "`cutover up web`") {
+		if _, err := h.c.Deploy(ctx, "v3", "", "", nil); !errors.Is(err, ErrDown) || !strings.Contains(err.Error(), "`cutover up web`") {
 			t.Errorf("deploy while down: %v, want ErrDown naming cutover up", err)
 		}
 		for name, cmd := range map[string]func(context.Context) error{"rollback": h.c.Rollback, "promote": h.c.Promote, "pause": h.c.Pause} {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/internal/route"
+	"github.com/cutover/cutover/internal/runtime"
 )
 
 func TestHealthyCanaryPromoted(t *testing.T) {
@@ -288,8 +289,8 @@ func TestRestartMidCanary(t *testing.T) {
 		if after.Deployment.ID != before.Deployment.ID || after.Deployment.Step != 2 || !after.Deployment.StepUntil.Equal(before.Deployment.StepUntil) {
 			t.Fatalf("restored deployment %+v, want %+v", after.Deployment, before.Deployment)
 		}
-		h2.rt.Start(context.Background(), route.Blue, "v1") // the daemon adopts the running instances
-		h2.rt.Start(context.Background(), route.Green, "v2")
+		h2.rt.Start(context.Background(), route.Blue, runtime.Release{Version: "v1"}) // the daemon adopts the running instances
+		h2.rt.Start(context.Background(), route.Green, runtime.Release{Version: "v2"})
 		h2.start()
 		took := h2.waitPhase(PhaseIdle, 2*time.Minute)
 		if took > 30*time.Second {
@@ -315,12 +316,12 @@ func TestSecondDeployRefused(t *testing.T) {
 		h.start()
 		h.firstLive()
 		d := h.deploy("v2", "")
-		_, err := h.c.Deploy(context.Background(), "v3", "", "")
+		_, err := h.c.Deploy(context.Background(), "v3", "", "", nil)
 		if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), d.ID) || !strings.Contains(err.Error(), "v2") {
 			t.Fatalf("second deploy: %v, want ErrBusy naming %s v2", err, d.ID)
 		}
 		for _, tc := range []struct{ version, strategy string }{{"", ""}, {"v 3", ""}, {"v3", "blue-green-magic"}} {
-			if _, err := h.c.Deploy(context.Background(), tc.version, tc.strategy, ""); !errors.Is(err, ErrInvalid) {
+			if _, err := h.c.Deploy(context.Background(), tc.version, tc.strategy, "", nil); !errors.Is(err, ErrInvalid) {
 				t.Errorf("deploy %q %q: %v, want ErrInvalid", tc.version, tc.strategy, err)
 			}
 		}
@@ -434,7 +435,7 @@ func TestNothingHappensUnlessPersisted(t *testing.T) {
 				h.start()
 				h.firstLive()
 				tc.breakIt(fs)
-				_, err := h.c.Deploy(context.Background(), "v2", "", "")
+				_, err := h.c.Deploy(context.Background(), "v2", "", "", nil)
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("deploy with a broken %s: %v", tc.name, err)
 				}
@@ -628,7 +629,7 @@ func TestKeptPreviousDrainedBeforeReplaced(t *testing.T) {
 func TestRestartedStartJobDoesNotDrainCandidate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, testService(), newFakeStore())
-		h.rt.Start(context.Background(), route.Blue, "v3")
+		h.rt.Start(context.Background(), route.Blue, runtime.Release{Version: "v3"})
 		j := Job{Kind: JobStart, Color: route.Blue, Version: "v3", Replaces: "v1"}
 		if _, err := h.c.runJob(context.Background(), j, h.c.state()); err != nil {
 			t.Fatal(err)

@@ -234,15 +234,18 @@ type fakeRuntime struct {
 	errRate map[string]float64
 	latency map[string]time.Duration
 	fail    map[string]error
+	env     [2]map[string]string // the release env each colour was last started with
 }
 
 func newFakeRuntime(r *fakeRouter) *fakeRuntime {
 	return &fakeRuntime{router: r, running: map[route.Color]string{}, errRate: map[string]float64{}, latency: map[string]time.Duration{}, fail: map[string]error{}}
 }
 
-func (f *fakeRuntime) Start(ctx context.Context, c route.Color, v string) ([]runtime.Instance, error) {
+func (f *fakeRuntime) Start(ctx context.Context, c route.Color, rel runtime.Release) ([]runtime.Instance, error) {
+	v := rel.Version
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.env[c&1] = rel.Env
 	f.log = append(f.log, "start "+c.String()+" "+v)
 	f.router.note("start " + c.String() + " " + v)
 	if err := f.fail[v]; err != nil {
@@ -463,7 +466,7 @@ func (h *harness) stop() {
 
 func (h *harness) deploy(version, strategy string) Deployment {
 	h.t.Helper()
-	d, err := h.c.Deploy(context.Background(), version, strategy, "")
+	d, err := h.c.Deploy(context.Background(), version, strategy, "", nil)
 	if err != nil {
 		h.t.Fatalf("deploy %s: %v", version, err)
 	}

@@ -24,7 +24,7 @@ func TestDeployWaitsForFinishingWork(t *testing.T) {
 			t.Fatalf("right after the rollback the demoted pool should still be retiring: phase %s, run %v", st.Phase, st.Run != nil)
 		}
 		start := time.Now()
-		d, err := h.c.Deploy(context.Background(), "v3", StrategyAllAtOnce, "")
+		d, err := h.c.Deploy(context.Background(), "v3", StrategyAllAtOnce, "", nil)
 		if err != nil {
 			t.Fatalf("deploy while the rollback finishes: %v", err)
 		}
@@ -117,7 +117,7 @@ func TestSealedColourStopsWithoutTheQuietPeriod(t *testing.T) {
 				t.Fatal(err)
 			}
 			start := time.Now()
-			if _, err := h.c.Deploy(context.Background(), "v3", StrategyAllAtOnce, ""); err != nil {
+			if _, err := h.c.Deploy(context.Background(), "v3", StrategyAllAtOnce, "", nil); err != nil {
 				t.Fatal(err)
 			}
 			waited := time.Since(start)

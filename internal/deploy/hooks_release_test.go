@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cutover/cutover/internal/route"
+	"github.com/cutover/cutover/internal/runtime"
 )
 
 // These tests run real `sh -c` hooks from the executor, in real time: a
@@ -305,7 +306,7 @@ func TestRestartRerunsOnlyTheInterruptedHook(t *testing.T) {
 			}
 			h2 := newHarness(t, svc, store)
 			if tc.running {
-				h2.rt.Start(context.Background(), route.Blue, "v1") // the live pool, adopted
+				h2.rt.Start(context.Background(), route.Blue, runtime.Release{Version: "v1"}) // the live pool, adopted
 			}
 			h2.start()
 			waitFor(t, "the resumed deployment to finish", func() bool { st := h2.c.state(); return st.Run == nil && st.Job == nil })

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/internal/route"
+	"github.com/cutover/cutover/internal/runtime"
 )
 
 // healthPoll is how often a job looks at the router's health and counters.
@@ -24,7 +25,7 @@ func (c *Controller) runJob(ctx context.Context, j Job, st State) (string, error
 	case JobPreProvision:
 		return c.jobHooks(ctx, j, st, hooks.PreProvision)
 	case JobStart:
-		return "", c.startPool(ctx, j)
+		return "", c.startPool(ctx, j, st)
 	case JobPreTraffic:
 		return c.jobHooks(ctx, j, st, hooks.PreTraffic)
 	case JobPostTraffic:
@@ -54,7 +55,7 @@ func (c *Controller) runJob(ctx context.Context, j Job, st State) (string, error
 	case JobDown:
 		return "", c.downPools(ctx)
 	case JobUp, JobUpPrevious:
-		return "", c.startPool(ctx, j)
+		return "", c.startPool(ctx, j, st)
 	case JobRetire:
 		if err := c.liveServes(j, "draining"); err != nil {
 			log.Warn("not retiring", "err", err)
@@ -111,7 +112,7 @@ func (e *liveDownError) Error() string { return e.msg }
 
 // startPool starts the candidate and waits until the router counts at
 // least one of its instances healthy (the health gate before any traffic).
-func (c *Controller) startPool(ctx context.Context, j Job) error {
+func (c *Controller) startPool(ctx context.Context, j Job, st State) error {
 	timeout := c.cfg().StartTimeout
 	if j.Replaces != "" && !c.runs(j.Color, j.Version) {
 		// Runtime.Start stops another version at once; its requests in
@@ -120,7 +121,13 @@ func (c *Controller) startPool(ctx context.Context, j Job) error {
 			return err
 		}
 	}
-	if _, err := c.opts.Runtime.Start(ctx, j.Color, j.Version); err != nil {
+	// A candidate runs its deployment's env; a pool brought back up runs
+	// the env its release was promoted with.
+	rel := runtime.Release{Version: j.Version, Env: st.ColorEnv[j.Color&1]}
+	if r := st.Run; j.Kind == JobStart && r != nil {
+		rel.Env = r.Env
+	}
+	if _, err := c.opts.Runtime.Start(ctx, j.Color, rel); err != nil {
 		return err
 	}
 	c.opts.Router.Undrain(j.Color)

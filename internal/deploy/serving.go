@@ -1,9 +1,15 @@
 package deploy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
+	"github.com/cutover/cutover/internal/envfile"
 	"github.com/cutover/cutover/internal/route"
 	"github.com/cutover/cutover/internal/runtime"
 )
@@ -28,13 +34,13 @@ func (c *Controller) Serving() []runtime.PoolRef {
 	}
 	var out []runtime.PoolRef
 	if st.Live != nil {
-		out = append(out, runtime.PoolRef{Color: st.Live.Color, Version: st.Live.Version})
+		out = append(out, runtime.PoolRef{Color: st.Live.Color, Version: st.Live.Version, Env: st.ColorEnv[st.Live.Color&1]})
 	}
 	if r := st.Run; r != nil && (st.Phase == PhaseShifting || st.Phase == PhasePaused) {
-		out = append(out, runtime.PoolRef{Color: r.Candidate.Color, Version: r.Candidate.Version})
+		out = append(out, runtime.PoolRef{Color: r.Candidate.Color, Version: r.Candidate.Version, Env: r.Env})
 	}
 	if p := st.Previous; p != nil && !st.Retiring {
-		out = append(out, runtime.PoolRef{Color: p.Color, Version: p.Version})
+		out = append(out, runtime.PoolRef{Color: p.Color, Version: p.Version, Env: st.ColorEnv[p.Color&1]})
 	}
 	return out
 }
@@ -104,6 +110,51 @@ func (c *Controller) AssumeLive(p PoolRef, why string) error {
 	c.setState(st)
 	if c.opts.Events != nil {
 		c.opts.Events(ev)
+	}
+	return nil
+}
+
+// hashedEnv is env with each value replaced by "sha256:" and the first
+// 12 hex digits of its SHA-256, for history.
+func hashedEnv(env map[string]string) map[string]string {
+	if len(env) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(env))
+	for k, v := range env {
+		sum := sha256.Sum256([]byte(v))
+		out[k] = "sha256:" + hex.EncodeToString(sum[:6])
+	}
+	return out
+}
+
+// reservedEnv are the variables the runtime sets itself; a release may
+// not set them.
+var reservedEnv = []string{"PORT", "VERSION", "COLOR", "SERVICE", "INSTANCE", "CUTOVER_MARK"}
+
+// ValidateEnv checks a release's own environment: names of letters,
+// digits and underscores not starting with a digit, none of the
+// runtime's own, values without NUL; at most 100 variables and 32 KiB in
+// all. The error wraps ErrInvalid and names the variable, never a value.
+func ValidateEnv(env map[string]string) error {
+	if len(env) > 100 {
+		return fmt.Errorf("%w: %d environment variables, at most 100", ErrInvalid, len(env))
+	}
+	size := 0
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		v := env[k]
+		size += len(k) + len(v)
+		switch {
+		case !envfile.ValidName(k):
+			return fmt.Errorf("%w: environment variable name %q: letters, digits and _ only, not starting with a digit", ErrInvalid, k)
+		case slices.Contains(reservedEnv, k):
+			return fmt.Errorf("%w: environment variable %s is set by cutover itself", ErrInvalid, k)
+		case strings.IndexByte(v, 0) >= 0:
+			return fmt.Errorf("%w: environment variable %s: the value holds a NUL byte", ErrInvalid, k)
+		}
+	}
+	if size > 32<<10 {
+		return fmt.Errorf("%w: the release's environment is %d bytes, at most 32 KiB", ErrInvalid, size)
 	}
 	return nil
 }

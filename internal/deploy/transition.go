@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -46,11 +47,13 @@ type Observation struct {
 	Kind  ObsKind
 	Now   time.Time
 	Actor string
-	// ID, Version, Strategy and Steps describe a new deployment (ObsDeploy).
+	// ID, Version, Strategy, Steps and Env describe a new deployment
+	// (ObsDeploy); Env is the release's own environment.
 	ID       string
 	Version  string
 	Strategy string
 	Steps    []Step
+	Env      map[string]string
 	// Policy, when set on ObsDeploy, replaces the state's policy for the
 	// new deployment: a reloaded configuration applies from the next
 	// deployment on, never to one already running.
@@ -436,8 +439,10 @@ func (t *txn) deploy() {
 		Record: Deployment{
 			ID: ev.ID, Service: t.st.Service, Version: ev.Version, Color: color, FromVersion: from,
 			Strategy: strategyName(ev.Strategy), StartedAt: ev.Now, Outcome: OutcomeRunning,
+			Env: hashedEnv(ev.Env),
 		},
 		Candidate: PoolRef{Color: color, Version: ev.Version},
+		Env:       maps.Clone(ev.Env),
 		First:     first,
 		Steps:     slices.Clone(ev.Steps),
 		Step:      -1,
@@ -704,6 +709,7 @@ func (t *txn) promote(why string) {
 	run.Record.Outcome = OutcomePromoted
 	run.Record.Reason = why
 	run.Record.EndedAt = now
+	t.st.ColorEnv[run.Candidate.Color&1] = run.Env
 	t.split()
 	msg := fmt.Sprintf("%s %s is live: %s", run.Candidate.Color, run.Candidate.Version, why)
 	if t.st.Previous != nil {

@@ -180,6 +180,10 @@ type Deployment struct {
 	StartedAt   time.Time   `json:"started_at"`
 	EndedAt     time.Time   `json:"ended_at,omitzero"`
 	Outcome     Outcome     `json:"outcome"`
+	// Env names the release's own environment variables (`deploy --env`),
+	// each with a hash of its value ("sha256:" and 12 hex digits), never
+	// the value: two releases can be compared without exposing secrets.
+	Env map[string]string `json:"env,omitempty"`
 	// Reason says why it ended as it did, with figures for automatic decisions.
 	Reason string  `json:"reason,omitempty"`
 	Events []Event `json:"events"`
@@ -206,6 +210,10 @@ type State struct {
 	Weight float64 `json:"weight"`
 	// Previous is the pool kept warm after a promotion.
 	Previous *PreviousRef `json:"previous"`
+	// ColorEnv is, per colour, the environment of the release promoted
+	// there (Run.Env at its promotion), so that a lost live or previous
+	// pool is started again as it was deployed.
+	ColorEnv [2]map[string]string `json:"color_env,omitzero"`
 	// Retiring is true once Previous is being drained and stopped; it can no
 	// longer be rolled back to.
 	Retiring bool `json:"retiring,omitempty"`
@@ -254,6 +262,10 @@ type Run struct {
 	// Record is the deployment's history entry, saved with every change.
 	Record    Deployment `json:"record"`
 	Candidate PoolRef    `json:"candidate"`
+	// Env is the release's own environment (`deploy --env`), given to the
+	// candidate's instances; values in clear, so the state (mode 0600)
+	// is the one place they are kept. The record has only their hashes.
+	Env map[string]string `json:"env,omitempty"`
 	// First is true for a service's first deployment, which goes live
 	// directly once verified.
 	First bool   `json:"first,omitempty"`

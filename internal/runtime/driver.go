@@ -38,6 +38,17 @@ type PoolRef struct {
 	Color     route.Color `json:"color"`
 	Version   string      `json:"version"`
 	Instances int         `json:"instances,omitempty"`
+	// Env is the release's own environment (see Release); never encoded.
+	Env map[string]string `json:"-"`
+}
+
+// Release is what a pool runs: a version, and the environment that
+// release was deployed with (`cutover deploy --env`), which the runtime
+// gives each instance on top of the service's configured environment.
+// Env may be nil; it holds values that must not be logged.
+type Release struct {
+	Version string
+	Env     map[string]string
 }
 
 // Listener receives pool changes. Pool is called with the full, current list
@@ -58,9 +69,9 @@ type Driver interface {
 	// processes). A static pool is the exception: when only some of its
 	// addresses pass within the start timeout it serves those and adds the
 	// others as they recover (see package static). A colour that already
-	// runs the same version is adopted as it is; one that runs another
-	// version is stopped first.
-	Start(ctx context.Context, color route.Color, version string) ([]Instance, error)
+	// runs the same release (version and env) is adopted as it is; one
+	// that runs another is stopped first.
+	Start(ctx context.Context, color route.Color, rel Release) ([]Instance, error)
 	// Stop stops the colour's pool gracefully. The caller has already
 	// taken it out of rotation and drained it.
 	Stop(ctx context.Context, color route.Color) error

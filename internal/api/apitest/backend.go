@@ -190,7 +190,7 @@ func (b *Backend) Status(service string) (deploy.Status, error) {
 
 // Deploy implements api.Backend: it answers a running deployment with
 // api.ErrConflict, else calls OnDeploy or returns a running deployment "d1".
-func (b *Backend) Deploy(ctx context.Context, service, version, strategy, actor string) (deploy.Deployment, error) {
+func (b *Backend) Deploy(ctx context.Context, service, version, strategy, actor string, env map[string]string) (deploy.Deployment, error) {
 	if err := b.check("deploy", service, version, strategy, actor); err != nil {
 		return deploy.Deployment{}, err
 	}

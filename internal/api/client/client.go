@@ -174,9 +174,14 @@ func (c *Client) Status(ctx context.Context, service string) (deploy.Status, err
 // Deploy starts a deployment of version; strategy "" uses the service's
 // configured strategy. It returns once the daemon accepted it.
 func (c *Client) Deploy(ctx context.Context, service, version, strategy string) (deploy.Deployment, error) {
+	return c.DeployRelease(ctx, service, api.DeployRequest{Version: version, Strategy: strategy})
+}
+
+// DeployRelease starts a deployment described by req, which may carry
+// the release's own environment.
+func (c *Client) DeployRelease(ctx context.Context, service string, req api.DeployRequest) (deploy.Deployment, error) {
 	var out deploy.Deployment
-	err := c.call(ctx, http.MethodPost, servicePath(service, "deployments"),
-		api.DeployRequest{Version: version, Strategy: strategy}, &out)
+	err := c.call(ctx, http.MethodPost, servicePath(service, "deployments"), req, &out)
 	return out, err
 }
 

@@ -33,11 +33,11 @@ func hangFor(t *testing.T, addr string, d time.Duration) {
 func startBothAndClose(t *testing.T, h *harness) (blue, green []runtime.Instance) {
 	t.Helper()
 	ctx := context.Background()
-	blue, err := h.d.Start(ctx, route.Blue, "v1")
+	blue, err := h.d.Start(ctx, route.Blue, runtime.Release{Version: "v1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	green, err = h.d.Start(ctx, route.Green, "v2")
+	green, err = h.d.Start(ctx, route.Green, runtime.Release{Version: "v2"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/cutover/cutover/internal/route"
+	"github.com/cutover/cutover/internal/runtime"
 )
 
 // BenchmarkStartPool measures Start of a pool of the test app, from launch
@@ -40,7 +41,7 @@ func benchmarkStartPool(b *testing.B, n, parallel int) {
 	i := 0
 	for b.Loop() {
 		i++
-		if _, err := d.Start(ctx, route.Blue, fmt.Sprint("v", i)); err != nil {
+		if _, err := d.Start(ctx, route.Blue, runtime.Release{Version: fmt.Sprint("v", i)}); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
@@ -69,7 +70,7 @@ func BenchmarkSupervisedMemory(b *testing.B) {
 	for b.Loop() {
 		i++
 		h0, r0, g0 := footprint()
-		if _, err := d.Start(ctx, route.Green, fmt.Sprint("v", i)); err != nil {
+		if _, err := d.Start(ctx, route.Green, runtime.Release{Version: fmt.Sprint("v", i)}); err != nil {
 			b.Fatal(err)
 		}
 		h1, r1, g1 := footprint()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -48,7 +49,7 @@ type Options struct {
 	// CUTOVER_MARK. Nothing else of the daemon's environment reaches it.
 	Env map[string]string
 	// EnvFile, when set, is a file of KEY=VALUE lines (see
-	// config.ParseEnvFile) read at every instance start, so that a change
+	// envfile.Parse) read at every instance start, so that a change
 	// applies to the next instance. One that is missing or malformed fails
 	// that instance's start, naming the file.
 	EnvFile string
@@ -191,8 +192,9 @@ type Driver struct {
 type pool struct {
 	color   route.Color
 	version string
-	slots   []*instance // index slot-1; nil while a slot waits for a replacement
-	exits   []time.Time // unexpected exits inside the crash-loop window
+	env     map[string]string // the release's own environment (runtime.Release.Env)
+	slots   []*instance       // index slot-1; nil while a slot waits for a replacement
+	exits   []time.Time       // unexpected exits inside the crash-loop window
 	failed  error
 	ctx     context.Context // supervision; cancelled by Stop and Close
 	cancel  context.CancelFunc
@@ -245,7 +247,8 @@ func (d *Driver) startTimeout() time.Duration { return d.opts.StartTimeout }
 // instances failed and how (exit code or signal, last output), which were
 // still starting and which never started; the other colour is never
 // touched.
-func (d *Driver) Start(ctx context.Context, c route.Color, version string) ([]runtime.Instance, error) {
+func (d *Driver) Start(ctx context.Context, c route.Color, rel runtime.Release) ([]runtime.Instance, error) {
+	version := rel.Version
 	d.opMu[c].Lock()
 	defer d.opMu[c].Unlock()
 	d.mu.Lock()
@@ -256,21 +259,21 @@ func (d *Driver) Start(ctx context.Context, c route.Color, version string) ([]ru
 	}
 	if p != nil {
 		d.mu.Lock()
-		same := p.version == version && p.failed == nil
+		same := p.version == version && maps.Equal(p.env, rel.Env) && p.failed == nil
 		d.mu.Unlock()
 		if same {
 			return d.Instances(c), nil
 		}
 		d.stopPool(ctx, p)
 	}
-	if err := d.startPool(ctx, c, version); err != nil {
+	if err := d.startPool(ctx, c, rel); err != nil {
 		return nil, fmt.Errorf("service %s: start %s %s: %w", d.name, c, version, err)
 	}
 	return d.Instances(c), nil
 }
 
-func (d *Driver) newPool(c route.Color, version string, n int) *pool {
-	p := &pool{color: c, version: version, slots: make([]*instance, n)}
+func (d *Driver) newPool(c route.Color, rel runtime.Release, n int) *pool {
+	p := &pool{color: c, version: rel.Version, env: rel.Env, slots: make([]*instance, n)}
 	p.ctx, p.cancel = context.WithCancel(d.ctx)
 	return p
 }

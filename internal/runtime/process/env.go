@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/internal/envfile"
 )
 
 // Secret says where a secret variable's value is read from at every
@@ -36,7 +36,7 @@ func (d *Driver) readEnv() (inherited, file, secrets map[string]string, err erro
 		}
 	}
 	if path := d.opts.EnvFile; path != "" {
-		if file, err = config.ReadEnvFile(path); err != nil {
+		if file, err = envfile.Read(path); err != nil {
 			return nil, nil, nil, fmt.Errorf("env_file: %w", err)
 		}
 	}

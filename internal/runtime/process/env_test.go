@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/internal/route"
+	"github.com/cutover/cutover/internal/runtime"
 	"github.com/cutover/cutover/internal/runtime/runtimetest"
 )
 
@@ -66,7 +67,7 @@ func TestInstanceEnvironment(t *testing.T) {
 	}
 	svc.InheritEnv = []string{"CUTOVER_TEST_INHERITED", "CUTOVER_TEST_OVERRIDDEN", "CUTOVER_TEST_ABSENT"}
 	h := newHarness(t, svc, "", nil)
-	ins, err := h.d.Start(context.Background(), route.Green, "v3")
+	ins, err := h.d.Start(context.Background(), route.Green, runtime.Release{Version: "v3"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +152,7 @@ func TestSecretsReachNoOutput(t *testing.T) {
 	var errs []string
 
 	// A pool starts, one instance crashes and is replaced, the pool stops.
-	ins, err := h.d.Start(ctx, route.Blue, "v1")
+	ins, err := h.d.Start(ctx, route.Blue, runtime.Release{Version: "v1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,14 +169,14 @@ func TestSecretsReachNoOutput(t *testing.T) {
 	// A pool that fails to start: its error carries the instances' output.
 	h.d.opts.Env = map[string]string{"APP_NEVER_HEALTHY": "1"}
 	h.d.opts.StartTimeout = 300 * time.Millisecond
-	if _, err := h.d.Start(ctx, route.Green, "v2"); err == nil {
+	if _, err := h.d.Start(ctx, route.Green, runtime.Release{Version: "v2"}); err == nil {
 		t.Fatal("a never healthy pool started")
 	} else {
 		errs = append(errs, err.Error())
 	}
 	// A pool whose secret file is gone.
 	os.Remove(secretFile)
-	if _, err := h.d.Start(ctx, route.Green, "v3"); err == nil || !strings.Contains(err.Error(), secretFile) {
+	if _, err := h.d.Start(ctx, route.Green, runtime.Release{Version: "v3"}); err == nil || !strings.Contains(err.Error(), secretFile) {
 		t.Fatalf("Start without the secret file: %v, want an error naming %s", err, secretFile)
 	} else {
 		errs = append(errs, err.Error())
@@ -228,7 +229,7 @@ func TestRotatedSecretAppliesToTheNextInstance(t *testing.T) {
 	svc := testService(2, nil)
 	svc.EnvFile, svc.Secrets = envFile, map[string]Secret{"TOKEN": {File: secretFile}}
 	h := newHarness(t, svc, "", nil)
-	ins, err := h.d.Start(context.Background(), route.Blue, "v1")
+	ins, err := h.d.Start(context.Background(), route.Blue, runtime.Release{Version: "v1"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/internal/route"
+	"github.com/cutover/cutover/internal/runtime"
 )
 
 // appEvent is one line the test app wrote to APP_EVENTS.
@@ -70,7 +71,7 @@ func TestStartIsOneAfterAnother(t *testing.T) {
 			svc := testService(3, map[string]string{"APP_EVENTS": events, "APP_HEALTHY_AFTER": "400"})
 			svc.Parallel, svc.StartTimeout = parallel, time.Second
 			h := newHarness(t, svc, "", nil)
-			if _, err := h.d.Start(context.Background(), route.Green, "v1"); err != nil {
+			if _, err := h.d.Start(context.Background(), route.Green, runtime.Release{Version: "v1"}); err != nil {
 				t.Fatal(err)
 			}
 			evs := readEvents(t, events)
@@ -105,7 +106,7 @@ func TestStartOfAnAppThatMigratesAtStart(t *testing.T) {
 			svc := testService(2, map[string]string{"APP_MIGRATE": db, "APP_EVENTS": events})
 			svc.Parallel = tc.parallel
 			h := newHarness(t, svc, "", nil)
-			ins, err := h.d.Start(context.Background(), route.Blue, "v1")
+			ins, err := h.d.Start(context.Background(), route.Blue, runtime.Release{Version: "v1"})
 			if err != nil {
 				t.Fatalf("Start: %v", err)
 			}
@@ -143,7 +144,7 @@ func readLogs(t *testing.T, h *harness) string {
 func TestStartRestartsAnInstanceThatExitsEarly(t *testing.T) {
 	events := filepath.Join(t.TempDir(), "events")
 	h := newHarness(t, testService(1, map[string]string{"APP_EVENTS": events, "APP_FAIL_FIRST": "2"}), "", nil)
-	ins, err := h.d.Start(context.Background(), route.Blue, "v1")
+	ins, err := h.d.Start(context.Background(), route.Blue, runtime.Release{Version: "v1"})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -171,7 +172,7 @@ func TestStartFailureTellsExitedFromNotYetHealthy(t *testing.T) {
 	svc := testService(3, map[string]string{"APP_NEVER_HEALTHY": "1", "APP_EXIT_AFTER_1": "1"})
 	svc.Parallel = 2
 	h := newHarness(t, svc, "", func(o *Options) { o.CrashLoopRestarts = 2 })
-	_, err := h.d.Start(context.Background(), route.Green, "v1")
+	_, err := h.d.Start(context.Background(), route.Green, runtime.Release{Version: "v1"})
 	if err == nil {
 		t.Fatal("Start succeeded")
 	}

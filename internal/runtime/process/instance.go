@@ -57,7 +57,8 @@ func instanceID(service string, c route.Color, slot int) string {
 
 // launch starts the process of one slot. It does not wait for health. Its
 // errors do not name the instance; the caller does.
-func (d *Driver) launch(c route.Color, version string, slot int) (*instance, error) {
+func (d *Driver) launch(p *pool, slot int) (*instance, error) {
+	c, version := p.color, p.version
 	if dir := d.opts.Dir; dir != "" {
 		if fi, err := os.Stat(dir); err != nil {
 			return nil, fmt.Errorf("working dir: %w", err)
@@ -77,7 +78,7 @@ func (d *Driver) launch(c route.Color, version string, slot int) (*instance, err
 		id: instanceID(d.name, c, slot), slot: slot, color: c, version: version, port: port,
 		logPath: d.logPath(c, slot), done: make(chan struct{}),
 	}
-	if err := d.exec(in, inherited, file, secrets); err != nil {
+	if err := d.exec(in, inherited, file, p.env, secrets); err != nil {
 		d.ports.Release(port)
 		return nil, err
 	}
@@ -88,7 +89,7 @@ func (d *Driver) launch(c route.Color, version string, slot int) (*instance, err
 // layers readEnv read and the driver's options (see Options.Env), with
 // its output on its log file, and starts the goroutine that reaps it.
 // Neither the log file nor the driver's log ever get the environment.
-func (d *Driver) exec(in *instance, inherited, file, secrets map[string]string) error {
+func (d *Driver) exec(in *instance, inherited, file, release, secrets map[string]string) error {
 	proc := d.opts
 	vars := map[string]string{
 		"PORT": strconv.Itoa(in.port), "VERSION": in.version, "COLOR": in.color.String(),
@@ -106,7 +107,7 @@ func (d *Driver) exec(in *instance, inherited, file, secrets map[string]string) 
 	for k, v := range proc.Env {
 		configured[k] = r.Replace(v)
 	}
-	env := environ(inherited, file, configured, secrets, vars)
+	env := environ(inherited, file, configured, release, secrets, vars)
 
 	logf, err := d.openLog(in.logPath)
 	if err != nil {

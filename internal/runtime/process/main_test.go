@@ -203,7 +203,7 @@ func fakeDaemon(stateDir, app string) int {
 		fmt.Println(err)
 		return 1
 	}
-	if _, err := d.Start(context.Background(), route.Blue, "v1"); err != nil {
+	if _, err := d.Start(context.Background(), route.Blue, runtime.Release{Version: "v1"}); err != nil {
 		fmt.Println(err)
 		return 1
 	}

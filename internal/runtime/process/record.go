@@ -27,11 +27,14 @@ type records struct {
 }
 
 type poolRecord struct {
-	Color     route.Color      `json:"color"`
-	Version   string           `json:"version"`
-	Slots     int              `json:"slots"`
-	Failed    string           `json:"failed,omitempty"`
-	Instances []instanceRecord `json:"instances"`
+	Color   route.Color `json:"color"`
+	Version string      `json:"version"`
+	// Env is the release's own environment, for the instances that
+	// replace these (the file is the daemon's, mode 0600).
+	Env       map[string]string `json:"env,omitempty"`
+	Slots     int               `json:"slots"`
+	Failed    string            `json:"failed,omitempty"`
+	Instances []instanceRecord  `json:"instances"`
 }
 
 type instanceRecord struct {
@@ -83,7 +86,7 @@ func (d *Driver) persist() error {
 			}
 			continue
 		}
-		pr := poolRecord{Color: p.color, Version: p.version, Slots: len(p.slots), Instances: []instanceRecord{}}
+		pr := poolRecord{Color: p.color, Version: p.version, Env: p.env, Slots: len(p.slots), Instances: []instanceRecord{}}
 		if p.failed != nil {
 			pr.Failed = p.failed.Error()
 		}
@@ -215,6 +218,15 @@ func (d *Driver) AdoptExpecting(ctx context.Context, e Expect) (Adoption, error)
 		return Adoption{}, fmt.Errorf("service %s: adopt instances: %w", d.name, err)
 	}
 	a := Adoption{Notices: sv.notices}
+	// A pool rebuilt from its marks lost its release's env with the record;
+	// the daemon's state still knows it.
+	for i, pr := range sv.pools {
+		for _, want := range e.Serving {
+			if pr.Env == nil && want.Color == pr.Color && want.Version == pr.Version {
+				sv.pools[i].Env = want.Env
+			}
+		}
+	}
 	d.stopStrays(sv.strays)
 	d.mu.Lock()
 	for _, pr := range sv.pools {
@@ -301,7 +313,7 @@ func (d *Driver) restartMissing(found []poolRecord, serving []runtime.PoolRef) [
 		notices = append(notices, fmt.Sprintf("service %s: %s %s should be running, but no instance of it was recorded or found: starting it again",
 			d.name, want.Color, want.Version))
 		d.bg.Go(func() {
-			if _, err := d.Start(d.ctx, want.Color, want.Version); err != nil {
+			if _, err := d.Start(d.ctx, want.Color, runtime.Release{Version: want.Version, Env: want.Env}); err != nil {
 				if d.ctx.Err() != nil {
 					return
 				}
@@ -335,7 +347,7 @@ func (d *Driver) adoptPool(ctx context.Context, pr poolRecord) ([]runtime.Instan
 	if existing != nil {
 		return nil, fmt.Errorf("service %s: adopt %s %s: colour already runs %s", d.name, pr.Color, pr.Version, existing.version)
 	}
-	p := d.newPool(pr.Color, pr.Version, max(pr.Slots, d.opts.Instances))
+	p := d.newPool(pr.Color, runtime.Release{Version: pr.Version, Env: pr.Env}, max(pr.Slots, d.opts.Instances))
 	for _, ir := range pr.Instances {
 		if ir.Slot < 1 || ir.Slot > len(p.slots) || p.slots[ir.Slot-1] != nil {
 			continue

@@ -21,9 +21,9 @@ import (
 // recorded. Once one slot fails, no further slot starts, those still
 // starting are given up, everything launched is stopped, and the error
 // (a *startError) tells what happened to every slot.
-func (d *Driver) startPool(ctx context.Context, c route.Color, version string) error {
-	n := d.opts.Instances
-	p := d.newPool(c, version, n)
+func (d *Driver) startPool(ctx context.Context, c route.Color, rel runtime.Release) error {
+	n, version := d.opts.Instances, rel.Version
+	p := d.newPool(c, rel, n)
 	d.mu.Lock()
 	d.pools[c] = p
 	d.mu.Unlock()
@@ -125,7 +125,7 @@ func (d *Driver) startSlot(ctx context.Context, p *pool, slot int) slotStart {
 	}
 	backoff := d.opts.RestartBackoff
 	for {
-		in, err := d.launch(p.color, p.version, slot)
+		in, err := d.launch(p, slot)
 		if err != nil {
 			r.state, r.err = slotLaunchFailed, err
 			return r

@@ -22,7 +22,7 @@ func TestStartGatesAndSubstitutes(t *testing.T) {
 		t.Run(strconv.Itoa(n), func(t *testing.T) {
 			h := newHarness(t, testService(n, map[string]string{"APP_ENV": "test-${COLOR}"}), "", nil)
 			ctx := context.Background()
-			ins, err := h.d.Start(ctx, route.Green, "v7")
+			ins, err := h.d.Start(ctx, route.Green, runtime.Release{Version: "v7"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -72,7 +72,7 @@ func TestStartGatesAndSubstitutes(t *testing.T) {
 				t.Errorf("Instances(blue) = %v, want none", got)
 			}
 			// Starting the same version again adopts the pool as it is.
-			again, err := h.d.Start(ctx, route.Green, "v7")
+			again, err := h.d.Start(ctx, route.Green, runtime.Release{Version: "v7"})
 			if err != nil || !slices.Equal(pids(again), pids(ins)) {
 				t.Errorf("second Start of v7 = %v, %v; want the same pids %v", pids(again), err, pids(ins))
 			}
@@ -94,11 +94,11 @@ func TestStartGatesAndSubstitutes(t *testing.T) {
 func TestStartOtherVersionReplacesPool(t *testing.T) {
 	h := newHarness(t, testService(1, nil), "", nil)
 	ctx := context.Background()
-	v1, err := h.d.Start(ctx, route.Blue, "v1")
+	v1, err := h.d.Start(ctx, route.Blue, runtime.Release{Version: "v1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	v2, err := h.d.Start(ctx, route.Blue, "v2")
+	v2, err := h.d.Start(ctx, route.Blue, runtime.Release{Version: "v2"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,14 +208,14 @@ func TestStartFailures(t *testing.T) {
 			svc := testService(2, nil)
 			h := newHarness(t, svc, "", tc.tune)
 			ctx := context.Background()
-			blue, err := h.d.Start(ctx, route.Blue, "v1")
+			blue, err := h.d.Start(ctx, route.Blue, runtime.Release{Version: "v1"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if tc.mutate != nil {
 				tc.mutate(h)
 			}
-			ins, err := h.d.Start(ctx, route.Green, "v2")
+			ins, err := h.d.Start(ctx, route.Green, runtime.Release{Version: "v2"})
 			if err == nil {
 				t.Fatalf("Start succeeded with %v", ins)
 			}

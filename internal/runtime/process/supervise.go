@@ -124,7 +124,7 @@ func (d *Driver) crashLooping(p *pool, last string) bool {
 // reporting it. A replacement that fails leaves the slot empty, which the
 // slot's supervisor counts as another exit; replace then returns why.
 func (d *Driver) replace(p *pool, slot int) string {
-	in, err := d.launch(p.color, p.version, slot)
+	in, err := d.launch(p, slot)
 	if err != nil {
 		id := instanceID(d.name, p.color, slot)
 		d.log.Error("cannot replace instance", "color", p.color.String(), "version", p.version,

@@ -17,12 +17,13 @@ import (
 	"github.com/cutover/cutover/internal/testsupport"
 
 	"github.com/cutover/cutover/internal/route"
+	"github.com/cutover/cutover/internal/runtime"
 	"github.com/cutover/cutover/internal/runtime/runtimetest"
 )
 
 func TestCrashedInstanceIsReplaced(t *testing.T) {
 	h := newHarness(t, testService(2, nil), "", nil)
-	ins, err := h.d.Start(context.Background(), route.Blue, "v1")
+	ins, err := h.d.Start(context.Background(), route.Blue, runtime.Release{Version: "v1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +62,7 @@ func TestCrashLoopIsReported(t *testing.T) {
 		o.CrashLoopRestarts = 2
 		o.RestartBackoff = 10 * time.Millisecond
 	})
-	if _, err := h.d.Start(context.Background(), route.Green, "v9"); err != nil {
+	if _, err := h.d.Start(context.Background(), route.Green, runtime.Release{Version: "v9"}); err != nil {
 		t.Fatal(err)
 	}
 	f := h.rec.WaitFailed(t, route.Green, 20*time.Second)
@@ -84,7 +85,7 @@ func TestCrashLoopIsReported(t *testing.T) {
 	}
 	// A new Start of the failed version tries again from scratch.
 	h.d.opts.Env = nil
-	ins, err := h.d.Start(context.Background(), route.Green, "v9")
+	ins, err := h.d.Start(context.Background(), route.Green, runtime.Release{Version: "v9"})
 	if err != nil || len(ins) != 1 {
 		t.Fatalf("restart after failure: %v, %v", ins, err)
 	}
@@ -95,7 +96,7 @@ var grandchildPID = regexp.MustCompile(`grandchild pid=(\d+)`)
 func TestGracefulStop(t *testing.T) {
 	svc := testService(1, map[string]string{"APP_GRANDCHILD": "1"})
 	h := newHarness(t, svc, "", nil)
-	ins, err := h.d.Start(context.Background(), route.Blue, "v1")
+	ins, err := h.d.Start(context.Background(), route.Blue, runtime.Release{Version: "v1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +154,7 @@ func TestStopKillsAfterTimeout(t *testing.T) {
 	svc := testService(1, map[string]string{"APP_IGNORE_TERM": "1", "APP_GRANDCHILD": "1"})
 	svc.StopTimeout = 600 * time.Millisecond
 	h := newHarness(t, svc, "", nil)
-	ins, err := h.d.Start(context.Background(), route.Blue, "v1")
+	ins, err := h.d.Start(context.Background(), route.Blue, runtime.Release{Version: "v1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +173,7 @@ func TestStopKillsAfterTimeout(t *testing.T) {
 func TestAdoptAfterRestart(t *testing.T) {
 	stateDir := t.TempDir()
 	a := newHarness(t, testService(2, nil), stateDir, nil)
-	started, err := a.d.Start(context.Background(), route.Green, "v3")
+	started, err := a.d.Start(context.Background(), route.Green, runtime.Release{Version: "v3"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +204,7 @@ func TestAdoptAfterRestart(t *testing.T) {
 		}
 	}
 	// The adopted ports stay reserved: a new pool gets other ports.
-	blue, err := b.d.Start(context.Background(), route.Blue, "v4")
+	blue, err := b.d.Start(context.Background(), route.Blue, runtime.Release{Version: "v4"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +235,7 @@ func TestAdoptAfterRestart(t *testing.T) {
 func TestAdoptReplacesDeadAndReusedPIDs(t *testing.T) {
 	stateDir := t.TempDir()
 	a := newHarness(t, testService(3, nil), stateDir, nil)
-	started, err := a.d.Start(context.Background(), route.Blue, "v1")
+	started, err := a.d.Start(context.Background(), route.Blue, runtime.Release{Version: "v1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +354,7 @@ func TestAdoptWaitsForAnInstanceThatRecovers(t *testing.T) {
 	stateDir := t.TempDir()
 	a := newHarness(t, testService(2, nil), stateDir, nil)
 	ctx := context.Background()
-	blue, err := a.d.Start(ctx, route.Blue, "v1")
+	blue, err := a.d.Start(ctx, route.Blue, runtime.Release{Version: "v1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +424,7 @@ type syncBuffer = testsupport.Buffer
 func TestLogs(t *testing.T) {
 	h := newHarness(t, testService(2, nil), "", nil)
 	ctx := context.Background()
-	ins, err := h.d.Start(ctx, route.Green, "v1")
+	ins, err := h.d.Start(ctx, route.Green, runtime.Release{Version: "v1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,7 +477,7 @@ func TestLogRotation(t *testing.T) {
 		o.LogKeep = 2
 		o.LogCheckInterval = 20 * time.Millisecond
 	})
-	ins, err := h.d.Start(context.Background(), route.Blue, "v1")
+	ins, err := h.d.Start(context.Background(), route.Blue, runtime.Release{Version: "v1"})
 	if err != nil {
 		t.Fatal(err)
 	}

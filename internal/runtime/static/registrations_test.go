@@ -304,7 +304,7 @@ func TestHealthyPersistedOutsideTheListener(t *testing.T) {
 	st := newMemStore()
 	w := &watcher{Recorder: runtimetest.NewRecorder(), st: st}
 	d := newDriverWith(t, map[string][]string{"v1": {a1}}, st, w)
-	if _, err := d.Start(context.Background(), route.Blue, "v1"); err != nil {
+	if _, err := d.Start(context.Background(), route.Blue, runtime.Release{Version: "v1"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Register("v1", booting); err != nil {

@@ -209,7 +209,12 @@ func checkAddr(addr string) error {
 // persisted as healthy before it returns. A version without addresses, or
 // one none of whose addresses passed, fails with an error naming service,
 // colour, version and each address; the colour is then left as it was.
-func (d *Driver) Start(ctx context.Context, c route.Color, version string) ([]runtime.Instance, error) {
+func (d *Driver) Start(ctx context.Context, c route.Color, rel runtime.Release) ([]runtime.Instance, error) {
+	version := rel.Version
+	if len(rel.Env) > 0 {
+		return nil, fmt.Errorf("service %s: start %s %s: the static runtime cannot give its instances an environment (deploy --env); "+
+			"they are started elsewhere", d.name, c, version)
+	}
 	d.opMu[c].Lock()
 	defer d.opMu[c].Unlock()
 	addrs, serving, err := d.begin(c, version, "start", "starting")

@@ -70,7 +70,7 @@ func TestStartRegisterStop(t *testing.T) {
 	d, rec := newDriver(t, map[string][]string{"v1": {a1, a2}})
 	ctx := context.Background()
 
-	ins, err := d.Start(ctx, route.Blue, "v1")
+	ins, err := d.Start(ctx, route.Blue, runtime.Release{Version: "v1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestStartRegisterStop(t *testing.T) {
 	if len(rec.PoolEvents()) != n {
 		t.Error("registering a version no colour runs reported a pool")
 	}
-	green, err := d.Start(ctx, route.Green, "v2")
+	green, err := d.Start(ctx, route.Green, runtime.Release{Version: "v2"})
 	if err != nil || len(green) != 1 || green[0].Addr != a1 {
 		t.Fatalf("Start green v2 = %+v, %v", green, err)
 	}
@@ -140,11 +140,11 @@ func TestStartFailsWhenNoAddressIsHealthy(t *testing.T) {
 	d, rec := newDriver(t, map[string][]string{"v1": {down1, down2}})
 	ctx := context.Background()
 
-	_, err := d.Start(ctx, route.Green, "v3")
+	_, err := d.Start(ctx, route.Green, runtime.Release{Version: "v3"})
 	if err == nil || !strings.Contains(err.Error(), "service web: static runtime has no addresses for version v3") {
 		t.Errorf("Start of an unknown version: %v", err)
 	}
-	_, err = d.Start(ctx, route.Green, "v1")
+	_, err = d.Start(ctx, route.Green, runtime.Release{Version: "v1"})
 	if err == nil {
 		t.Fatal("Start with no healthy address succeeded")
 	}
@@ -159,7 +159,7 @@ func TestStartFailsWhenNoAddressIsHealthy(t *testing.T) {
 	}
 	// Once one is healthy, the same start passes with it.
 	health.Store(true)
-	if ins, err := d.Start(ctx, route.Green, "v1"); err != nil || len(ins) != 1 || ins[0].Addr != down1 {
+	if ins, err := d.Start(ctx, route.Green, runtime.Release{Version: "v1"}); err != nil || len(ins) != 1 || ins[0].Addr != down1 {
 		t.Errorf("Start after recovery: %+v, %v", ins, err)
 	}
 }
@@ -174,7 +174,7 @@ func TestStartWithSomeAddressesDown(t *testing.T) {
 	ctx := context.Background()
 
 	start := time.Now()
-	ins, err := d.Start(ctx, route.Blue, "v1")
+	ins, err := d.Start(ctx, route.Blue, runtime.Release{Version: "v1"})
 	if err != nil {
 		t.Fatalf("Start with one healthy address of two: %v", err)
 	}
@@ -204,7 +204,7 @@ func TestStartWithSomeAddressesDown(t *testing.T) {
 	if err := d.Stop(ctx, route.Blue); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Start(ctx, route.Green, "v1"); err != nil {
+	if _, err := d.Start(ctx, route.Green, runtime.Release{Version: "v1"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Stop(ctx, route.Green); err != nil {
@@ -256,7 +256,7 @@ func TestRestoreDoesNotGate(t *testing.T) {
 	if again, err := d.Restore(route.Blue, "v1"); err != nil || len(again) != 2 || again[0].ID != ins[0].ID {
 		t.Errorf("second Restore = %+v, %v", again, err)
 	}
-	if again, err := d.Start(context.Background(), route.Blue, "v1"); err != nil || len(again) != 2 {
+	if again, err := d.Start(context.Background(), route.Blue, runtime.Release{Version: "v1"}); err != nil || len(again) != 2 {
 		t.Errorf("Start after Restore = %+v, %v", again, err)
 	}
 	if len(rec.PoolEvents()) != n {
@@ -282,7 +282,7 @@ func TestRegisterGates(t *testing.T) {
 	d, rec := newDriver(t, map[string][]string{"v1": {a1}})
 	var logs lockedBuffer
 	d.log = slog.New(slog.NewTextHandler(&logs, nil))
-	if _, err := d.Start(context.Background(), route.Blue, "v1"); err != nil {
+	if _, err := d.Start(context.Background(), route.Blue, runtime.Release{Version: "v1"}); err != nil {
 		t.Fatal(err)
 	}
 	n := len(rec.PoolEvents())
@@ -336,7 +336,7 @@ func TestStartCancelled(t *testing.T) {
 	d, rec := newDriver(t, map[string][]string{"v1": {up, down}})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if _, err := d.Start(ctx, route.Green, "v1"); err == nil || !strings.Contains(err.Error(), "deadline exceeded") {
+	if _, err := d.Start(ctx, route.Green, runtime.Release{Version: "v1"}); err == nil || !strings.Contains(err.Error(), "deadline exceeded") {
 		t.Errorf("Start with a cancelled context: %v", err)
 	}
 	if len(rec.PoolEvents()) != 0 || len(d.Instances(route.Green)) != 0 {

@@ -1,4 +1,8 @@
-package config
+// Package envfile reads env files: KEY=VALUE lines, as the process
+// runtime's env_file and `cutover deploy --env-file` take them. Its errors
+// name the file and the line and never repeat the line's text, which may
+// hold a secret. It imports nothing of cutover's.
+package envfile
 
 import (
 	"bytes"
@@ -8,27 +12,27 @@ import (
 	"strings"
 )
 
-// EnvFileError is one problem in an env file. It names the file and the
+// Error is one problem in an env file. It names the file and the
 // line, and never repeats the line's text: the value may be a secret.
-type EnvFileError struct {
+type Error struct {
 	File string
 	Line int
 	Msg  string
 }
 
-func (e *EnvFileError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
+func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
 
-// ReadEnvFile reads and parses the env file at path (see ParseEnvFile).
+// Read reads and parses the env file at path (see Parse).
 // A file that cannot be read gives the read error, which names the file.
-func ReadEnvFile(path string) (map[string]string, error) {
+func Read(path string) (map[string]string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return ParseEnvFile(path, data)
+	return Parse(path, data)
 }
 
-// ParseEnvFile parses data, the content of the env file named file, into
+// Parse parses data, the content of the env file named file, into
 // variables. The format is the common one of .env files:
 //
 //   - one KEY=VALUE per line; KEY is letters, digits and '_', not starting
@@ -43,8 +47,8 @@ func ReadEnvFile(path string) (map[string]string, error) {
 //   - a KEY set twice is an error, as in the config file.
 //
 // Values are taken literally: ${VAR} is not expanded. The error (one
-// *EnvFileError per bad line, joined) never holds a line's text.
-func ParseEnvFile(file string, data []byte) (map[string]string, error) {
+// *Error per bad line, joined) never holds a line's text.
+func Parse(file string, data []byte) (map[string]string, error) {
 	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 	vars := make(map[string]string)
 	first := make(map[string]int)
@@ -54,10 +58,10 @@ func ParseEnvFile(file string, data []byte) (map[string]string, error) {
 		key, value, ok, msg := parseEnvLine(strings.TrimSuffix(raw, "\r"))
 		switch {
 		case msg != "":
-			errs = append(errs, &EnvFileError{File: file, Line: line, Msg: msg})
+			errs = append(errs, &Error{File: file, Line: line, Msg: msg})
 		case !ok:
 		case first[key] != 0:
-			errs = append(errs, &EnvFileError{File: file, Line: line,
+			errs = append(errs, &Error{File: file, Line: line,
 				Msg: fmt.Sprintf("%s set twice (first on line %d)", key, first[key])})
 		default:
 			first[key] = line
@@ -85,7 +89,7 @@ func parseEnvLine(s string) (key, value string, ok bool, msg string) {
 		return "", "", false, "expected KEY=VALUE"
 	}
 	key = strings.TrimRight(key, " \t")
-	if !ValidEnvName(key) {
+	if !ValidName(key) {
 		return "", "", false, "the name before '=' must be letters, digits and '_', not starting with a digit"
 	}
 	value, msg = parseEnvValue(strings.TrimLeft(rest, " \t"))
@@ -156,9 +160,9 @@ func trailing(s string) string {
 	return "only a comment may follow the closing quote"
 }
 
-// ValidEnvName reports whether name is a portable environment variable
+// ValidName reports whether name is a portable environment variable
 // name: letters, digits and '_', not starting with a digit.
-func ValidEnvName(name string) bool {
+func ValidName(name string) bool {
 	if name == "" {
 		return false
 	}

@@ -1,4 +1,4 @@
-package config
+package envfile
 
 import (
 	"errors"
@@ -9,7 +9,7 @@ import (
 	"unicode/utf8"
 )
 
-func TestParseEnvFile(t *testing.T) {
+func TestParse(t *testing.T) {
 	tests := []struct {
 		name string
 		data string
@@ -30,9 +30,9 @@ func TestParseEnvFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseEnvFile("web.env", []byte(tt.data))
+			got, err := Parse("web.env", []byte(tt.data))
 			if err != nil {
-				t.Fatalf("ParseEnvFile: %v", err)
+				t.Fatalf("Parse: %v", err)
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %q, want %q", got, tt.want)
@@ -43,7 +43,7 @@ func TestParseEnvFile(t *testing.T) {
 
 // Every bad line is reported with file:line, and no message repeats the
 // line's text, which may hold a secret.
-func TestParseEnvFileErrors(t *testing.T) {
+func TestParseErrors(t *testing.T) {
 	const data = "A=1\n" +
 		"hunter2\n" +
 		"9X=hunter2\n" +
@@ -53,7 +53,7 @@ func TestParseEnvFileErrors(t *testing.T) {
 		"A=hunter2\n" +
 		"E=\"a\x00hunter2\"\n" +
 		"bad-name=hunter2\n"
-	_, err := ParseEnvFile("web.env", []byte(data))
+	_, err := Parse("web.env", []byte(data))
 	want := []string{
 		"web.env:2: expected KEY=VALUE",
 		"web.env:3: the name before '=' must be letters, digits and '_', not starting with a digit",
@@ -70,33 +70,33 @@ func TestParseEnvFileErrors(t *testing.T) {
 	if got := strings.Split(err.Error(), "\n"); !reflect.DeepEqual(got, want) {
 		t.Errorf("errors:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
 	}
-	var ef *EnvFileError
+	var ef *Error
 	if !errors.As(err, &ef) || ef.File != "web.env" || ef.Line != 2 {
-		t.Errorf("first error %+v, want an *EnvFileError for web.env:2", ef)
+		t.Errorf("first error %+v, want an *Error for web.env:2", ef)
 	}
 	if strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("an error quotes the file's text: %v", err)
 	}
 }
 
-// FuzzParseEnvFile checks that any file either parses into valid names and
+// FuzzParse checks that any file either parses into valid names and
 // values an environment can hold, or fails without repeating a value; and
 // that every variable written in double quotes reads back as it was.
-func FuzzParseEnvFile(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	f.Add("A=1\nexport B='x y' # c\nC=\"a\\nb\"\n", "KEY", "va\"l\\ue\n#x")
 	f.Fuzz(func(t *testing.T, data, key, value string) {
-		if vars, err := ParseEnvFile("f", []byte(data)); err == nil {
+		if vars, err := Parse("f", []byte(data)); err == nil {
 			for k, v := range vars {
-				if !ValidEnvName(k) || strings.ContainsRune(v, 0) {
+				if !ValidName(k) || strings.ContainsRune(v, 0) {
 					t.Fatalf("parsed %q=%q", k, v)
 				}
 			}
 		}
-		if !ValidEnvName(key) || strings.ContainsRune(value, 0) || !utf8.ValidString(value) {
+		if !ValidName(key) || strings.ContainsRune(value, 0) || !utf8.ValidString(value) {
 			return
 		}
 		quoted := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`, "\t", `\t`, "$", `\$`).Replace(value)
-		got, err := ParseEnvFile("f", []byte("# written\nexport "+key+"=\""+quoted+"\" # end\n"))
+		got, err := Parse("f", []byte("# written\nexport "+key+"=\""+quoted+"\" # end\n"))
 		if err != nil || !maps.Equal(got, map[string]string{key: value}) {
 			t.Fatalf("%s=%q read back as %q, %v", key, value, got, err)
 		}
