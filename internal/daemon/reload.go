@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
-	"unicode"
 
 	"github.com/cutover/cutover/internal/api"
 	"github.com/cutover/cutover/internal/config"
@@ -68,50 +68,27 @@ func restartKeys(old, next *config.Config) []string {
 			keys = append(keys, "services."+name+" (added)")
 			continue
 		}
-		for _, f := range differingFields(*o, reloadable(*o, *next.Services[name])) {
+		for _, f := range differingFields(*o, *next.Services[name]) {
 			keys = append(keys, "services."+name+"."+f)
 		}
 	}
 	return keys
 }
 
-// reloadable returns next with the fields a reload may change copied from
-// old, so what still differs is what needs a restart.
-func reloadable(old, next config.Service) config.Service {
-	next.Strategy = old.Strategy
-	next.Hooks = old.Hooks
-	next.KeepPrevious = old.KeepPrevious
-	next.QuietPeriod = old.QuietPeriod
-	return next
-}
+// reloadableKeys are the service keys a reload applies; a change to any
+// other key needs a restart.
+var reloadableKeys = []string{"strategy", "hooks", "keep_previous", "quiet_period"}
 
-// differingFields names, as config keys, the top-level fields of two
-// services that differ.
+// differingFields names the keys, other than the reloadable ones, whose
+// values differ between two services, from the key table the config
+// package keeps beside its file format (Service.Settings).
 func differingFields(a, b config.Service) []string {
-	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	sa, sb := a.Settings(), b.Settings()
 	var out []string
-	for i := range va.NumField() {
-		if !reflect.DeepEqual(va.Field(i).Interface(), vb.Field(i).Interface()) {
-			out = append(out, snake(va.Type().Field(i).Name))
+	for i := range sa {
+		if !slices.Contains(reloadableKeys, sa[i].Key) && !reflect.DeepEqual(sa[i].Value, sb[i].Value) {
+			out = append(out, sa[i].Key)
 		}
 	}
 	return out
-}
-
-// snake turns a Go field name into its config key: PreviewListen ->
-// preview_listen, TLS -> tls, HTTPPort -> http_port (a word starts at an
-// upper-case letter after a lower-case one, or at the last upper-case
-// letter of an acronym followed by a lower-case one).
-func snake(s string) string {
-	var b strings.Builder
-	rs := []rune(s)
-	for i, r := range rs {
-		wordStart := i > 0 && unicode.IsUpper(r) && (unicode.IsLower(rs[i-1]) ||
-			unicode.IsUpper(rs[i-1]) && i+1 < len(rs) && unicode.IsLower(rs[i+1]))
-		if wordStart {
-			b.WriteByte('_')
-		}
-		b.WriteRune(unicode.ToLower(r))
-	}
-	return b.String()
 }

@@ -1,47 +1,12 @@
 package daemon
 
 import (
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/cutover/cutover/internal/config"
 )
-
-func TestSnake(t *testing.T) {
-	for in, want := range map[string]string{
-		"Listen":         "listen",
-		"PreviewListen":  "preview_listen",
-		"TLS":            "tls",
-		"H2C":            "h2c",
-		"TrustedProxies": "trusted_proxies",
-		"DrainTimeout":   "drain_timeout",
-		"KeepPrevious":   "keep_previous",
-		"FallbackPage":   "fallback_page",
-		"HTTPPort":       "http_port",
-		"UpstreamTLS":    "upstream_tls",
-	} {
-		if got := snake(in); got != want {
-			t.Errorf("snake(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-// Every field of a service that a reload can refuse is named by the key a
-// user writes in the file; a new field whose Go name does not turn into its
-// key fails here instead of producing a message naming a key that does not
-// exist.
-func TestRestartKeysNameConfigKeys(t *testing.T) {
-	keys := []string{"name", "listen", "preview_listen", "tls", "h2c", "trusted_proxies", "sticky_cookie", "instances", "start",
-		"runtime", "health", "timeouts", "drain_timeout", "strategy", "keep_previous", "quiet_period", "hooks", "fallback_page"}
-	typ := reflect.TypeFor[config.Service]()
-	for i := range typ.NumField() {
-		if k := snake(typ.Field(i).Name); !slices.Contains(keys, k) {
-			t.Errorf("config.Service.%s would be reported as %q, which is not a config key", typ.Field(i).Name, k)
-		}
-	}
-}
 
 const base = `api:
   listen: 127.0.0.1:7070
