@@ -71,3 +71,21 @@ func TestReleaseEnvValidated(t *testing.T) {
 		}
 	}
 }
+
+// A user's rollback of a running deployment says from which version to which.
+func TestUserRollbackNamesBothVersions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testService(), newFakeStore())
+		h.start()
+		h.firstLive()
+		h.deploy("v2", "")
+		h.waitPhase(PhaseShifting, time.Minute)
+		if err := h.c.Rollback(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		h.waitPhase(PhaseIdle, time.Minute)
+		if d := h.history()[0]; d.Outcome != OutcomeRolledBack || d.Reason != "rolled back from v2 to v1 by user" {
+			t.Fatalf("history[0] = %s %q, want rolled back from v2 to v1 by user", d.Outcome, d.Reason)
+		}
+	})
+}

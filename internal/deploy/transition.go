@@ -286,7 +286,11 @@ func Transition(st State, ev Observation) (State, []Action) {
 	case ObsRollback:
 		switch {
 		case t.st.Run != nil && t.st.Phase != PhaseIdle:
-			t.stopRun(OutcomeRolledBack, fmt.Sprintf("rolled back by %s", ev.Actor), nil)
+			why := fmt.Sprintf("rolled back by %s", ev.Actor)
+			if live := t.st.Live; live != nil {
+				why = fmt.Sprintf("rolled back from %s to %s by %s", t.st.Run.Candidate.Version, live.Version, ev.Actor)
+			}
+			t.stopRun(OutcomeRolledBack, why, nil)
 		case t.st.Run != nil: // promoted; its post_traffic or post_promote hooks still run
 			t.cancelPostTraffic()
 			t.swapBack()
