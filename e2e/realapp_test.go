@@ -241,7 +241,10 @@ func TestSecretReachesTheInstanceAndNothingElse(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("CUTOVER_TOKEN", daemonToken) // the daemon inherits it; its instances must not
-	e := newRealAppEnv(t, realApp{url: pg.URL("app"), env: map[string]string{"RUN_MIGRATIONS": "1"}, secret: secretFile})
+	// The release hook gets the secret too (a migration needs the database
+	// password), and not the daemon's token; it fails the deploy otherwise.
+	e := newRealAppEnv(t, realApp{url: pg.URL("app"), env: map[string]string{"RUN_MIGRATIONS": "1"}, secret: secretFile,
+		hooks: "      pre_provision: ['test -n \"$APP_SECRET\" && test -z \"${CUTOVER_TOKEN:-}\"']\n"})
 	e.start()
 	var seen strings.Builder
 	seen.WriteString(e.mustCLI(0, "deploy", "web", "v1", "--wait", "--json")) // every event of the deployment

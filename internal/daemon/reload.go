@@ -38,7 +38,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for name, svc := range d.services {
-		if err := svc.ctrl.SetSettings(controllerSettings(next.Services[name])); err != nil {
+		if err := svc.ctrl.SetSettings(svc.settings(next.Services[name])); err != nil {
 			return err
 		}
 		svc.cfg.Store(next.Services[name])

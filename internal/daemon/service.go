@@ -41,6 +41,17 @@ type service struct {
 	ctrlDone chan struct{}
 }
 
+// settings is what the service's controller follows under sc: its
+// configuration, and the runtime's reader of env_file and secrets for
+// the hooks when the runtime is the process one.
+func (svc *service) settings(sc *config.Service) deploy.Settings {
+	s := controllerSettings(sc)
+	if p, ok := svc.driver.(*process.Driver); ok {
+		s.Hooks.Secrets = p.HookEnv
+	}
+	return s
+}
+
 // listener forwards runtime pool changes to the router and pool failures to
 // the controller (svc.ctrl, set once the controller exists; failures
 // reported before that, during adoption, are only logged, and the
@@ -144,7 +155,7 @@ func (d *Daemon) startControl(ctx context.Context, stateDir string, sc *config.S
 		svc.driver, stat = drv, drv
 	}
 	ctrl, err := deploy.New(deploy.Options{
-		Settings:   controllerSettings(sc),
+		Settings:   svc.settings(sc),
 		Router:     r,
 		Runtime:    svc.driver,
 		Store:      stateStore{d.store},

@@ -23,12 +23,26 @@ const HookOutputLimit = 4 << 10
 const errTailLimit = 256
 
 // hookEnv is the environment every command hook of a job gets on top of
-// the daemon's: the service's env, then cutover's variables, which win.
-func (c *Controller) hookEnv(j Job) []string {
-	svc := c.cfg().Hooks.Env
-	env := make([]string, 0, len(svc)+8)
-	for _, k := range slices.Sorted(maps.Keys(svc)) {
-		env = append(env, k+"="+svc[k])
+// the daemon's: the service's env_file, env and secrets, then cutover's
+// variables, which win. It fails when a secret or the env file cannot be
+// read, naming it.
+func (c *Controller) hookEnv(j Job) ([]string, error) {
+	hooks := c.cfg().Hooks
+	layers := []map[string]string{nil, hooks.Env, nil}
+	if hooks.Secrets != nil {
+		file, secrets, err := hooks.Secrets()
+		if err != nil {
+			return nil, fmt.Errorf("hook environment: %w", err)
+		}
+		layers[0], layers[2] = file, secrets
+	}
+	merged := map[string]string{}
+	for _, l := range layers {
+		maps.Copy(merged, l)
+	}
+	env := make([]string, 0, len(merged)+8)
+	for _, k := range slices.Sorted(maps.Keys(merged)) {
+		env = append(env, k+"="+merged[k])
 	}
 	env = append(env,
 		"SERVICE="+c.cfg().Name,
@@ -40,7 +54,13 @@ func (c *Controller) hookEnv(j Job) []string {
 	if r := j.Retired; r != nil {
 		env = append(env, "RETIRED_COLOR="+r.Color.String(), "RETIRED_VERSION="+r.Version)
 	}
-	return env
+	return env, nil
+}
+
+// daemonEnv is the daemon's environment as hooks get it: without the API
+// token, which would let any hook drive cutover.
+func daemonEnv() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "CUTOVER_TOKEN=") })
 }
 
 // hookCall is what the hooks of one job run with.
@@ -137,7 +157,7 @@ func runHook(ctx context.Context, line string, env []string, timeout time.Durati
 	hctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := hookCommand(hctx, line)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(daemonEnv(), env...)
 	var out tailBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.WaitDelay = 5 * time.Second // a grandchild holding the pipes cannot hang us

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,7 +17,11 @@ func TestHooksGetEnvAndFailLoudly(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "env")
 	h := newHarness(t, testService(), newFakeStore())
-	env := append(h.c.hookEnv(Job{Color: route.Green, Version: "v2", Deployment: "d2"}), "REASON=green error rate 5%")
+	base, err := h.c.hookEnv(Job{Color: route.Green, Version: "v2", Deployment: "d2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(base, "REASON=green error rate 5%")
 	detail, err := h.c.runHooks(context.Background(), hookCall{kind: "on_rollback", env: env},
 		Commands(`echo "$SERVICE $VERSION $COLOR $PREVIEW_URL $DEPLOYMENT $REASON" > `+out))
 	if err != nil {
@@ -146,5 +151,45 @@ func TestRollbackCancelsPostTrafficHooks(t *testing.T) {
 	}
 	if rec.Outcome != OutcomePromoted || rec.EndedAt.IsZero() || !told {
 		t.Errorf("v2's record: %s, ended %v, cancelled hooks recorded %v; events %+v", rec.Outcome, rec.EndedAt, told, rec.Events)
+	}
+}
+
+// A hook gets the service's env_file, env and secrets (a pre_provision
+// migration needs the database password), in that order of precedence,
+// never the daemon's API token; a secret that cannot be read fails the
+// hook job naming it, before any command runs.
+func TestHookEnvironmentLayers(t *testing.T) {
+	t.Setenv("CUTOVER_TOKEN", "daemon-token")
+	out := filepath.Join(t.TempDir(), "env")
+	svc := testService()
+	svc.Hooks.Env = map[string]string{"A": "env", "B": "env"}
+	secretErr := error(nil)
+	svc.Hooks.Secrets = func() (map[string]string, map[string]string, error) {
+		return map[string]string{"A": "file", "C": "file"}, map[string]string{"B": "secret"}, secretErr
+	}
+	h := newHarness(t, svc, newFakeStore())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	j := Job{Kind: JobPreProvision, Color: route.Green, Version: "v2"}
+	hook := Commands(`echo "$A $B $C ${CUTOVER_TOKEN:-none}" > ` + out)
+	base, err := h.c.hookEnv(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.c.runHooks(ctx, hookCall{kind: "pre_provision", env: base}, hook); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(out)
+	if got := strings.TrimSpace(string(b)); got != "env secret file none" {
+		t.Errorf("hook saw %q, want env over env_file, secrets over env, no CUTOVER_TOKEN", got)
+	}
+	os.Remove(out)
+	secretErr = errors.New("secret DB_PASSWORD: open /etc/db-password: no such file or directory")
+	_, err = h.c.jobHooks(ctx, j, State{}, hook) // fails before any hook runs, so nothing reports to Run
+	if err == nil || !strings.Contains(err.Error(), "DB_PASSWORD") {
+		t.Fatalf("hook job with an unreadable secret: %v", err)
+	}
+	if _, serr := os.Stat(out); serr == nil {
+		t.Error("the hook ran although its environment could not be read")
 	}
 }

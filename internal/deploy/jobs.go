@@ -79,7 +79,15 @@ func (c *Controller) jobHooks(ctx context.Context, j Job, st State, list []Hook,
 	if j.Kind == JobRollback {
 		kind = "on_rollback"
 	}
-	call := hookCall{kind: kind, job: j, env: append(c.hookEnv(j), env...), body: c.webhookBody(kind, j, st),
+	var base []string
+	if len(list) > 0 {
+		var err error
+		if base, err = c.hookEnv(j); err != nil {
+			c.log.Error(kind+" hooks cannot run", "color", j.Color, "version", j.Version, "deployment", j.Deployment, "err", err)
+			return "", fmt.Errorf("%s hooks: %w", kind, err)
+		}
+	}
+	call := hookCall{kind: kind, job: j, env: append(base, env...), body: c.webhookBody(kind, j, st),
 		passed: func(ctx context.Context, i int, msg, output string) {
 			c.report(ctx, Observation{Kind: ObsHookDone, Job: j.Seq, Hook: i + 1, Detail: msg, Output: output})
 		}}

@@ -53,6 +53,10 @@ type Hooks struct {
 	// daemon's own and before the variables cutover sets (SERVICE,
 	// VERSION, COLOR, DEPLOYMENT, PREVIEW_URL, ...): the service's env.
 	Env map[string]string
+	// Secrets, when set, is called before each hook job for the service's
+	// env_file variables (under Env) and secrets (over it), read afresh;
+	// its values reach the hook's environment and nothing else.
+	Secrets func() (file, secrets map[string]string, err error)
 	// Timeout bounds each hook that sets none; default DefaultHookTimeout.
 	Timeout time.Duration
 }

@@ -51,6 +51,15 @@ func (d *Driver) readEnv() (inherited, file, secrets map[string]string, err erro
 	return inherited, file, secrets, nil
 }
 
+// HookEnv reads, as an instance start would, the service's env_file and
+// secrets, for the release hooks (a pre_provision migration needs the
+// database password the instances get). Errors name the file or
+// variable, never a value.
+func (d *Driver) HookEnv() (file, secrets map[string]string, err error) {
+	_, file, secrets, err = d.readEnv()
+	return file, secrets, err
+}
+
 // readSecret reads one secret's value. A file's one trailing newline (as
 // `echo value > file` writes) is not part of the value.
 func readSecret(s Secret) (string, error) {
