@@ -23,21 +23,31 @@ type Config struct {
 	UnhealthyThreshold int
 }
 
+// The defaults for zero Config fields; the runtime's health gates use the
+// same path and timeout.
+const (
+	DefaultPath               = "/healthz"
+	DefaultInterval           = time.Second
+	DefaultTimeout            = 2 * time.Second
+	DefaultHealthyThreshold   = 2
+	DefaultUnhealthyThreshold = 3
+)
+
 func (c Config) withDefaults() Config {
 	if c.Path == "" {
-		c.Path = "/healthz"
+		c.Path = DefaultPath
 	}
 	if c.Interval <= 0 {
-		c.Interval = time.Second
+		c.Interval = DefaultInterval
 	}
 	if c.Timeout <= 0 {
-		c.Timeout = 2 * time.Second
+		c.Timeout = DefaultTimeout
 	}
 	if c.HealthyThreshold <= 0 {
-		c.HealthyThreshold = 2
+		c.HealthyThreshold = DefaultHealthyThreshold
 	}
 	if c.UnhealthyThreshold <= 0 {
-		c.UnhealthyThreshold = 3
+		c.UnhealthyThreshold = DefaultUnhealthyThreshold
 	}
 	return c
 }

@@ -27,8 +27,8 @@ type HealthGate struct {
 
 // The gate's defaults for zero GateOptions fields.
 const (
-	DefaultHealthPath   = "/healthz"
-	DefaultProbeTimeout = 2 * time.Second
+	DefaultHealthPath   = health.DefaultPath
+	DefaultProbeTimeout = health.DefaultTimeout
 )
 
 // GateOptions configure a HealthGate.

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cutover/cutover/internal/health"
 	"github.com/cutover/cutover/internal/route"
 	"github.com/cutover/cutover/internal/runtime"
 )
@@ -24,7 +25,7 @@ var (
 const (
 	DefaultStopTimeout        = 10 * time.Second
 	DefaultStartTimeout       = time.Minute
-	DefaultUnhealthyThreshold = 3
+	DefaultUnhealthyThreshold = health.DefaultUnhealthyThreshold
 )
 
 // Options configure a Driver. Service, Command and StateDir are required
