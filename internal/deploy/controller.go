@@ -415,14 +415,20 @@ const finishWait = 20 * time.Second
 // If the wait runs out, the deploy goes ahead and Admit refuses it with
 // ErrBusy naming what is still running.
 func (c *Controller) awaitFinish(ctx context.Context, deadline time.Time) error {
+	return c.awaitState(ctx, deadline, finishing)
+}
+
+// awaitState waits, until deadline, while busy holds for the state, waking
+// on every state change; it returns ctx's error if ctx ends first.
+func (c *Controller) awaitState(ctx context.Context, deadline time.Time, busy func(State) bool) error {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	for {
 		c.mu.Lock()
-		busy := finishing(c.st)
+		waiting := busy(c.st)
 		changed := c.changed
 		c.mu.Unlock()
-		if !busy {
+		if !waiting {
 			return nil
 		}
 		select {

@@ -121,24 +121,7 @@ func (c *Controller) Up(ctx context.Context, actor string) error {
 
 // awaitDownJob waits, until deadline, while a down drains and stops the pools.
 func (c *Controller) awaitDownJob(ctx context.Context, deadline time.Time) error {
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
-	for {
-		c.mu.Lock()
-		busy := c.st.Down != nil && c.st.Job.kind() == JobDown
-		changed := c.changed
-		c.mu.Unlock()
-		if !busy {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer.C:
-			return nil
-		case <-changed:
-		}
-	}
+	return c.awaitState(ctx, deadline, func(st State) bool { return st.Down != nil && st.Job.kind() == JobDown })
 }
 
 // admitDown decides the commands a down concerns: a down and an up
