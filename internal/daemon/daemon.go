@@ -203,8 +203,20 @@ type Daemon struct {
 	mu       sync.Mutex // guards cfg and services
 	cfg      *config.Config
 	services map[string]*service
-	store    *store.Store
 	hand     upgradeState
+
+	// storeMu guards store and hand.released: an upgrade closes and
+	// reopens the store from its own goroutine while shutdown and new
+	// services read it.
+	storeMu sync.Mutex
+	store   *store.Store
+}
+
+// currentStore returns the open state store.
+func (d *Daemon) currentStore() *store.Store {
+	d.storeMu.Lock()
+	defer d.storeMu.Unlock()
+	return d.store
 }
 
 // New validates that the daemon can start with cfg; Run starts it.
@@ -257,7 +269,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	d.storeMu.Lock()
 	d.store = st
+	d.storeMu.Unlock()
 	defer d.closeStore()
 
 	// Shutdown runs in reverse: stop the API, stop routers (they drain

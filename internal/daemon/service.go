@@ -148,7 +148,7 @@ func (d *Daemon) startControl(ctx context.Context, stateDir string, sc *config.S
 		}
 		svc.driver, proc = drv, drv
 	default:
-		drv, err := static.New(staticOptions(sc, tlsConf, lis, component("runtime"), registrationStore{d.store}))
+		drv, err := static.New(staticOptions(sc, tlsConf, lis, component("runtime"), registrationStore{d.currentStore()}))
 		if err != nil {
 			return err
 		}
@@ -158,7 +158,7 @@ func (d *Daemon) startControl(ctx context.Context, stateDir string, sc *config.S
 		Settings:   svc.settings(sc),
 		Router:     r,
 		Runtime:    svc.driver,
-		Store:      stateStore{d.store},
+		Store:      stateStore{d.currentStore()},
 		Logger:     component("controller"),
 		PreviewURL: previewURL(sc),
 		Events:     d.publish,

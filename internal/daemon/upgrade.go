@@ -94,8 +94,11 @@ func (o oldDaemon) Release() error {
 			errs = append(errs, fmt.Errorf("service %s: close runtime: %w", svc.name, err))
 		}
 	}
+	d.storeMu.Lock()
 	d.hand.released = true
-	if err := d.store.Close(); err != nil {
+	err := d.store.Close()
+	d.storeMu.Unlock()
+	if err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -113,8 +116,9 @@ func (o oldDaemon) Reclaim() error {
 	if err != nil {
 		return err
 	}
-	d.store = st
-	d.hand.released = false
+	d.storeMu.Lock()
+	d.store, d.hand.released = st, false
+	d.storeMu.Unlock()
 	var errs []error
 	for _, old := range d.serviceList() {
 		svc, err := d.restartControl(d.hand.runCtx, cfg.StateDir, old)
@@ -162,6 +166,8 @@ func (d *Daemon) serviceList() []*service {
 
 // closeStore closes the store unless an upgrade released it.
 func (d *Daemon) closeStore() {
+	d.storeMu.Lock()
+	defer d.storeMu.Unlock()
 	if d.hand.released || d.store == nil {
 		return
 	}

@@ -26,7 +26,7 @@ import (
 // connection may stay idle meanwhile.
 const (
 	handoffGrace = 2 * time.Second
-	idleCut      = 250 * time.Millisecond
+	idleCut      = 500 * time.Millisecond
 )
 
 // connTracker follows a server's open client connections, and closes each
