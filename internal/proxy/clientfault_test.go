@@ -144,10 +144,11 @@ func TestClientAbortMidBodyIsTheClientsError(t *testing.T) {
 	}
 }
 
-// A request body that stops arriving until the server's read deadline
-// (here an embedding server's ReadTimeout) is answered 408 and counted as
-// the client's, not as a 504 of the instance.
-func TestRequestBodyTimeoutIs408(t *testing.T) {
+// sinkRouter is a router, not serving, whose one blue instance reads and
+// drops every body; its health is probed once an hour, so only the
+// request path can take the instance out.
+func sinkRouter(t *testing.T) *Router {
+	t.Helper()
 	in := newInstance(t, "web-blue-1", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 	})
@@ -160,6 +161,14 @@ func TestRequestBodyTimeoutIs408(t *testing.T) {
 	}
 	t.Cleanup(r.Close)
 	r.SetPool(route.Blue, "v1", backends(in))
+	return r
+}
+
+// A request body that stops arriving until the server's read deadline
+// (here an embedding server's ReadTimeout) is answered 408 and counted as
+// the client's, not as a 504 of the instance.
+func TestRequestBodyTimeoutIs408(t *testing.T) {
+	r := sinkRouter(t)
 	srv := httptest.NewUnstartedServer(r.Handler())
 	srv.Config.ReadTimeout = 300 * time.Millisecond
 	srv.Start()
@@ -187,18 +196,7 @@ func TestRequestBodyTimeoutIs408(t *testing.T) {
 // A body over an embedding's size limit (http.MaxBytesReader) is 413 and
 // the client's, not a 502 of the instance.
 func TestOversizeBodyIs413(t *testing.T) {
-	in := newInstance(t, "web-blue-1", func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-	})
-	svc := testService()
-	svc.Health.Interval = time.Hour
-	svc.Logger = testLogger(t)
-	r, err := New(svc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	r.SetPool(route.Blue, "v1", backends(in))
+	r := sinkRouter(t)
 	url := newTestServer(t, http.MaxBytesHandler(r.Handler(), 16))
 	for _, cl := range []int64{64, -1} { // the engine, the transport
 		req, _ := http.NewRequest(http.MethodPost, url+"/", io.NopCloser(strings.NewReader(strings.Repeat("x", 64))))
