@@ -25,6 +25,8 @@
 //	GET    /v1/events?service=                    text/event-stream of deploy.Event
 //	POST   /v1/reload                             {"status":"reloaded"}
 //	POST   /v1/upgrade                            UpgradeRequest -> UpgradeResponse
+//	GET    /v1/services/{name}/traffic?since=     TrafficHistory, per second, the last 15 minutes (traffic.go)
+//	GET    /  and  /ui/...                        the dashboard's page and files (dashboard.go)
 //
 // Every error is a JSON body {"error":{"code":"...","message":"..."}} with a
 // stable code (see the Code constants).

@@ -139,6 +139,8 @@ func (s *Server) routes() http.Handler {
 	handle("GET /v1/events", s.events)
 	handle("POST /v1/reload", s.reload)
 	handle("POST /v1/upgrade", s.upgrade)
+	handle("GET /v1/services/{name}/traffic", s.traffic)
+	s.mountDashboard(mux)
 
 	// Browsers must not be able to drive the API from another site (the
 	// daemon listens on loopback without a token by default).
@@ -196,7 +198,7 @@ func (p *statusProbe) WriteHeader(code int) {
 // always open so that load balancers can probe the daemon.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.hasToken || r.URL.Path == "/healthz" {
+		if !s.hasToken || r.URL.Path == "/healthz" || isDashboardFile(r) {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -158,6 +158,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	samples, err := s.trafficEvents(ctx, r, service)
+	if err != nil {
+		return err
+	}
 	sw := newStreamWriter(w, "text/event-stream", s.writeTO)
 	defer sw.close()
 	if err := sw.start(); err != nil {
@@ -180,6 +184,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 				continue
 			}
 			msg = append(append([]byte("data: "), data...), "\n\n"...)
+		case smp, ok := <-samples:
+			if !ok {
+				return nil
+			}
+			if msg, err = trafficMessage(smp); err != nil {
+				s.log.Error("encode traffic sample", "service", smp.Service, "err", err)
+				continue
+			}
 		case <-tick.C:
 			msg = []byte(": heartbeat\n\n")
 		}

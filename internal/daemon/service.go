@@ -39,6 +39,8 @@ type service struct {
 	// it returned. Set by runControl.
 	stopCtrl context.CancelFunc
 	ctrlDone chan struct{}
+	// traffic is the last quarter hour of public traffic (history.go).
+	traffic *trafficHistory
 }
 
 // settings is what the service's controller follows under sc: its
@@ -86,7 +88,7 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 	// about this service carry it through svc.log.
 	log := d.log.With("service", sc.Name)
 	component := func(name string) *slog.Logger { return d.log.With("component", name) }
-	svc := &service{name: sc.Name, log: log}
+	svc := &service{name: sc.Name, log: log, traffic: newTrafficHistory()}
 	svc.cfg.Store(sc)
 	tlsConf, err := instanceTLS(sc)
 	if err != nil {
@@ -126,6 +128,7 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 		}
 	})
 	d.runControl(ctx, svc, wg)
+	d.sampleTraffic(ctx, svc, wg)
 	return svc, nil
 }
 

@@ -138,7 +138,7 @@ func (o oldDaemon) Reclaim() error {
 // running.
 func (d *Daemon) restartControl(ctx context.Context, stateDir string, old *service) (*service, error) {
 	sc := old.cfg.Load()
-	svc := &service{name: old.name, log: old.log, router: old.router}
+	svc := &service{name: old.name, log: old.log, router: old.router, traffic: old.traffic}
 	svc.cfg.Store(sc)
 	tlsConf, err := instanceTLS(sc)
 	if err != nil {
