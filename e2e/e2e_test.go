@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -240,10 +242,24 @@ func TestDemoKeep(t *testing.T) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	var api string
+	var api, dash string
 	for _, line := range strings.Split(out.String(), "\n") {
 		if f := strings.Fields(line); len(f) >= 3 && f[0] == "control" && f[1] == "API" {
 			api = f[2]
+		}
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "dashboard" {
+			dash = f[1]
+		}
+	}
+	if dash != api+"/" {
+		t.Errorf("demo printed dashboard %q, want the API's %q", dash, api+"/")
+	} else if resp, err := http.Get(dash); err != nil {
+		t.Errorf("dashboard %s: %v", dash, err)
+	} else {
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(page), `src="/ui/app.js"`) {
+			t.Errorf("dashboard %s: %s\n%s", dash, resp.Status, page)
 		}
 	}
 	status := exec.Command(binary, "status", "web", "--json", "--api", api)

@@ -208,6 +208,7 @@ func (d *demo) run(ctx context.Context, out io.Writer, rps int, keep bool) error
 	fmt.Fprintf(out, "  public router  http://%s   (what users hit)\n", d.public)
 	fmt.Fprintf(out, "  preview        http://%s   (reaches only the candidate)\n", d.preview)
 	fmt.Fprintf(out, "  control API    %s\n", d.apiURL)
+	fmt.Fprintf(out, "  dashboard      %s/   (watch the release in a browser)\n", d.apiURL)
 	fmt.Fprintf(out, "  config         %s\n", d.cfgPath)
 	fmt.Fprintf(out, "  traffic        ~%d req/s from a client that never retries\n\n", rps)
 	return s.tell(ctx, d, rps, keep)
@@ -270,10 +271,11 @@ func (s *story) tell(ctx context.Context, d *demo, rps int, keep bool) error {
 		return fmt.Errorf("%d requests failed during the v2 switch; cutover promises none", during.failed)
 	}
 	if !keep {
-		fmt.Fprintln(s.out, "\nTo explore afterwards (status, history, metrics, the page itself), run: cutover demo --keep")
+		fmt.Fprintln(s.out, "\nTo explore afterwards (the dashboard, status, history, metrics, the page itself), run: cutover demo --keep")
 		return nil
 	}
 	fmt.Fprintf(s.out, "\n--keep: the daemon is running with v2 live; Ctrl-C to stop. Try:\n")
+	fmt.Fprintf(s.out, "  open %s/                     the dashboard: deploy, pause, roll back from the page\n", d.apiURL)
 	fmt.Fprintf(s.out, "  open http://%s                     the demo page (reload it: blue or green?)\n", d.public)
 	fmt.Fprintf(s.out, "  cutover status web --api %s\n", d.apiURL)
 	fmt.Fprintf(s.out, "  cutover history web --api %s\n", d.apiURL)

@@ -104,7 +104,7 @@ async function refresh(name, withHistory) {
       e.wantHistory = false;
       e.status = await api.status(name);
       if (hist) e.history = await api.history(name);
-      render();
+      update(name);
     } while (e.again);
   } catch (err) {
     showError('Reading ' + name, err);
@@ -124,11 +124,11 @@ function onEvent(ev) {
     // call confirms it.
     const live = st.live.color, other = live === 'blue' ? 'green' : 'blue';
     st.weights = { [live]: 100 - ev.weight, [other]: ev.weight };
-    render();
+    update(ev.service);
     const t = parseTime(ev.time);
     if (!isNaN(t)) stats.weightDelays.push(Date.now() - t);
   } else if (ev.type === 'verdict') {
-    render();
+    update(ev.service);
   }
   const ended = ['promoted', 'rolled_back', 'aborted', 'failed', 'started', 'decision', 'retired'].includes(ev.type);
   if (ev.type !== 'verdict') refresh(ev.service, ended);
@@ -205,6 +205,29 @@ function render() {
   tickTimers();
 }
 
+// update redraws what shows one service's state after it changed: its
+// card, its buttons and its history, leaving the rest of the page (the
+// deploy form the user may be typing in, the focus) alone.
+function update(name) {
+  const r = route();
+  if (r.deployment) {
+    if (r.service === name) render();
+    return;
+  }
+  const old = $('svc-' + name);
+  if (!old) {
+    if (!r.service) render();
+    return;
+  }
+  old.replaceWith(card(name, !r.service));
+  if (r.service === name) {
+    setActions(name);
+    const hist = document.querySelector('.history');
+    if (hist) hist.replaceWith(historyTable(name, services.get(name).history));
+  }
+  tickTimers();
+}
+
 function pools(st) {
   const rows = [h('li', { class: 'pool-live' }, h('b', {}, 'live '), h('span', { class: 'pool color-' + (st.live?.color || '') }, pool(st.live)))];
   if (st.candidate) rows.push(h('li', { class: 'pool-candidate' }, h('b', {}, 'candidate '), h('span', { class: 'pool color-' + st.candidate.color }, pool(st.candidate))));
@@ -230,9 +253,13 @@ function weightBar(st) {
 function stepLine(st) {
   const d = st.deployment;
   if (!d) return null;
+  if (st.phase === 'rolling_back') return h('p', { class: 'step' }, `rolling back: ${pool(st.candidate)} is drained and stopped`);
   if (!d.step || !d.steps) return h('p', { class: 'step' }, `deployment of ${d.version}: ${st.phase}`);
   const until = parseTime(d.step_until);
-  const left = d.manual_gate ? 'waiting for promote' : isNaN(until) ? '' : h('span', { class: 'timeleft', 'data-until': until }, '');
+  let left = '';
+  if (st.phase === 'paused') left = 'paused until you resume';
+  else if (d.manual_gate) left = 'waiting for promote';
+  else if (!isNaN(until)) left = h('span', { class: 'timeleft', 'data-until': until }, '');
   return h('p', { class: 'step' }, `step ${d.step} of ${d.steps}`, left ? ' · ' : '', left);
 }
 
@@ -257,13 +284,20 @@ function verdictLine(st) {
     h('b', {}, 'analysis ' + (resultLabel[v.result] || v.result) + ': '), verdictWords(v));
 }
 
+// lastLine says how the latest deployment ended, once none is running.
+function lastLine(name, st) {
+  const d = services.get(name).history[0];
+  if (!d || d.outcome === 'running' || (st.deployment && st.phase !== 'idle')) return null;
+  return h('p', { class: 'last' }, h('b', {}, 'last deployment: '), `${d.version} `, outcome(d), d.reason ? ' — ' + d.reason : '');
+}
+
 function card(name, link) {
   const st = services.get(name).status;
   if (!st) return h('section', { class: 'card' }, name);
   const title = link ? h('a', { href: '#/' + encodeURIComponent(name) }, name) : name;
   return h('section', { class: 'card', id: 'svc-' + name, 'aria-label': 'service ' + name },
     h('h2', {}, title, ' ', h('span', { class: 'phase phase-' + st.phase }, st.down ? 'down' : st.phase)),
-    pools(st), weightBar(st), stepLine(st), verdictLine(st), instancesLine(name),
+    pools(st), weightBar(st), stepLine(st), verdictLine(st), lastLine(name, st), instancesLine(name),
     (st.notices || []).map((n) => h('p', { class: 'notice' }, n)));
 }
 
@@ -318,7 +352,7 @@ async function act(name, action) {
     const after = await api.action(name, action);
     clearError();
     services.get(name).status = after;
-    render();
+    update(name);
   } catch (err) {
     showError(label + ' ' + name, err);
   }
@@ -340,15 +374,33 @@ async function deploy(name, form) {
   }
 }
 
-function actions(name, st) {
+// allowed says which actions the service's state allows.
+function allowed(st) {
   const running = !!st.deployment && st.phase !== 'idle';
-  const can = {
-    promote: running && ['shifting', 'paused', 'verifying'].includes(st.phase),
-    pause: st.phase === 'shifting',
-    resume: st.phase === 'paused',
-    abort: running && st.phase !== 'rolling_back',
-    rollback: (running && st.phase !== 'rolling_back') || (!running && !!st.previous),
+  return {
+    running,
+    can: {
+      promote: running && ['shifting', 'paused', 'verifying'].includes(st.phase),
+      pause: st.phase === 'shifting',
+      resume: st.phase === 'paused',
+      abort: running && st.phase !== 'rolling_back',
+      rollback: (running && st.phase !== 'rolling_back') || (!running && !!st.previous),
+    },
   };
+}
+
+function setActions(name) {
+  const { running, can } = allowed(services.get(name).status);
+  for (const [a, ok] of Object.entries(can)) {
+    const b = $('act-' + a);
+    if (b) b.disabled = !ok;
+  }
+  const d = $('deploy-submit');
+  if (d) d.disabled = running;
+}
+
+function actions(name, st) {
+  const { running, can } = allowed(st);
   const buttons = Object.keys(can).map((a) => h('button', {
     type: 'button', id: `act-${a}`, class: 'action action-' + a, disabled: !can[a], onclick: () => act(name, a),
   }, a[0].toUpperCase() + a.slice(1)));
@@ -392,7 +444,7 @@ function drawCharts(name) {
   if (r.service !== name || r.deployment || !e.charts) return;
   const last = e.points.length ? e.points[e.points.length - 1].t : Date.now();
   const first = e.points.length ? e.points[0].t : last;
-  const t0 = Math.min(Math.max(first, last - WINDOW), last - 60000);
+  const t0 = Math.min(Math.max(first, last - WINDOW), last - 30000);
   for (const c of e.charts) c.draw(e.points, e.marks, t0, last);
 }
 

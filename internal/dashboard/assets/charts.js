@@ -3,7 +3,7 @@
 // signal), vertical marks for weight changes and decisions.
 
 const NS = 'http://www.w3.org/2000/svg';
-const W = 600, H = 170, L = 48, R = 8, T = 22, B = 22;
+const W = 400, H = 180, L = 44, R = 6, T = 30, B = 20;
 
 function s(tag, attrs, text) {
   const el = document.createElementNS(NS, tag);
@@ -46,11 +46,19 @@ export class Chart {
     svg.append(s('text', { x: L - 4, y: y(top) + 4, class: 'tick', 'text-anchor': 'end' }, this.label(top)));
     svg.append(s('text', { x: L, y: H - 5, class: 'tick' }, clockOf(t0)));
     svg.append(s('text', { x: W - R, y: H - 5, class: 'tick', 'text-anchor': 'end' }, clockOf(t1)));
+    // Marks: every one is a line; a label that would overlap the one
+    // before it moves to a second row, and a third is dropped (its line
+    // and the history table still say what happened).
+    const lastLabel = [-Infinity, -Infinity];
     for (const m of marks) {
       if (m.t < t0 || m.t > t1) continue;
       const mx = x(m.t);
-      svg.append(s('line', { x1: mx, y1: T - 4, x2: mx, y2: H - B, class: 'mark mark-' + m.kind }));
-      svg.append(s('text', { x: mx + 2, y: T - 8, class: 'mark-label' }, m.label));
+      svg.append(s('line', { x1: mx, y1: T - 2, x2: mx, y2: H - B, class: 'mark mark-' + m.kind }));
+      const width = 6 * m.label.length + 4;
+      const row = mx - lastLabel[0] > width ? 0 : mx - lastLabel[1] > width ? 1 : -1;
+      if (row < 0) continue;
+      lastLabel[row] = mx;
+      svg.append(s('text', { x: Math.min(mx + 2, W - width), y: T - 14 + row * 10, class: 'mark-label' }, m.label));
     }
     const counts = {};
     for (const c of ['blue', 'green']) {
@@ -68,9 +76,9 @@ export class Chart {
     // Legend: a sample of each line with its colour's name.
     let lx = L + 4;
     for (const c of ['blue', 'green']) {
-      svg.append(s('line', { x1: lx, y1: 10, x2: lx + 18, y2: 10, class: 'line line-' + c }));
-      svg.append(s('text', { x: lx + 22, y: 14, class: 'legend' }, c));
-      lx += 70;
+      svg.append(s('line', { x1: lx, y1: 6, x2: lx + 18, y2: 6, class: 'line line-' + c }));
+      svg.append(s('text', { x: lx + 22, y: 10, class: 'legend' }, c));
+      lx += 64;
     }
     svg.setAttribute('data-blue-points', counts.blue);
     svg.setAttribute('data-green-points', counts.green);
