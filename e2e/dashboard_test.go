@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -45,7 +46,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	e.mustCLI(0, "deploy", "web", "v1", "--wait")
 	live := e.status().Live
 	idle := map[string]string{"blue": "green", "green": "blue"}[live.Color]
-	e.startTraffic(2)
+	tr := e.startTraffic(2)
 
 	art := artefactDir(t)
 	b := startBrowser(t)
@@ -193,6 +194,33 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("page weight %.0f bytes, want some and under 100 kB", weight)
 	}
 	b.checkConsole(t)
+
+	// The ring behind the charts counted every request the router served:
+	// once the load stops and a second has been sampled, its seconds add
+	// up to what the client sent.
+	tr.halt()
+	time.Sleep(2500 * time.Millisecond)
+	resp, err := http.Get("http://" + e.api + "/v1/services/web/traffic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hist struct {
+		Points []struct {
+			Blue, Green struct{ Requests uint64 }
+		}
+	}
+	err = json.NewDecoder(resp.Body).Decode(&hist)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counted uint64
+	for _, p := range hist.Points {
+		counted += p.Blue.Requests + p.Green.Requests
+	}
+	if sent := tr.ok.Load() + tr.failed.Load(); counted != sent || len(hist.Points) < 20 {
+		t.Errorf("the traffic history counts %d requests in %d seconds; the client sent %d", counted, len(hist.Points), sent)
+	}
 	t.Logf("screenshots in %s", art)
 }
 

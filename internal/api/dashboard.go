@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"path"
 	"strings"
 
 	"github.com/cutover/cutover/internal/dashboard"
@@ -26,5 +27,6 @@ func isDashboardFile(r *http.Request) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return false
 	}
-	return r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, dashboard.Prefix)
+	p := r.URL.Path
+	return p == "/" || strings.HasPrefix(p, dashboard.Prefix) && path.Clean(p) == p
 }

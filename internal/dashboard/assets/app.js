@@ -71,8 +71,14 @@ function addMark(list, ev) {
   if (!MARKED.has(ev.type)) return;
   const t = parseTime(ev.time);
   if (isNaN(t)) return;
-  const label = ev.type === 'step' ? weight(ev.weight) : eventLabel[ev.type];
-  list.push({ t, kind: ev.type, label });
+  let kind = ev.type, label = ev.type === 'step' ? weight(ev.weight) : eventLabel[ev.type];
+  if (ev.type === 'decision') {
+    // An automatic decision either sends traffic back or lets it through.
+    const back = ev.verdict ? ev.verdict.result === 'fail' : /roll/i.test(ev.message || '');
+    kind = back ? 'decision' : 'decision-pass';
+    label = back ? 'rollback decided' : 'checks passed';
+  }
+  list.push({ t, kind, label });
 }
 
 async function loadAll() {

@@ -3,7 +3,7 @@
 // signal), vertical marks for weight changes and decisions.
 
 const NS = 'http://www.w3.org/2000/svg';
-const W = 400, H = 180, L = 44, R = 6, T = 30, B = 20;
+const W = 400, H = 170, L = 44, R = 6, T = 26, B = 20;
 
 function s(tag, attrs, text) {
   const el = document.createElementNS(NS, tag);
@@ -23,7 +23,15 @@ export class Chart {
     this.el = document.createElement('figure');
     this.el.className = 'chart-box';
     const cap = document.createElement('figcaption');
-    cap.textContent = title;
+    const name = document.createElement('span');
+    name.textContent = title;
+    cap.append(name);
+    for (const c of ['blue', 'green']) {
+      const key = document.createElement('span');
+      key.className = 'key key-' + c;
+      key.textContent = c + (c === 'blue' ? ' (solid)' : ' (dashed)');
+      cap.append(key);
+    }
     this.el.append(cap, this.svg);
   }
 
@@ -58,7 +66,7 @@ export class Chart {
       const row = mx - lastLabel[0] > width ? 0 : mx - lastLabel[1] > width ? 1 : -1;
       if (row < 0) continue;
       lastLabel[row] = mx;
-      svg.append(s('text', { x: Math.min(mx + 2, W - width), y: T - 14 + row * 10, class: 'mark-label' }, m.label));
+      svg.append(s('text', { x: Math.min(mx + 2, W - width), y: T - 16 + row * 10, class: 'mark-label' }, m.label));
     }
     const counts = {};
     for (const c of ['blue', 'green']) {
@@ -72,13 +80,6 @@ export class Chart {
       }
       counts[c] = n;
       if (d) svg.append(s('path', { d, class: 'line line-' + c }));
-    }
-    // Legend: a sample of each line with its colour's name.
-    let lx = L + 4;
-    for (const c of ['blue', 'green']) {
-      svg.append(s('line', { x1: lx, y1: 6, x2: lx + 18, y2: 6, class: 'line line-' + c }));
-      svg.append(s('text', { x: lx + 22, y: 10, class: 'legend' }, c));
-      lx += 64;
     }
     svg.setAttribute('data-blue-points', counts.blue);
     svg.setAttribute('data-green-points', counts.green);
