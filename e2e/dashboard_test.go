@@ -41,12 +41,20 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err := os.WriteFile(e.cfg, []byte(withToken), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Every version answers in 20 ms or more, so that the analysis's
+	// relative latency check (2x live's p99) compares figures well above
+	// the noise of a busy CI machine rendering screenshots; "bad" also
+	// fails 30% of its requests.
+	faults := `{"v1": {"latency": "20ms"}, "v2": {"latency": "20ms"}, "bad": {"latency": "20ms", "error_rate": 0.3}}`
+	if err := os.WriteFile(filepath.Join(e.dir, "faults.json"), []byte(faults), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	t.Setenv("CUTOVER_TOKEN", token) // for the test's own CLI calls
 	e.start()
 	e.mustCLI(0, "deploy", "web", "v1", "--wait")
 	live := e.status().Live
 	idle := map[string]string{"blue": "green", "green": "blue"}[live.Color]
-	tr := e.startTraffic(2)
+	tr := e.startTraffic(2) // workers below
 
 	art := artefactDir(t)
 	b := startBrowser(t)
@@ -136,6 +144,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	if st := e.status(); st.Phase != "paused" {
 		t.Fatalf("the daemon is not paused after the page's pause: %+v", st)
 	}
+	// Held at 10%, the candidate's seconds keep arriving on the charts.
+	// (The error-rate chart has a point only for a second with requests.)
+	waitJS("the paused canary's traffic charted", fmt.Sprintf(`Number(document.querySelector('[data-chart=errors]')?.dataset.%sPoints) >= 8`, idle), 20*time.Second)
 	shot("4-paused")
 	do("press resume", chromedp.Click(chromedp.CSS("#act-resume")))
 	confirm("Continue the deployment of " + idle + " v2")
@@ -197,7 +208,8 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// The ring behind the charts counted every request the router served:
 	// once the load stops and a second has been sampled, its seconds add
-	// up to what the client sent.
+	// up to what the client sent (plus, at most, the one request per
+	// worker that the router finished as the client stopped counting).
 	tr.halt()
 	time.Sleep(2500 * time.Millisecond)
 	resp, err := http.Get("http://" + e.api + "/v1/services/web/traffic")
@@ -218,7 +230,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	for _, p := range hist.Points {
 		counted += p.Blue.Requests + p.Green.Requests
 	}
-	if sent := tr.ok.Load() + tr.failed.Load(); counted != sent || len(hist.Points) < 20 {
+	const workers = 2
+	if sent := tr.ok.Load() + tr.failed.Load(); counted < sent || counted > sent+workers || len(hist.Points) < 20 {
 		t.Errorf("the traffic history counts %d requests in %d seconds; the client sent %d", counted, len(hist.Points), sent)
 	}
 	t.Logf("screenshots in %s", art)
