@@ -109,8 +109,20 @@ func TestDashboardInBrowser(t *testing.T) {
 			chromedp.Click(chromedp.CSS("#deploy-submit")))
 	}
 
-	// 1. The page, with v1 live, its instances and traffic on the charts.
-	do("load the page", chromedp.Navigate("http://"+e.api+"/#/web"))
+	// 1. The overview lists every service; its link opens the service's
+	// page, with v1 live, its instances and traffic on the charts.
+	do("load the overview", chromedp.Navigate("http://"+e.api+"/"))
+	waitJS("the overview", fmt.Sprintf(`document.querySelector('#svc-web a[href="#/web"]') !== null && document.querySelector('#svc-web .pool-live')?.textContent.includes(%q)`, live.Color+" v1"), 20*time.Second)
+	shot("0-overview")
+	// Links are followed with the element's click(): cards and the history
+	// table are redrawn on events, so a node the mouse aimed at can be gone.
+	follow := func(what, sel string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`(() => { const a = document.querySelector(%q); a.click(); return true; })()`, sel))); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	follow("open the service", `#svc-web a[href="#/web"]`)
 	waitJS("v1 live", fmt.Sprintf(`document.querySelector('#svc-web .pool-live')?.textContent.includes(%q)`, live.Color+" v1"), 20*time.Second)
 	waitJS("the live colour's traffic charted", fmt.Sprintf(`Number(document.querySelector('[data-chart=rps]')?.dataset.%sPoints) >= 3`, live.Color), 20*time.Second)
 	waitJS("healthy instances", fmt.Sprintf(`document.querySelector('[data-instances=web]')?.textContent.includes(%q)`, live.Color+" 2/2 healthy"), 10*time.Second)
@@ -164,7 +176,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	waitJS("the rollback marked on the charts", `document.querySelector('[data-chart=errors] .mark-rolled_back, [data-chart=errors] .mark-decision') !== null`, 10*time.Second)
 	waitJS("idle again with the outcome on the card", fmt.Sprintf(`document.querySelector('#svc-web .phase')?.textContent === 'idle' && document.querySelector('#svc-web .pool-live')?.textContent.includes(%q) && /bad rolled back — .*error rate/.test(document.querySelector('#svc-web .last')?.textContent)`, idle+" v2"), 30*time.Second)
 	shot("6-rolled-back")
-	do("open the deployment", chromedp.Click(chromedp.CSS(`.history tbody tr:first-child a`)))
+	follow("open the deployment", `.history tbody tr:first-child a`)
 	waitJS("the deployment's page", `location.hash.includes('/web/deployments/') && /error rate/.test(document.getElementById('deployment-reason')?.textContent)`, 10*time.Second)
 	shot("7-deployment")
 

@@ -22,7 +22,7 @@
 //	GET    /v1/services/{name}/logs?color=&follow=1   text/plain, streamed
 //	POST   /v1/services/{name}/instances          InstanceRequest -> 204
 //	DELETE /v1/services/{name}/instances          InstanceRequest -> 204
-//	GET    /v1/events?service=                    text/event-stream of deploy.Event
+//	GET    /v1/events?service=&traffic=1          text/event-stream of deploy.Event (+ "traffic" events, traffic.go)
 //	POST   /v1/reload                             {"status":"reloaded"}
 //	POST   /v1/upgrade                            UpgradeRequest -> UpgradeResponse
 //	GET    /v1/services/{name}/traffic?since=     TrafficHistory, per second, the last 15 minutes (traffic.go)

@@ -160,9 +160,17 @@ async function follow() {
   streamAbort = ctl;
   let wait = 500;
   while (!ctl.signal.aborted) {
+    $('conn').textContent = 'connecting…';
+    $('conn').dataset.state = 'connecting';
     try {
       await loadAll();
-      render();
+      // A reconnection refreshes the view in place, so that a form being
+      // filled in is not rebuilt under the user's hands.
+      if ($('main').dataset.view === location.hash) {
+        for (const n of services.keys()) { update(n); drawCharts(n); }
+      } else {
+        render();
+      }
       await stream(ctl.signal, () => { $('conn').textContent = 'live'; $('conn').dataset.state = 'live'; wait = 500; }, onEvent, onTraffic);
     } catch (err) {
       if (ctl.signal.aborted) return;
@@ -207,6 +215,7 @@ function render() {
     main.replaceChildren(serviceView(r.service));
     drawCharts(r.service);
   }
+  main.dataset.view = location.hash;
   if (focus && $(focus)) $(focus).focus();
   tickTimers();
 }
