@@ -180,7 +180,19 @@ func TestDashboardInBrowser(t *testing.T) {
 	waitJS("the deployment's page", `location.hash.includes('/web/deployments/') && /error rate/.test(document.getElementById('deployment-reason')?.textContent)`, 10*time.Second)
 	shot("7-deployment")
 
-	// 6. Phone width: nothing wider than the screen, the actions reachable.
+	// 6. Abort from the page: the confirmation says where traffic goes.
+	follow("back to the service", `a[href="#/web"]`)
+	deployFromForm("v3")
+	confirm("Start v3 on " + live.Color)
+	waitJS("v3 at 10%", fmt.Sprintf(`document.querySelector('#svc-web .weights')?.dataset.%s === '10'`, live.Color), 40*time.Second)
+	do("press abort", chromedp.Click(chromedp.CSS("#act-abort")))
+	confirm("all traffic back to " + idle + " v2")
+	waitJS("v3 aborted", `[...document.querySelectorAll('.history tbody tr')].some(r => r.textContent.includes('v3') && r.textContent.includes('aborted'))`, 30*time.Second)
+	if st := e.status(); st.Live == nil || st.Live.Version != "v2" || st.Weights[idle] != 100 {
+		t.Errorf("after the page's abort: %+v", st)
+	}
+
+	// 7. Phone width: nothing wider than the screen, the actions reachable.
 	do("phone width", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate("http://"+e.api+"/#/web"))
 	waitJS("the page at phone width", `document.querySelector('#svc-web .pool-live') !== null && document.documentElement.scrollWidth <= window.innerWidth + 1`, 10*time.Second)
 	shot("8-phone")
