@@ -274,14 +274,15 @@ func (s *story) tell(ctx context.Context, d *demo, rps int, keep bool) error {
 		fmt.Fprintln(s.out, "\nTo explore afterwards (the dashboard, status, history, metrics, the page itself), run: cutover demo --keep")
 		return nil
 	}
-	fmt.Fprintf(s.out, "\n--keep: the daemon is running with v2 live; Ctrl-C to stop. Try:\n")
+	// The load keeps running (until Ctrl-C), so that the dashboard's charts
+	// and a deployment started from it have traffic to show and judge.
+	fmt.Fprintf(s.out, "\n--keep: the daemon is running with v2 live and ~%d req/s of traffic; Ctrl-C to stop. Try:\n", rps)
 	fmt.Fprintf(s.out, "  open %s/                     the dashboard: deploy, pause, roll back from the page\n", d.apiURL)
 	fmt.Fprintf(s.out, "  open http://%s                     the demo page (reload it: blue or green?)\n", d.public)
 	fmt.Fprintf(s.out, "  cutover status web --api %s\n", d.apiURL)
 	fmt.Fprintf(s.out, "  cutover history web --api %s\n", d.apiURL)
 	fmt.Fprintf(s.out, "  cutover deploy web v4 --wait --api %s\n", d.apiURL)
 	fmt.Fprintf(s.out, "  curl %s/metrics\n", d.apiURL)
-	stopLoad()
 	<-ctx.Done()
 	return nil
 }
