@@ -44,6 +44,7 @@ func (d *decoder) service(n *yaml.Node, key string, s *Service) {
 			d.mapping(n, key, fields{"parallel": d.int(&s.Start.Parallel)})
 		},
 		"runtime": func(key string, n *yaml.Node) { d.runtime(n, key, &s.Runtime) },
+		"traffic": func(key string, n *yaml.Node) { d.traffic(n, key, &s.Traffic) },
 		"health": func(key string, n *yaml.Node) {
 			h := &s.Health
 			d.mapping(n, key, fields{
@@ -167,6 +168,7 @@ func (d *decoder) strategy(n *yaml.Node, key string, s *Strategy) {
 				"max_error_rate":  d.percent(&a.MaxErrorRate),
 				"max_p99_latency": d.duration(&a.MaxP99Latency),
 				"min_requests":    d.int(&a.MinRequests),
+				"alarms":          d.strs(&a.Alarms),
 			})
 		},
 		"progress_deadline": d.duration(&s.ProgressDeadline),

@@ -62,6 +62,9 @@ type Service struct {
 	Start Start
 	// Runtime says what starts the instances (processes or static addresses).
 	Runtime Runtime
+	// Traffic says what moves public traffic: the embedded router (zero
+	// value), an ALB or Route53 (traffic.go).
+	Traffic Traffic
 	// Health configures the active checks every instance must pass.
 	Health Health
 	// Timeouts protect the router from slow clients and instances.
@@ -208,6 +211,9 @@ type Analysis struct {
 	MaxErrorRate  float64       // fraction; default 0.01
 	MaxP99Latency time.Duration // default 1s; 0 disables the latency check
 	MinRequests   int           // default 50
+	// Alarms are CloudWatch alarm names; any in ALARM during a step rolls
+	// the deployment back.
+	Alarms []string
 }
 
 // Hooks are what runs at lifecycle points of a deployment, each list in

@@ -184,6 +184,7 @@ func (v *validator) service(key, name string, s *Service) {
 	}
 	v.startParallel(key+".start.parallel", s.Start.Parallel, s.Instances)
 	v.runtime(key+".runtime", s.Runtime)
+	v.traffic(key+".traffic", s)
 	v.health(key+".health", s.Health)
 	v.positive(key+".timeouts.read_header", s.Timeouts.ReadHeader)
 	v.positive(key+".timeouts.idle", s.Timeouts.Idle)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,9 @@ type service struct {
 	// it returned. Set by runControl.
 	stopCtrl context.CancelFunc
 	ctrlDone chan struct{}
+	// aws is the AWS traffic driver (traffic.alb, traffic.route53), nil
+	// for the embedded router; set by startControl.
+	aws *awsTraffic
 }
 
 // settings is what the service's controller follows under sc: its
@@ -68,6 +72,9 @@ func (l listener) Pool(color route.Color, version string, insts []runtime.Instan
 		backends[i] = proxy.Backend{ID: in.ID, Addr: in.Addr}
 	}
 	l.svc.router.SetPool(color, version, backends)
+	if l.svc.cfg.Load().Runtime.Process != nil {
+		l.svc.aws.registerTargets(color, insts, l.svc.log)
+	}
 	l.svc.log.Info("pool changed", "color", color, "version", version, "instances", len(insts))
 }
 
@@ -140,6 +147,14 @@ func (d *Daemon) startControl(ctx context.Context, stateDir string, sc *config.S
 		proc *process.Driver
 		stat *static.Driver
 	)
+	var router deploy.Router = r
+	tr, err := d.startTraffic(ctx, stateDir, sc, r, alarmGate(svc), component("traffic"), os.Getenv)
+	if err != nil {
+		return err
+	}
+	if tr != nil {
+		svc.aws, router = tr, tr.router
+	}
 	switch {
 	case sc.Runtime.Process != nil:
 		drv, err := process.New(processOptions(sc, tlsConf, stateDir, lis, component("runtime"), d.ports))
@@ -156,7 +171,7 @@ func (d *Daemon) startControl(ctx context.Context, stateDir string, sc *config.S
 	}
 	ctrl, err := deploy.New(deploy.Options{
 		Settings:   svc.settings(sc),
-		Router:     r,
+		Router:     router,
 		Runtime:    svc.driver,
 		Store:      stateStore{d.currentStore()},
 		Logger:     component("controller"),
@@ -198,6 +213,7 @@ func (d *Daemon) runControl(ctx context.Context, svc *service, wg *sync.WaitGrou
 func (svc *service) stopControl() {
 	svc.stopCtrl()
 	<-svc.ctrlDone
+	svc.aws.stop()
 }
 
 // adoptProcesses takes over the instances a previous daemon left running,

@@ -88,6 +88,9 @@ type Status struct {
 	// while an up starts the live pool.
 	Stopping bool `json:"stopping,omitempty"`
 	Starting bool `json:"starting,omitempty"`
+	// Traffic is what the traffic engine (ALB, Route53) actually does, as
+	// its router last read it; nil for the embedded router.
+	Traffic *TrafficStatus `json:"traffic,omitempty"`
 }
 
 // Result is an analysis verdict's outcome.
@@ -286,6 +289,10 @@ type Run struct {
 	// the candidate was the only healthy pool, runs again; Retries counts
 	// those deferrals.
 	RetryAt time.Time `json:"retry_at,omitzero"`
+	// SettleAt, when set, is when the step's weights have reached the
+	// clients (a router that settles: DNS TTL); the analysis baseline is
+	// taken again then.
+	SettleAt time.Time `json:"settle_at,omitzero"`
 	Retries int       `json:"retries,omitempty"`
 }
 
