@@ -97,6 +97,7 @@ type Server struct {
 	calls    map[faultKey]int
 
 	elb *ELB
+	cw  *CloudWatch
 }
 
 // TB is the part of testing.TB that NewTest uses.
@@ -141,6 +142,8 @@ func New(opts Options) (*Server, error) {
 	}
 	s.elb = newELB(s)
 	s.Handle("elasticloadbalancing", s.elb.service())
+	s.cw = newCloudWatch(s)
+	s.Handle("monitoring", s.cw.service())
 	for name, build := range extraServices {
 		s.Handle(name, build(s))
 	}
