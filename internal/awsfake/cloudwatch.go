@@ -121,11 +121,13 @@ func (c *CloudWatch) SetAlarm(name, state, reason string) error {
 }
 
 // service is the RPC v2 CBOR face of CloudWatch.
-func (c *CloudWatch) service() Service { return &cborService{ops: map[string]cborOp{
-	"GetMetricData":  c.apiGetMetricData,
-	"DescribeAlarms": c.apiDescribeAlarms,
-	"SetAlarmState":  c.apiSetAlarmState,
-}} }
+func (c *CloudWatch) service() Service {
+	return &cborService{ops: map[string]cborOp{
+		"GetMetricData":  c.apiGetMetricData,
+		"DescribeAlarms": c.apiDescribeAlarms,
+		"SetAlarmState":  c.apiSetAlarmState,
+	}}
+}
 
 type cborOp func(in cbor.Map) (cbor.Map, error)
 
