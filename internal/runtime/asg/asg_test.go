@@ -1,0 +1,286 @@
+package asg_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/internal/awsfake"
+	"github.com/cutover/cutover/internal/route"
+	"github.com/cutover/cutover/internal/runtime"
+	"github.com/cutover/cutover/internal/runtime/asg"
+)
+
+var app string // the process runtime's test app, built once
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "asg-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	app = filepath.Join(dir, "app")
+	build := exec.Command("go", "build", "-o", app, "../process/testdata/app")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the test app:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// pools records what the driver reports.
+type pools struct {
+	mu   sync.Mutex
+	last [2][]runtime.Instance
+}
+
+func (p *pools) Pool(c route.Color, _ string, insts []runtime.Instance) {
+	p.mu.Lock()
+	p.last[c] = insts
+	p.mu.Unlock()
+}
+func (p *pools) Failed(route.Color, string, error) {}
+
+// world is a fake AWS account with the write-ups' set-up: one launch
+// template "web", two groups behind one ALB listener, each with its own
+// target group, differing only by their Environment tag.
+type world struct {
+	fake        *awsfake.Server
+	as          *awsfake.AutoScaling
+	tgs         [2]awsfake.TargetGroup
+	listenerURL string
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	fake := awsfake.NewTest(t, awsfake.Options{HealthInterval: 100 * time.Millisecond})
+	w := &world{fake: fake, as: fake.AutoScaling()}
+	w.as.SetOptions(awsfake.AutoScalingOptions{PendingDelay: 200 * time.Millisecond})
+	w.as.RegisterImage("ami-v1", awsfake.Image{Command: []string{app}})
+	w.as.RegisterImage("ami-v2", awsfake.Image{Command: []string{app}})
+	w.as.RegisterImage("ami-broken", awsfake.Image{Command: []string{app}, Env: []string{"APP_NEVER_HEALTHY=1"}})
+	w.as.CreateLaunchTemplate("web", awsfake.LaunchTemplateData{ImageID: "ami-v1", InstanceType: "t3.small",
+		SecurityGroups: []string{"sg-web"}, IAMInstanceProfile: "arn:aws:iam::123456789012:instance-profile/web"})
+	elb := fake.ELB()
+	lb := elb.CreateLoadBalancer("web")
+	for i, c := range route.Colors {
+		w.tgs[i] = elb.CreateTargetGroup(awsfake.TargetGroupSpec{Name: "web-" + c.String(),
+			HealthCheck: awsfake.HealthCheck{Path: "/healthz"}, DeregistrationDelay: -1})
+	}
+	l, err := elb.CreateListener(lb.ARN, 80, awsfake.Weight{TargetGroupARN: w.tgs[0].ARN, Weight: 100}, awsfake.Weight{TargetGroupARN: w.tgs[1].ARN, Weight: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.listenerURL = l.URL
+	for i, c := range route.Colors {
+		if err := w.as.CreateGroup(awsfake.GroupSpec{Name: "production-" + c.String() + "-asg", LaunchTemplate: "web",
+			Min: 0, Max: 4, Desired: 0, Subnets: []string{"subnet-a", "subnet-b"}, HealthCheckType: "ELB",
+			TargetGroups: []string{w.tgs[i].ARN}, Tags: map[string]string{"Environment": c.String(), "team": "web"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w
+}
+
+func (w *world) driver(t *testing.T, lis runtime.Listener, change func(*asg.Options)) *asg.Driver {
+	t.Helper()
+	o := asg.Options{Service: "web", Groups: [2]string{"production-blue-asg", "production-green-asg"}, LaunchTemplate: "web",
+		StartTimeout: 20 * time.Second, Poll: 200 * time.Millisecond, AWS: w.fake.Config(), Listener: lis}
+	if change != nil {
+		change(&o)
+	}
+	d, err := asg.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// imageOf asks an instance which image it runs (the test app answers GET /
+// with its environment).
+func imageOf(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Env map[string]string `json:"env"`
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, &body); err != nil {
+		t.Fatalf("instance %s answered %s", addr, b)
+	}
+	return body.Env["IMAGE_ID"]
+}
+
+func TestDeployToIdleGroupThenRetire(t *testing.T) {
+	w := newWorld(t)
+	lis := &pools{}
+	d := w.driver(t, lis, func(o *asg.Options) { o.Capacity = 0 })
+	ctx := context.Background()
+
+	// First deployment: blue has no live group to match, so it takes its
+	// own minimum (at least one); give it two through the configured capacity.
+	d2 := w.driver(t, &pools{}, func(o *asg.Options) { o.Capacity = 2 })
+	if _, err := d2.Start(ctx, route.Blue, runtime.Release{Version: "ami-v1"}); err != nil {
+		t.Fatal(err)
+	}
+	d2.Close()
+
+	start := time.Now()
+	insts, err := d.Start(ctx, route.Green, runtime.Release{Version: "ami-v2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("deploy to candidate healthy (2 instances, pending 200ms, health every 100ms): %s", time.Since(start).Round(time.Millisecond))
+	if len(insts) != 2 {
+		t.Fatalf("green started with %d instances, want the live group's 2: %+v", len(insts), insts)
+	}
+	for _, in := range insts {
+		if img := imageOf(t, in.Addr); img != "ami-v2" {
+			t.Fatalf("green instance %s runs %q, want ami-v2", in.ID, img)
+		}
+	}
+	g, _ := w.as.Group("production-green-asg")
+	if g.Desired != 2 || g.States["InService"] != 2 || g.Tags[asg.TagVersion] != "ami-v2" || g.Tags[asg.TagColor] != "green" {
+		t.Fatalf("green group after the deployment: %+v", g)
+	}
+	hs, _ := w.fake.ELB().Health(w.tgs[1].ARN)
+	healthy := 0
+	for _, h := range hs {
+		if h.State == awsfake.StateHealthy {
+			healthy++
+		}
+	}
+	if healthy != 2 {
+		t.Fatalf("green target group has %d healthy targets, want 2: %+v", healthy, hs)
+	}
+	if got := len(lis.last[route.Green]); got != 2 {
+		t.Fatalf("listener got %d green instances, want 2", got)
+	}
+
+	// Retire blue: scaled to zero, no target left in its target group.
+	if err := d.Stop(ctx, route.Blue); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := w.as.Group("production-blue-asg")
+	if b.Desired != 0 || len(b.States) != 0 || b.Tags[asg.TagVersion] != "" {
+		t.Fatalf("blue group after retirement: %+v", b)
+	}
+	if hs, _ := w.fake.ELB().Health(w.tgs[0].ARN); len(hs) != 0 {
+		t.Fatalf("blue target group still has targets: %+v", hs)
+	}
+}
+
+func TestNeverHealthyFailsWithScalingActivities(t *testing.T) {
+	w := newWorld(t)
+	d := w.driver(t, &pools{}, func(o *asg.Options) { o.StartTimeout = 3 * time.Second; o.Capacity = 1 })
+	_, err := d.Start(context.Background(), route.Green, runtime.Release{Version: "ami-broken"})
+	if err == nil {
+		t.Fatal("a version whose instances never get healthy started")
+	}
+	for _, want := range []string{"production-green-asg", "0 of 1 instances healthy", "ELB system health check failure"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %q does not say %q", err, want)
+		}
+	}
+	_, err = d.Start(context.Background(), route.Green, runtime.Release{Version: "ami-missing"})
+	if err == nil || !strings.Contains(err.Error(), "The image id '[ami-missing]' does not exist") {
+		t.Fatalf("an unknown AMI: %v", err)
+	}
+}
+
+func TestDriftNamesEachDifference(t *testing.T) {
+	w := newWorld(t)
+	d := w.driver(t, &pools{}, func(o *asg.Options) { o.Capacity = 1 })
+	ctx := context.Background()
+	if _, err := d.Start(ctx, route.Blue, runtime.Release{Version: "ami-v1"}); err != nil {
+		t.Fatal(err)
+	}
+	diffs, err := d.Drift(ctx, route.Green, "ami-v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(diffs) != 0 {
+		t.Fatalf("groups made alike drift: %q", diffs)
+	}
+	// Snowflakes: a tag and a default template version with another
+	// instance type and security group.
+	w.as.SetTag("production-green-asg", "team", "payments")
+	v, err := w.as.CreateLaunchTemplateVersion("web", func(d *awsfake.LaunchTemplateData) {
+		d.InstanceType = "t3.large"
+		d.SecurityGroups = []string{"sg-web", "sg-debug"}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.as.SetDefaultVersion("web", v)
+	diffs, err = d.Drift(ctx, route.Green, "ami-v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(diffs, "\n")
+	for _, want := range []string{"instance_type: blue t3.small, green t3.large", "security_groups: blue sg-web, green sg-debug,sg-web", "tag:team: blue web, green payments"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("drift %q does not name %q", got, want)
+		}
+	}
+	if len(diffs) != 3 {
+		t.Fatalf("drift names %d differences, want 3: %q", len(diffs), got)
+	}
+}
+
+func TestRestartedStartConvergesAndAdopts(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	d := w.driver(t, &pools{}, func(o *asg.Options) { o.Capacity = 2 })
+	if _, err := d.Start(ctx, route.Blue, runtime.Release{Version: "ami-v1"}); err != nil {
+		t.Fatal(err)
+	}
+	// A daemon killed while green scales out: Start is cut short.
+	cctx, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
+	_, err := d.Start(cctx, route.Green, runtime.Release{Version: "ami-v2"})
+	cancel()
+	if err == nil {
+		t.Fatal("a Start cut short returned no error")
+	}
+	d.Close()
+	versions := len(w.as.TemplateVersions("web"))
+
+	lis := &pools{}
+	d2 := w.driver(t, lis, func(o *asg.Options) { o.Capacity = 2 })
+	notices, err := d2.Adopt(ctx, []runtime.PoolRef{{Color: route.Blue, Version: "ami-v1"}})
+	if err != nil || len(notices) != 0 {
+		t.Fatalf("adopt: %v %q", err, notices)
+	}
+	if n := len(d2.Instances(route.Blue)); n != 2 {
+		t.Fatalf("adopted blue has %d instances, want 2", n)
+	}
+	insts, err := d2.Start(ctx, route.Green, runtime.Release{Version: "ami-v2"})
+	if err != nil || len(insts) != 2 {
+		t.Fatalf("resumed start: %v, %d instances", err, len(insts))
+	}
+	if n := len(w.as.TemplateVersions("web")); n != versions {
+		t.Fatalf("the resumed start made another launch template version: %d, want %d", n, versions)
+	}
+	// A group whose colour tag names the other colour is refused.
+	w.as.SetTag("production-blue-asg", asg.TagColor, "green")
+	if _, err := d2.Adopt(ctx, nil); err == nil || !strings.Contains(err.Error(), "swapped") {
+		t.Fatalf("adopting a group tagged with the other colour: %v", err)
+	}
+}
