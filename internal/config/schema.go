@@ -125,6 +125,7 @@ func (d *decoder) runtime(n *yaml.Node, key string, r *Runtime) {
 				},
 			})
 		},
+		"asg": func(key string, n *yaml.Node) { d.asg(n, key, r) },
 		"upstream_tls": func(key string, n *yaml.Node) {
 			if isNull(n) {
 				return

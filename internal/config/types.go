@@ -99,6 +99,8 @@ type TLS struct {
 type Runtime struct {
 	Process *Process
 	Static  *Static
+	// ASG makes two Auto Scaling groups the pools (asg.go).
+	ASG *ASG
 	// UpstreamTLS, when set, makes the router talk HTTPS to instances.
 	UpstreamTLS *UpstreamTLS
 }
