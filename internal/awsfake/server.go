@@ -41,7 +41,7 @@ type Options struct {
 	// Account is the account id in ARNs (default 123456789012).
 	Account string
 	// ChangeSyncDelay is how long a Route53 change stays PENDING before
-	// GetChange reports INSYNC (default 1s).
+	// GetChange reports INSYNC (default 1s; negative: at once).
 	ChangeSyncDelay time.Duration
 	// MetricDelay is how long after a request its CloudWatch data point
 	// becomes visible to GetMetricData (default 0).
@@ -63,8 +63,11 @@ func (o Options) withDefaults() Options {
 	if o.Account == "" {
 		o.Account = "123456789012"
 	}
-	if o.ChangeSyncDelay == 0 {
+	switch {
+	case o.ChangeSyncDelay == 0:
 		o.ChangeSyncDelay = time.Second
+	case o.ChangeSyncDelay < 0:
+		o.ChangeSyncDelay = 0
 	}
 	if o.HealthInterval == 0 {
 		o.HealthInterval = 200 * time.Millisecond
@@ -98,6 +101,7 @@ type Server struct {
 
 	elb *ELB
 	cw  *CloudWatch
+	r53 *Route53
 }
 
 // TB is the part of testing.TB that NewTest uses.
@@ -144,6 +148,8 @@ func New(opts Options) (*Server, error) {
 	s.Handle("elasticloadbalancing", s.elb.service())
 	s.cw = newCloudWatch(s)
 	s.Handle("monitoring", s.cw.service())
+	s.r53 = newRoute53(s)
+	s.Handle("route53", s.r53.service())
 	for name, build := range extraServices {
 		s.Handle(name, build(s))
 	}
