@@ -346,12 +346,12 @@ type xmlRRValue struct {
 }
 
 type xmlRRSet struct {
-	Name            string   `xml:"Name"`
-	Type            string   `xml:"Type"`
-	SetIdentifier   string   `xml:"SetIdentifier,omitempty"`
-	Weight          *int64   `xml:"Weight,omitempty"`
-	Failover        string   `xml:"Failover,omitempty"`
-	TTL             *int64   `xml:"TTL,omitempty"`
+	Name            string       `xml:"Name"`
+	Type            string       `xml:"Type"`
+	SetIdentifier   string       `xml:"SetIdentifier,omitempty"`
+	Weight          *int64       `xml:"Weight,omitempty"`
+	Failover        string       `xml:"Failover,omitempty"`
+	TTL             *int64       `xml:"TTL,omitempty"`
 	ResourceRecords []xmlRRValue `xml:"ResourceRecords>ResourceRecord,omitempty"`
 	AliasTarget     *struct {
 		HostedZoneID         string `xml:"HostedZoneId"`

@@ -64,7 +64,10 @@ func TestRoute53WeightedChangeGoesInSync(t *testing.T) {
 		aws.ToInt64(list.ResourceRecordSets[1].TTL) != 60 || aws.ToString(list.ResourceRecordSets[1].ResourceRecords[0].Value) != "green.example.net" {
 		t.Fatalf("listed = %+v", list.ResourceRecordSets)
 	}
-	waiter := route53.NewResourceRecordSetsChangedWaiter(c, func(o *route53.ResourceRecordSetsChangedWaiterOptions) { o.MinDelay = 50 * time.Millisecond; o.MaxDelay = 100 * time.Millisecond })
+	waiter := route53.NewResourceRecordSetsChangedWaiter(c, func(o *route53.ResourceRecordSetsChangedWaiterOptions) {
+		o.MinDelay = 50 * time.Millisecond
+		o.MaxDelay = 100 * time.Millisecond
+	})
 	start := time.Now()
 	if err := waiter.Wait(ctx, &route53.GetChangeInput{Id: out.ChangeInfo.Id}, 5*time.Second); err != nil {
 		t.Fatalf("waiting for INSYNC: %v", err)
