@@ -123,9 +123,10 @@ func (c *CloudWatch) SetAlarm(name, state, reason string) error {
 // service is the RPC v2 CBOR face of CloudWatch.
 func (c *CloudWatch) service() Service {
 	return &cborService{ops: map[string]cborOp{
-		"GetMetricData":  c.apiGetMetricData,
-		"DescribeAlarms": c.apiDescribeAlarms,
-		"SetAlarmState":  c.apiSetAlarmState,
+		"GetMetricData":       c.apiGetMetricData,
+		"GetMetricStatistics": c.apiGetMetricStatistics,
+		"DescribeAlarms":      c.apiDescribeAlarms,
+		"SetAlarmState":       c.apiSetAlarmState,
 	}}
 }
 
@@ -587,4 +588,97 @@ func (c *CloudWatch) apiSetAlarmState(in cbor.Map) (cbor.Map, error) {
 	c.alarms[name].reasonData = cStr(in, "StateReasonData")
 	c.mu.Unlock()
 	return nil, nil
+}
+
+// apiGetMetricStatistics is GetMetricStatistics: one metric, several
+// statistics per period, percentiles through ExtendedStatistics.
+func (c *CloudWatch) apiGetMetricStatistics(in cbor.Map) (cbor.Map, error) {
+	start, ok := cTime(in, "StartTime")
+	if !ok {
+		return nil, Errorf("MissingParameter", "The parameter StartTime is required.")
+	}
+	end, ok := cTime(in, "EndTime")
+	if !ok {
+		return nil, Errorf("MissingParameter", "The parameter EndTime is required.")
+	}
+	if !start.Before(end) {
+		return nil, Errorf("InvalidParameterValue", "The parameter StartTime must be less than the parameter EndTime.")
+	}
+	q := metricQuery{namespace: cStr(in, "Namespace"), metric: cStr(in, "MetricName"), dims: map[string]string{}}
+	if q.namespace == "" || q.metric == "" {
+		return nil, Errorf("MissingParameter", "The parameters Namespace and MetricName are required.")
+	}
+	for _, d := range cList(in, "Dimensions") {
+		dm, _ := d.(cbor.Map)
+		q.dims[cStr(dm, "Name")] = cStr(dm, "Value")
+	}
+	period, ok := cInt(in, "Period")
+	if !ok || !validPeriod(period) {
+		return nil, Errorf("InvalidParameterValue", "The parameter Period must be 1, 5, 10, 30, or a multiple of 60.")
+	}
+	var stats, ext []string
+	for _, v := range cList(in, "Statistics") {
+		if s, ok := v.(cbor.String); ok {
+			stats = append(stats, string(s))
+		}
+	}
+	for _, v := range cList(in, "ExtendedStatistics") {
+		if s, ok := v.(cbor.String); ok {
+			ext = append(ext, string(s))
+		}
+	}
+	if len(stats)+len(ext) == 0 {
+		return nil, Errorf("MissingParameter", "Either Statistics or ExtendedStatistics must be specified.")
+	}
+	for _, s := range stats {
+		if _, ok := statFunc(s); !ok || strings.HasPrefix(s, "p") {
+			return nil, Errorf("InvalidParameterValue", "The value %s for parameter Statistics is not valid.", s)
+		}
+	}
+	for _, s := range ext {
+		if _, ok := statFunc(s); !ok || !strings.HasPrefix(s, "p") {
+			return nil, Errorf("InvalidParameterValue", "The value %s for parameter ExtendedStatistics is not valid.", s)
+		}
+	}
+	visible := time.Now().Add(-time.Duration(c.delay.Load())).Truncate(time.Second)
+	points := cbor.List{}
+	for bs := start.Unix() - start.Unix()%period; bs < end.Unix(); bs += period {
+		from, to := time.Unix(bs, 0), time.Unix(bs+period, 0)
+		if from.Before(start) {
+			from = start.Truncate(time.Second)
+		}
+		if to.After(end) {
+			to = end
+		}
+		if to.After(visible) {
+			to = visible
+		}
+		if !to.After(from) {
+			continue
+		}
+		xs, known := c.samples(q, from, to)
+		if !known || len(xs) == 0 {
+			continue
+		}
+		p := cbor.Map{"Timestamp": cTimeValue(time.Unix(bs, 0))}
+		for _, s := range stats {
+			f, _ := statFunc(s)
+			p[s] = cbor.Float64(f(xs))
+		}
+		if len(ext) > 0 {
+			em := cbor.Map{}
+			for _, s := range ext {
+				f, _ := statFunc(s)
+				em[s] = cbor.Float64(f(xs))
+			}
+			p["ExtendedStatistics"] = em
+		}
+		if q.metric == "TargetResponseTime" {
+			p["Unit"] = cbor.String("Seconds")
+		} else {
+			p["Unit"] = cbor.String("Count")
+		}
+		points = append(points, p)
+	}
+	return cbor.Map{"Label": cbor.String(q.metric), "Datapoints": points}, nil
 }

@@ -118,6 +118,24 @@ func TestCloudWatchServesTheDataPlaneAfterItsDelay(t *testing.T) {
 			t.Errorf("60 s period gave %d points", len(m["green_requests"]))
 		}
 	}
+	st, err := cw.GetMetricStatistics(context.Background(), &cloudwatch.GetMetricStatisticsInput{
+		Namespace: aws.String("AWS/ApplicationELB"), MetricName: aws.String("TargetResponseTime"),
+		Dimensions: []cwtypes.Dimension{{Name: aws.String("TargetGroup"), Value: aws.String(f.blue.Dimension)}, {Name: aws.String("LoadBalancer"), Value: aws.String(f.lb.Dimension)}},
+		StartTime:  aws.Time(start.Truncate(time.Minute)), EndTime: aws.Time(time.Now().Add(time.Minute)), Period: aws.Int32(60),
+		Statistics: []cwtypes.Statistic{cwtypes.StatisticSampleCount, cwtypes.StatisticMaximum}, ExtendedStatistics: []string{"p99"}})
+	if err != nil {
+		t.Fatalf("GetMetricStatistics: %v", err)
+	}
+	var samples float64
+	for _, d := range st.Datapoints {
+		samples += aws.ToFloat64(d.SampleCount)
+		if p := d.ExtendedStatistics["p99"]; p <= 0 || p > aws.ToFloat64(d.Maximum) {
+			t.Errorf("p99 %v beside maximum %v", p, aws.ToFloat64(d.Maximum))
+		}
+	}
+	if samples < 60 || samples > 140 {
+		t.Errorf("blue response time samples = %v", samples)
+	}
 }
 
 func TestCloudWatchValidatesAndRetries(t *testing.T) {
