@@ -257,20 +257,32 @@ func (e *ELB) RegisterTarget(tgARN, id string, port int) error {
 	return e.registerLocked(tg, id, port)
 }
 
-func (e *ELB) registerLocked(tg *targetGroup, id string, port int) error {
+// checkTarget validates a target for a group as RegisterTargets does.
+func checkTarget(tg *targetGroup, id string, port int) error {
 	if port == 0 {
 		port = tg.port
 	}
 	if port < 1 || port > 65535 {
-		return ValidationError("Port '%d' is not valid", port)
+		return ValidationError("1 validation error detected: Value '%d' at 'targets.member.port' failed to satisfy constraint: Member must have value between 1 and 65535", port)
 	}
 	isIP := net.ParseIP(id) != nil
-	if tg.targetType == "ip" && !isIP {
+	if tg.targetType == "ip" && (!isIP || net.ParseIP(id).To4() == nil) {
 		return Errorf("InvalidTarget", "The IP address '%s' is not a valid IPv4 address", id)
 	}
 	if tg.targetType == "instance" && !isInstanceID(id) {
 		return Errorf("InvalidTarget", "The following targets are not valid instances: '%s'", id)
 	}
+	return nil
+}
+
+func (e *ELB) registerLocked(tg *targetGroup, id string, port int) error {
+	if err := checkTarget(tg, id, port); err != nil {
+		return err
+	}
+	if port == 0 {
+		port = tg.port
+	}
+	isIP := net.ParseIP(id) != nil
 	key := targetKey{id, port}
 	if t := tg.targets[key]; t != nil {
 		if t.state != StateDraining {

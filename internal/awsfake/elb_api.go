@@ -777,6 +777,12 @@ func (e *ELB) apiRegisterTargets(q *Query) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// AWS checks every target before it registers any.
+	for _, r := range refs {
+		if err := checkTarget(tg, r.id, r.port); err != nil {
+			return nil, err
+		}
+	}
 	for _, r := range refs {
 		if err := e.registerLocked(tg, r.id, r.port); err != nil {
 			return nil, err

@@ -356,15 +356,23 @@ func TestELBWeightsMoveTraffic(t *testing.T) {
 		mu.Lock()
 		clear(seen)
 		mu.Unlock()
-		time.Sleep(400 * time.Millisecond)
-		mu.Lock()
-		defer mu.Unlock()
-		return maps(seen)
+		// Enough requests for the split to be judged, however busy the machine.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			time.Sleep(50 * time.Millisecond)
+			mu.Lock()
+			n := seen["blue-1"] + seen["blue-2"] + seen["green-1"]
+			snapshot := maps(seen)
+			mu.Unlock()
+			if n >= 600 || time.Now().After(deadline) {
+				return snapshot
+			}
+		}
 	}
 	for _, p := range []struct{ blue, green int32 }{{90, 10}, {50, 50}, {0, 100}, {100, 0}} {
 		got := phase(p.blue, p.green)
 		n := got["blue-1"] + got["blue-2"] + got["green-1"]
-		if n < 200 {
+		if n < 600 {
 			t.Fatalf("only %d requests in a phase", n)
 		}
 		share := float64(got["green-1"]) / float64(n) * 100
