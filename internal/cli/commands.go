@@ -19,6 +19,8 @@ type opts struct {
 	// env and envFile are deploy's --env KEY=VALUE (repeated) and --env-file.
 	env     []string
 	envFile string
+	// allowDrift is deploy's --allow-drift.
+	allowDrift bool
 	limit   int
 	color   string
 	follow  bool
@@ -96,6 +98,7 @@ func (a *app) commands() []*cobra.Command {
 	_ = deployCmd.RegisterFlagCompletionFunc("strategy", // the flag exists: no error
 		cobra.FixedCompletions([]string{deploy.StrategyAllAtOnce, deploy.StrategyCanary10, deploy.StrategyLinear10}, cobra.ShellCompDirectiveNoFileComp))
 	deployCmd.Flags().StringArrayVar(&o.env, "env", nil, "KEY=VALUE for this release's instances, over the configured env (repeat it); history keeps only a hash of the value")
+	deployCmd.Flags().BoolVar(&o.allowDrift, "allow-drift", false, "deploy even when the drift check finds blue and green differ (runtime asg: subnets, instance type, security groups, IAM profile, health checks, tags)")
 	deployCmd.Flags().StringVar(&o.envFile, "env-file", "", "a file of KEY=VALUE lines for this release's instances (--env wins over it)")
 	jsonFlag(deployCmd, o)
 	daemonConfigFlag(deployCmd, o)

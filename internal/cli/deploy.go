@@ -38,7 +38,7 @@ func (a *app) deploy(o *opts, pos []string) int {
 	}
 
 	ctx, cancel := a.callCtx()
-	d, err := c.DeployRelease(ctx, service, api.DeployRequest{Version: version, Strategy: o.strategy, Env: env})
+	d, err := c.DeployRelease(ctx, service, api.DeployRequest{Version: version, Strategy: o.strategy, Env: env, AllowDrift: o.allowDrift})
 	cancel()
 	if err != nil {
 		return a.fail(fmt.Errorf("deploy %s %s: %w", service, version, err))

@@ -16,6 +16,7 @@ import (
 	"github.com/cutover/cutover/internal/proxy"
 	"github.com/cutover/cutover/internal/route"
 	"github.com/cutover/cutover/internal/runtime"
+	"github.com/cutover/cutover/internal/runtime/asg"
 	"github.com/cutover/cutover/internal/runtime/process"
 	"github.com/cutover/cutover/internal/runtime/static"
 	"github.com/cutover/cutover/internal/sockets"
@@ -50,6 +51,9 @@ type service struct {
 // the hooks when the runtime is the process one.
 func (svc *service) settings(sc *config.Service) deploy.Settings {
 	s := controllerSettings(sc)
+	if !sc.Traffic.Embedded() {
+		s.Policy.LatencyFactor = cloudWatchLatencyFactor
+	}
 	if p, ok := svc.driver.(*process.Driver); ok {
 		s.Hooks.Secrets = p.HookEnv
 	}
@@ -146,6 +150,8 @@ func (d *Daemon) startControl(ctx context.Context, stateDir string, sc *config.S
 	var (
 		proc *process.Driver
 		stat *static.Driver
+		// groups is the asg runtime.
+		groups *asg.Driver
 	)
 	var router deploy.Router = r
 	tr, err := d.startTraffic(ctx, stateDir, sc, r, alarmGate(svc), component("traffic"), os.Getenv)
@@ -162,6 +168,16 @@ func (d *Daemon) startControl(ctx context.Context, stateDir string, sc *config.S
 			return err
 		}
 		svc.driver, proc = drv, drv
+	case sc.Runtime.ASG != nil:
+		o, err := asgOptions(ctx, sc, lis, component("runtime"))
+		if err != nil {
+			return err
+		}
+		drv, err := asg.New(o)
+		if err != nil {
+			return err
+		}
+		svc.driver, groups = drv, drv
 	default:
 		drv, err := static.New(staticOptions(sc, tlsConf, lis, component("runtime"), registrationStore{d.currentStore()}))
 		if err != nil {
@@ -188,6 +204,10 @@ func (d *Daemon) startControl(ctx context.Context, stateDir string, sc *config.S
 	}
 	if proc != nil {
 		if err := d.adoptProcesses(ctx, svc, proc, stateDir); err != nil {
+			return err
+		}
+	} else if groups != nil {
+		if err := d.adoptGroups(ctx, svc, groups); err != nil {
 			return err
 		}
 	} else if err := restartStaticPools(svc, stat); err != nil {
