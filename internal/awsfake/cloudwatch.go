@@ -21,8 +21,9 @@ import (
 // state the test sets. It speaks Smithy RPC v2 CBOR, as the pinned SDK
 // does.
 type CloudWatch struct {
-	s     *Server
-	delay atomic.Int64 // nanoseconds
+	s          *Server
+	delay      atomic.Int64 // nanoseconds
+	resolution atomic.Int64 // seconds
 
 	mu     sync.Mutex
 	alarms map[string]*alarm
@@ -53,7 +54,40 @@ const (
 func newCloudWatch(s *Server) *CloudWatch {
 	c := &CloudWatch{s: s, alarms: map[string]*alarm{}}
 	c.delay.Store(int64(s.opts.MetricDelay))
+	c.resolution.Store(1)
 	return c
+}
+
+// SetResolution sets the storage resolution of the ALB metrics: 1 s by
+// default (as if they were high-resolution metrics), 60 s as AWS really
+// publishes ALB metrics. Data points are then published per whole
+// interval, and a query with a shorter period gets the interval's points.
+func (c *CloudWatch) SetResolution(d time.Duration) {
+	secs := int64(d / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	c.resolution.Store(secs)
+}
+
+// visible is the end of the published data: the last whole storage
+// interval that ended at least the delay ago.
+func (c *CloudWatch) visible() time.Time {
+	v := time.Now().Add(-time.Duration(c.delay.Load())).Unix()
+	res := c.resolution.Load()
+	return time.Unix(v-v%res, 0)
+}
+
+// effectivePeriod rounds a query's period up to the storage resolution.
+func (c *CloudWatch) effectivePeriod(p int64) int64 {
+	res := c.resolution.Load()
+	if p < res {
+		return res
+	}
+	if p%res != 0 {
+		return p + res - p%res
+	}
+	return p
 }
 
 // CloudWatch is the CloudWatch simulation.
@@ -474,7 +508,7 @@ func (c *CloudWatch) apiGetMetricData(in cbor.Map) (cbor.Map, error) {
 	}
 	// A second's data is published once the second is over and the delay
 	// has passed.
-	visible := time.Now().Add(-time.Duration(c.delay.Load()))
+	visible := c.visible()
 	results := cbor.List{}
 	for _, q := range queries {
 		if !q.ret {
@@ -487,6 +521,7 @@ func (c *CloudWatch) apiGetMetricData(in cbor.Map) (cbor.Map, error) {
 			v float64
 		}
 		var pts []point
+		q.period = c.effectivePeriod(q.period)
 		first := start.Unix() - start.Unix()%q.period
 		for bs := first; bs < end.Unix(); bs += q.period {
 			from, to := time.Unix(bs, 0), time.Unix(bs+q.period, 0)
@@ -497,7 +532,7 @@ func (c *CloudWatch) apiGetMetricData(in cbor.Map) (cbor.Map, error) {
 				to = end
 			}
 			if to.After(visible) {
-				to = visible.Truncate(time.Second)
+				to = visible
 			}
 			if !to.After(from) {
 				continue
@@ -640,7 +675,8 @@ func (c *CloudWatch) apiGetMetricStatistics(in cbor.Map) (cbor.Map, error) {
 			return nil, Errorf("InvalidParameterValue", "The value %s for parameter ExtendedStatistics is not valid.", s)
 		}
 	}
-	visible := time.Now().Add(-time.Duration(c.delay.Load())).Truncate(time.Second)
+	visible := c.visible()
+	period = c.effectivePeriod(period)
 	points := cbor.List{}
 	for bs := start.Unix() - start.Unix()%period; bs < end.Unix(); bs += period {
 		from, to := time.Unix(bs, 0), time.Unix(bs+period, 0)

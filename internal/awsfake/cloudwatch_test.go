@@ -200,3 +200,38 @@ func TestCloudWatchAlarms(t *testing.T) {
 		t.Errorf("SetAlarmState of an unknown alarm: %v, want ResourceNotFound", err)
 	}
 }
+
+// TestCloudWatchStandardResolution stores ALB metrics per minute, as AWS
+// does: a 10 s query gets one point per whole minute, and nothing of the
+// current minute.
+func TestCloudWatchStandardResolution(t *testing.T) {
+	f := newALB(t)
+	f.fake.CloudWatch().SetResolution(time.Minute)
+	f.waitStates(t, f.blue.ARN, "healthy", "healthy")
+	if time.Now().Second() > 55 {
+		time.Sleep(time.Until(time.Now().Truncate(time.Minute).Add(time.Minute)))
+	}
+	minute := time.Now().Truncate(time.Minute)
+	for i := 0; i < 20; i++ {
+		resp, err := http.Get(f.ln.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	cw := cloudwatch.NewFromConfig(f.fake.Config())
+	out, err := cw.GetMetricData(context.Background(), &cloudwatch.GetMetricDataInput{
+		StartTime: aws.Time(time.Now().Add(-5 * time.Minute)), EndTime: aws.Time(time.Now().Add(time.Minute)),
+		MetricDataQueries: []cwtypes.MetricDataQuery{metricQuery("n", "RequestCount", "Sum", 10, map[string]string{"LoadBalancer": f.lb.Dimension})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := out.MetricDataResults[0].Values; len(v) != 0 && time.Now().Truncate(time.Minute).Equal(minute) {
+		t.Errorf("the current minute's requests were published: %v", v)
+	}
+	for _, ts := range out.MetricDataResults[0].Timestamps {
+		if ts.Second() != 0 {
+			t.Errorf("timestamp %v is not on a minute", ts)
+		}
+	}
+}
