@@ -19,8 +19,6 @@ type opts struct {
 	// env and envFile are deploy's --env KEY=VALUE (repeated) and --env-file.
 	env     []string
 	envFile string
-	// allowDrift is deploy's --allow-drift.
-	allowDrift bool
 	limit   int
 	color   string
 	follow  bool
@@ -33,6 +31,9 @@ type opts struct {
 	acceptEmptyStore bool
 	// stopInstances is serve's --stop-instances-on-exit.
 	stopInstances bool
+
+	// allowDrift is deploy's --allow-drift.
+	allowDrift bool
 }
 
 // tree builds the command tree of one invocation: its flags write into a,
