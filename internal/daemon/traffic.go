@@ -29,6 +29,13 @@ import (
 // SDK configuration, the CloudWatch analysis source and alarm gate, the
 // ledger of what was last written, and the background pollers.
 
+// cloudWatchLatencyFactor turns off the analysis's comparison with the
+// live colour's p99 when the figures come from CloudWatch: per-period
+// percentiles of a colour with few requests per period are close to its
+// maximum, so a candidate at 10% would look slower than live by
+// arithmetic alone. strategy.analysis.max_p99_latency still applies.
+const cloudWatchLatencyFactor = -1
+
 // awsTraffic is a service's AWS traffic driver and what runs beside it.
 type awsTraffic struct {
 	router deploy.Router

@@ -902,7 +902,7 @@ func (t *txn) analyse() bool {
 		run.Base = t.ev.Counts // the router's counters were reset
 	}
 	p := t.st.Policy
-	crit := analysis.Criteria{MaxErrorRate: p.MaxErrorRate, MaxP99Latency: p.MaxP99Latency, MinRequests: p.MinRequests,
+	crit := analysis.Criteria{MaxErrorRate: p.MaxErrorRate, MaxP99Latency: p.MaxP99Latency, MinRequests: p.MinRequests, LatencyFactor: p.LatencyFactor,
 		CandidateLabel: cand.String(), BaselineLabel: live.String()}
 	av := analysis.Evaluate(crit, cc.Sub(run.Base[cand]), lc.Sub(run.Base[live]), window)
 	v := &Verdict{Result: Result(av.Result), Reason: av.Reason, PValue: av.PValue, At: now,

@@ -251,6 +251,11 @@ type Policy struct {
 	ProgressDeadline time.Duration `json:"progress_deadline"`
 	KeepPrevious     time.Duration `json:"keep_previous"`
 	QuietPeriod      time.Duration `json:"quiet_period"`
+	// LatencyFactor is analysis.Criteria's: 0 for its default (2), < 0
+	// disables the comparison with live's p99, as the daemon does when
+	// the figures are CloudWatch's per-period percentiles, too coarse
+	// for it; max_p99_latency still applies.
+	LatencyFactor float64 `json:"latency_factor,omitempty"`
 }
 
 // Step is one resolved stage of a deployment's shift.

@@ -17,10 +17,9 @@
 // publication delay, the fastest honest rollback is about 2-3 minutes;
 // with 1-second (high-resolution) periods it is D + a few seconds.
 //
-// Latency is known only as each period's p99; the source records all of a
-// period's requests in the latency bucket of that p99, so the window's
-// p99 is (roughly) the largest period p99 of the window, rounded up to
-// the histogram's bucket bound: a conservative reading.
+// Latency is known only as each period's p50, p90 and p99; the source
+// spreads a period's requests over them (see add), an estimate of the
+// histogram the embedded router would have recorded.
 //
 // Concurrency: Counts and Alarms are safe for concurrent use and never
 // wait for CloudWatch; Run, the poller, is owned by its caller.
@@ -87,6 +86,7 @@ type Source struct {
 
 	mu      sync.Mutex
 	counts  [2]metrics.Counts
+	mass    [2][metrics.NumBuckets]float64 // latency histogram before rounding
 	next    time.Time // start of the first period not yet counted
 	alarms  []string  // "name: reason" of alarms in ALARM at the last poll
 	lastErr error
@@ -173,6 +173,8 @@ var metricNames = [...]struct{ name, stat string }{
 	{"HTTPCode_Target_5XX_Count", "Sum"},
 	{"HTTPCode_ELB_5XX_Count", "Sum"},
 	{"TargetResponseTime", "p99"},
+	{"TargetResponseTime", "p50"},
+	{"TargetResponseTime", "p90"},
 }
 
 func (s *Source) pollMetrics(ctx context.Context) error {
@@ -241,21 +243,26 @@ func (s *Source) pollMetrics(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range route.Colors {
-		add(&s.counts[c], values, c.String())
+		add(&s.counts[c], &s.mass[c], values, c.String())
 	}
 	s.next = end
 	return nil
 }
 
-// add folds one colour's periods into its cumulative counters.
-func add(c *metrics.Counts, values map[string]map[time.Time]float64, color string) {
-	reqs, t5, e5, p99 := values[color+"0"], values[color+"1"], values[color+"2"], values[color+"3"]
+// add folds one colour's periods into its cumulative counters. A
+// period's latency is known by three quantiles; its requests are spread
+// over them (half at p50, 40% at p90, 9% halfway to p99, 1% at p99) and
+// the histogram holds the rounded running sums of that spread.
+func add(c *metrics.Counts, mass *[metrics.NumBuckets]float64, values map[string]map[time.Time]float64, color string) {
+	reqs, t5, e5 := values[color+"0"], values[color+"1"], values[color+"2"]
+	p99, p50, p90 := values[color+"3"], values[color+"4"], values[color+"5"]
 	periods := map[time.Time]bool{}
 	for _, m := range []map[time.Time]float64{reqs, t5, e5} {
 		for ts := range m {
 			periods[ts] = true
 		}
 	}
+	secs := func(v float64) time.Duration { return time.Duration(v * float64(time.Second)) }
 	for ts := range periods {
 		n := uint64(math.Round(reqs[ts]))
 		errs := uint64(math.Round(t5[ts])) + uint64(math.Round(e5[ts]))
@@ -267,8 +274,27 @@ func add(c *metrics.Counts, values map[string]map[time.Time]float64, color strin
 		c.Requests += n
 		c.Class[5] += errs
 		c.Class[2] += n - errs
-		lat := time.Duration(p99[ts] * float64(time.Second))
-		c.Latency[bucketOf(lat)] += n
+		q99, q50, q90 := secs(p99[ts]), secs(p50[ts]), secs(p90[ts])
+		if q50 == 0 || q50 > q99 {
+			q50 = q99
+		}
+		if q90 == 0 || q90 > q99 {
+			q90 = q99
+		}
+		f := float64(n)
+		mass[bucketOf(q50)] += 0.5 * f
+		mass[bucketOf(q90)] += 0.4 * f
+		mass[bucketOf(q90+(q99-q90)/2)] += 0.09 * f
+		mass[bucketOf(q99)] += 0.01 * f
+	}
+	// Round the running sum so that the buckets add up to Requests.
+	var run float64
+	var prev uint64
+	for i := range mass {
+		run += mass[i]
+		cum := uint64(math.Round(run))
+		c.Latency[i] = cum - prev
+		prev = cum
 	}
 }
 
