@@ -387,4 +387,3 @@ func TestAWSALBThrottlingSurvived(t *testing.T) {
 		t.Errorf("ModifyListener was called %d times; the 4 throttled calls should have been retried", n)
 	}
 }
-

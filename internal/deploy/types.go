@@ -298,7 +298,7 @@ type Run struct {
 	// clients (a router that settles: DNS TTL); the analysis baseline is
 	// taken again then.
 	SettleAt time.Time `json:"settle_at,omitzero"`
-	Retries int       `json:"retries,omitempty"`
+	Retries  int       `json:"retries,omitempty"`
 }
 
 // JobKind names the slow work a state requires.

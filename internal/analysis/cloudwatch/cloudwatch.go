@@ -87,8 +87,8 @@ type Source struct {
 	mu      sync.Mutex
 	counts  [2]metrics.Counts
 	mass    [2][metrics.NumBuckets]float64 // latency histogram before rounding
-	next    time.Time // start of the first period not yet counted
-	alarms  []string  // "name: reason" of alarms in ALARM at the last poll
+	next    time.Time                      // start of the first period not yet counted
+	alarms  []string                       // "name: reason" of alarms in ALARM at the last poll
 	lastErr error
 }
 
