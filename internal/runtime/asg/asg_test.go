@@ -2,6 +2,9 @@ package asg_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -283,4 +287,96 @@ func TestRestartedStartConvergesAndAdopts(t *testing.T) {
 	if _, err := d2.Adopt(ctx, nil); err == nil || !strings.Contains(err.Error(), "swapped") {
 		t.Fatalf("adopting a group tagged with the other colour: %v", err)
 	}
+}
+
+func TestDeleteGroupAndCreateItAgain(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	d := w.driver(t, &pools{}, func(o *asg.Options) {
+		o.Capacity = 1
+		o.WhenRetired = asg.DeleteGroup
+		o.TargetGroups = [2][]string{{w.tgs[0].ARN}, {w.tgs[1].ARN}}
+	})
+	if _, err := d.Start(ctx, route.Blue, runtime.Release{Version: "ami-v1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Start(ctx, route.Green, runtime.Release{Version: "ami-v2"}); err != nil {
+		t.Fatal(err)
+	}
+	before := w.as.TemplateVersions("web")
+	// "Clean staging": blue and the launch template version it ran go.
+	if err := d.Stop(ctx, route.Blue); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := w.as.Group("production-blue-asg"); ok {
+		t.Fatal("blue still exists after delete_group")
+	}
+	if after := w.as.TemplateVersions("web"); len(after) != len(before)-1 {
+		t.Fatalf("launch template versions %v -> %v: blue's was not deleted", before, after)
+	}
+	// The next deployment creates blue again from green's settings, with
+	// blue's own target group and Environment tag.
+	insts, err := d.Start(ctx, route.Blue, runtime.Release{Version: "ami-v1"})
+	if err != nil || len(insts) != 1 {
+		t.Fatalf("start into a deleted group: %v (%d instances)", err, len(insts))
+	}
+	g, _ := w.as.Group("production-blue-asg")
+	if g.Tags["Environment"] != "blue" || g.Tags["team"] != "web" || g.States["InService"] != 1 {
+		t.Fatalf("blue created again: %+v", g)
+	}
+	if hs, _ := w.fake.ELB().Health(w.tgs[0].ARN); len(hs) != 1 || hs[0].State != awsfake.StateHealthy {
+		t.Fatalf("blue's target group: %+v", hs)
+	}
+	if diffs, err := d.Drift(ctx, route.Green, "ami-v2"); err != nil || len(diffs) != 0 {
+		t.Fatalf("a group created again from the live one drifts: %v %q", err, diffs)
+	}
+}
+
+func TestVersionFromParameterAndTemplateVersion(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	// A default version whose user data names the release.
+	v, _ := w.as.CreateLaunchTemplateVersion("web", func(d *awsfake.LaunchTemplateData) {
+		d.UserData = base64.StdEncoding.EncodeToString([]byte("#!/bin/sh\nfetch-release /web/${VERSION}\n"))
+	})
+	w.as.SetDefaultVersion("web", v)
+	d := w.driver(t, &pools{}, func(o *asg.Options) { o.Capacity = 1; o.VersionFrom = asg.FromParameter })
+	if _, err := d.Start(ctx, route.Blue, runtime.Release{Version: "2024.06.1"}); err != nil {
+		t.Fatal(err)
+	}
+	desc, err := d.Describe(ctx, route.Blue, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "sha256:" + sha(base64.StdEncoding.EncodeToString([]byte("#!/bin/sh\nfetch-release /web/2024.06.1\n")))
+	if got := field(desc, "user_data"); got != want {
+		t.Fatalf("blue's user data %s, want the default's with the version (%s)", got, want)
+	}
+
+	// template_version points the group at a version as it is.
+	v2, _ := w.as.CreateLaunchTemplateVersion("web", func(d *awsfake.LaunchTemplateData) { d.ImageID = "ami-v2" })
+	d2 := w.driver(t, &pools{}, func(o *asg.Options) { o.Capacity = 1; o.VersionFrom = asg.FromTemplateVersion })
+	if _, err := d2.Start(ctx, route.Green, runtime.Release{Version: strconv.FormatInt(v2, 10)}); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := w.as.Group("production-green-asg"); g.LaunchTemplateVersion != strconv.FormatInt(v2, 10) {
+		t.Fatalf("green runs launch template version %s, want %d", g.LaunchTemplateVersion, v2)
+	}
+	if _, err := d2.Start(ctx, route.Green, runtime.Release{Version: "ami-v2"}); err == nil || !strings.Contains(err.Error(), "launch template version number") {
+		t.Fatalf("template_version with an AMI id: %v", err)
+	}
+}
+
+func field(d runtime.Description, name string) string {
+	for _, f := range d.Fields {
+		if f.Name == name {
+			return f.Value
+		}
+	}
+	return ""
+}
+
+func sha(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:6])
 }
