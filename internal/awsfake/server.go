@@ -3,8 +3,11 @@ package awsfake
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 )
 
@@ -54,6 +58,9 @@ type Options struct {
 	UnhealthyThreshold int
 	// Log receives one line per API call (default: discarded).
 	Log *slog.Logger
+	// TLS serves the API over HTTPS with a self-signed certificate for
+	// 127.0.0.1 (see CABundle); the load balancers' listeners stay HTTP.
+	TLS bool
 }
 
 func (o Options) withDefaults() Options {
@@ -91,6 +98,7 @@ type Server struct {
 	opts     Options
 	ln       net.Listener
 	http     *http.Server
+	caPEM    []byte
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -153,11 +161,22 @@ func New(opts Options) (*Server, error) {
 	for name, build := range extraServices {
 		s.Handle(name, build(s))
 	}
-	s.http = &http.Server{Handler: http.HandlerFunc(s.dispatch), ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: http.HandlerFunc(s.dispatch), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: log.New(io.Discard, "", 0)} // a refused certificate is the client's news, not ours
+	if opts.TLS {
+		cert, caPEM, err := selfSigned()
+		if err != nil {
+			ln.Close()
+			cancel()
+			return nil, fmt.Errorf("awsfake: certificate: %w", err)
+		}
+		s.caPEM = caPEM
+		s.ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.http.Serve(ln)
+		s.http.Serve(s.ln)
 	}()
 	return s, nil
 }
@@ -173,7 +192,16 @@ func (s *Server) Handle(name string, svc Service) {
 }
 
 // URL is the endpoint for the SDK's BaseEndpoint or AWS_ENDPOINT_URL.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+func (s *Server) URL() string {
+	if s.caPEM != nil {
+		return "https://" + s.ln.Addr().String()
+	}
+	return "http://" + s.ln.Addr().String()
+}
+
+// CABundle is the PEM certificate that a TLS server (Options.TLS) presents,
+// for AWS_CA_BUNDLE or an SDK client's RootCAs; nil without TLS.
+func (s *Server) CABundle() []byte { return s.caPEM }
 
 // Region is the region the fake answers for.
 func (s *Server) Region() string { return s.opts.Region }
@@ -200,11 +228,19 @@ func (s *Server) ELB() *ELB { return s.elb }
 // Config returns an aws.Config whose clients talk to this server: static
 // test credentials, the fake's region and BaseEndpoint.
 func (s *Server) Config() aws.Config {
-	return aws.Config{
+	cfg := aws.Config{
 		Region:       s.opts.Region,
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDAWSFAKE", "awsfake-secret", ""),
 		BaseEndpoint: aws.String(s.URL()),
 	}
+	if s.caPEM != nil {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(s.caPEM)
+		cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+			t.TLSClientConfig = &tls.Config{RootCAs: pool}
+		})
+	}
+	return cfg
 }
 
 // Env returns the environment a child process (the real cutover binary)

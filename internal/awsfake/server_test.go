@@ -4,11 +4,14 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 
@@ -66,5 +69,43 @@ func TestFaultKnobs(t *testing.T) {
 	start = time.Now()
 	if _, err := c.DescribeLoadBalancers(ctx, &elb.DescribeLoadBalancersInput{}); err != nil || time.Since(start) > 200*time.Millisecond {
 		t.Errorf("after ClearFaults: %v in %v", err, time.Since(start))
+	}
+}
+
+// TestTLSWithCABundle serves the API over HTTPS: the SDK's default chain
+// trusts it through AWS_CA_BUNDLE, and refuses it without.
+func TestTLSWithCABundle(t *testing.T) {
+	fake := awsfake.NewTest(t, awsfake.Options{TLS: true})
+	if !strings.HasPrefix(fake.URL(), "https://") {
+		t.Fatalf("URL = %s", fake.URL())
+	}
+	bundle := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(bundle, fake.CABundle(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range fake.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	ctx := context.Background()
+	call := func() error {
+		cfg, err := config.LoadDefaultConfig(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = elb.NewFromConfig(cfg, func(o *elb.Options) { o.RetryMaxAttempts = 1 }).DescribeLoadBalancers(ctx, &elb.DescribeLoadBalancersInput{})
+		return err
+	}
+	if err := call(); err == nil {
+		t.Errorf("an untrusted certificate was accepted")
+	}
+	t.Setenv("AWS_CA_BUNDLE", bundle)
+	if err := call(); err != nil {
+		t.Errorf("with AWS_CA_BUNDLE: %v", err)
+	}
+	if _, err := elb.NewFromConfig(fake.Config()).DescribeLoadBalancers(ctx, &elb.DescribeLoadBalancersInput{}); err != nil {
+		t.Errorf("with Config(): %v", err)
 	}
 }

@@ -41,6 +41,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	metricDelay := fs.Duration("metric-delay", 0, "how long a request takes to appear in CloudWatch")
 	health := fs.Duration("health-interval", 200*time.Millisecond, "ALB health check interval")
 	verbose := fs.Bool("v", false, "log every API call to stderr")
+	caBundle := fs.String("ca-bundle", "", "serve HTTPS and write its certificate (for AWS_CA_BUNDLE) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -48,6 +49,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if *changeDelay == 0 {
 		opts.ChangeSyncDelay = -1
 	}
+	opts.TLS = *caBundle != ""
 	if *verbose {
 		opts.Log = slog.New(slog.NewTextHandler(stderr, nil))
 	}
@@ -68,6 +70,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer s.Close()
+	if *caBundle != "" {
+		if err := os.WriteFile(*caBundle, s.CABundle(), 0o644); err != nil {
+			return err
+		}
+	}
 	created, err := s.Build(t)
 	if err != nil {
 		return err
