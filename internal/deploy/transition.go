@@ -873,6 +873,13 @@ func (t *txn) tick() {
 	}
 	v := run.Verdict
 	if v != nil && v.Result == ResultPass {
+		if why := capacityShort(t.st, t.ev); why != "" {
+			if !now.Before(run.Deadline) {
+				t.rollback(OutcomeRolledBack, fmt.Sprintf("progress deadline: step %d (%g%%) passed but the shift cannot go on after %s: %s",
+					run.Step+1, t.st.Weight, t.st.Policy.ProgressDeadline, why), v)
+			}
+			return // held until the candidate has live's capacity
+		}
 		t.event(EventDecision, fmt.Sprintf("step %d (%g%%) passed: %s", run.Step+1, t.st.Weight, v.Reason), v)
 		if run.Step+1 < len(run.Steps) {
 			t.enterStep(run.Step + 1)
