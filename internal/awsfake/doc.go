@@ -18,8 +18,69 @@
 //	http.Get(ln.URL)                      // the real data plane
 //
 // Knobs: Server.Throttle / FailNext / Unavailable / Delay inject failures
-// per service and operation; ELB.SetForward changes weights "behind the
-// back" of the code under test; Server.Calls counts calls.
+// per service and operation (written in the service's own error shape, so
+// the SDK's retryer treats Throttling and 5xx as retryable); ELB.SetForward
+// and Route53.SetRecord change weights "behind the back" of the code under
+// test; CloudWatch.SetAlarm, SetMetricDelay and SetResolution;
+// Route53.SetChangeSyncDelay and SetHealthCheck; Server.Calls counts calls.
+// Options.TLS serves HTTPS with a certificate from Server.CABundle (for
+// AWS_CA_BUNDLE).
+//
+// As its own process: cmd/awsfake reads a JSON Topology, prints what it
+// created (ARNs, dimensions, listener URLs, the SDK environment) and takes
+// the same knobs over plain HTTP under ControlPrefix.
+//
+// # What is simulated
+//
+// ELBv2: load balancers, HTTP listeners (a real listener on 127.0.0.1 per
+// ELBv2 listener) with a default action and rules (path-pattern,
+// host-header), forward actions over up to 5 weighted target groups with
+// group stickiness (AWSALBTG cookie), fixed responses; target groups with
+// lb_cookie stickiness (AWSALB cookie), deregistration delay and real
+// HTTP health checks (interval, thresholds, matcher). Target states follow
+// AWS: initial, healthy, unhealthy (Target.ResponseCodeMismatch,
+// Target.Timeout, Target.FailedHealthChecks), draining until the delay
+// passes or no request is in flight, unused when no listener or rule
+// forwards to the group. The data plane picks a group by weight per
+// request, a target round-robin among the healthy ones (all unhealthy:
+// "fail open" to them; none: 503 from the load balancer), proxies over
+// keep-alive connections, and swaps route tables atomically on every
+// change. Validation: ARN shapes, missing members, weights 0..999,
+// duplicate groups, a group already used by another load balancer
+// (TargetGroupAssociationLimit), unknown resources (TargetGroupNotFound,
+// ListenerNotFound, RuleNotFound, LoadBalancerNotFound).
+//
+// CloudWatch: GetMetricData (MetricStat queries) and GetMetricStatistics
+// over AWS/ApplicationELB RequestCount, HTTPCode_Target_{2,3,4,5}XX_Count,
+// HTTPCode_ELB_{4,5}XX_Count and TargetResponseTime with Sum, SampleCount,
+// Average, Minimum, Maximum and pNN, from the data plane's records, per
+// period aligned on the epoch, newest first unless ScanBy says otherwise,
+// published only once a whole storage interval (1 s, or 60 s as AWS) has
+// ended and the delay has passed. Dimensions are AWS's: TargetGroup
+// (targetgroup/NAME/ID) with LoadBalancer (app/NAME/ID), or LoadBalancer
+// alone; as on AWS, the ELB_* codes exist only per load balancer, so a
+// query naming a TargetGroup for them has no data points. DescribeAlarms
+// and SetAlarmState over alarms made with PutAlarm; the fake never
+// evaluates an alarm itself.
+//
+// Route53: hosted zones (with their apex NS and SOA), simple, weighted and
+// failover record sets, alias or with values and a TTL;
+// ChangeResourceRecordSets applies a batch in full or not at all with
+// Route53's InvalidInput and InvalidChangeBatch messages (CREATE of an
+// existing set, DELETE that does not match exactly or finds nothing,
+// weights 0..255, SetIdentifier required with a routing policy, alias with
+// a TTL, names outside the zone, CNAME conflicts, simple beside weighted);
+// each change is PENDING for the change delay, then INSYNC; Resolve answers
+// from INSYNC changes only. ListResourceRecordSets (with name, type,
+// identifier, maxitems paging), GetChange, GetHostedZone,
+// ListHostedZonesByName.
+//
+// Not simulated: HTTPS/HTTP2 listeners, authenticate actions, redirects
+// beyond a plain 302, other rule conditions, slow start and least
+// outstanding requests, availability zones, health checks of unused
+// groups being skipped, metric math and pagination of GetMetricData,
+// alarm evaluation, latency/geo/multivalue routing, Route53 health checks
+// other than SetHealthCheck, signature verification, IAM.
 //
 // # Dispatch
 //
