@@ -387,3 +387,228 @@ func TestAWSALBThrottlingSurvived(t *testing.T) {
 		t.Errorf("ModifyListener was called %d times; the 4 throttled calls should have been retried", n)
 	}
 }
+
+// r53Env is a fake Route53 zone with two weighted alias records to two
+// fake ALBs, one per colour, each forwarding to its colour's target group.
+type r53Env struct {
+	*env
+	fake            *awsfake.Server
+	zone            awsfake.HostedZone
+	urls            map[string]string // alias DNS name -> listener URL
+	blueTG, greenTG awsfake.TargetGroup
+}
+
+const r53TTL = 2 * time.Second
+
+func newRoute53Env(t *testing.T, keep string, steps ...string) *r53Env {
+	t.Helper()
+	fake := awsfake.NewTest(t, awsfake.Options{MetricDelay: metricDelay, ChangeSyncDelay: 500 * time.Millisecond, HealthInterval: 200 * time.Millisecond})
+	elb := fake.ELB()
+	hc := awsfake.HealthCheck{Path: "/healthz"}
+	r := &r53Env{fake: fake, urls: map[string]string{}}
+	var dns [2]string
+	for i, name := range []string{"blue", "green"} {
+		lb := elb.CreateLoadBalancer(name + "-lb")
+		tg := elb.CreateTargetGroup(awsfake.TargetGroupSpec{Name: "web-" + name, TargetType: "ip", HealthCheck: hc, DeregistrationDelay: time.Second})
+		ln, err := elb.CreateListener(lb.ARN, 80, awsfake.Weight{TargetGroupARN: tg.ARN, Weight: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.urls[strings.TrimSuffix(lb.DNSName, ".")+"."] = ln.URL
+		dns[i] = lb.DNSName
+		if i == 0 {
+			r.blueTG = tg
+		} else {
+			r.greenTG = tg
+		}
+	}
+	r.zone = fake.Route53().CreateHostedZone("example.com.")
+	e := newEnvKeep(t, keep, steps...)
+	b, err := os.ReadFile(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(b), "    health:\n", fmt.Sprintf(`    traffic:
+      route53:
+        hosted_zone_id: %s
+        record: api.example.com.
+        type: A
+        ttl: %s
+        targets:
+          blue: {alias: %s, zone: Z35SXDOTRQ7X7K}
+          green: {alias: %s, zone: Z35SXDOTRQ7X7K}
+        target_groups: {blue: %s, green: %s}
+    health:
+`, r.zone.ID, r53TTL, dns[0], dns[1], r.blueTG.ARN, r.greenTG.ARN), 1)
+	cfg = strings.Replace(cfg, "    quiet_period: 1s\n", "    quiet_period: 3s\n", 1)
+	if err := os.WriteFile(e.cfg, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.env = e
+	return r
+}
+
+func (r *r53Env) startAWS() {
+	r.t.Helper()
+	(&awsEnv{env: r.env, fake: r.fake}).startAWS()
+}
+
+// dnsClient resolves api.example.com through the fake's name servers,
+// keeps the answer for the TTL as a resolver would, and sends POSTs to the
+// ALB it names, never retrying. pin, when set, is a client that ignores
+// TTLs and keeps using the first answer naming that ALB.
+type dnsClient struct {
+	albTraffic
+	lastTo map[string]time.Time // alias -> when the last request to it ended
+}
+
+func (r *r53Env) startDNSClient(workers int, pin string, stopAfter time.Duration) *dnsClient {
+	ctx, cancel := context.WithCancel(context.Background())
+	if stopAfter > 0 {
+		ctx, cancel = context.WithTimeout(context.Background(), stopAfter)
+	}
+	c := &dnsClient{albTraffic: albTraffic{stop: cancel, versions: map[string]uint64{}}, lastTo: map[string]time.Time{}}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}, Timeout: 10 * time.Second}
+	for range workers {
+		c.done.Go(func() {
+			var target string
+			var until time.Time
+			for ctx.Err() == nil {
+				if pin != "" {
+					target = pin
+				} else if time.Now().After(until) {
+					rec, ok := r.fake.Route53().Resolve(r.zone.ID, "api.example.com.", "A")
+					if !ok || rec.Alias == nil {
+						c.failed.Add(1)
+						c.lastErr.Store("no DNS answer")
+						time.Sleep(50 * time.Millisecond)
+						continue
+					}
+					target, until = strings.TrimSuffix(rec.Alias.DNSName, ".")+".", time.Now().Add(r53TTL)
+				}
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, r.urls[target]+"/?format=json", strings.NewReader("x"))
+				resp, err := client.Do(req)
+				if ctx.Err() != nil {
+					if err == nil {
+						resp.Body.Close()
+					}
+					return
+				}
+				if err != nil {
+					c.failed.Add(1)
+					c.lastErr.Store(err.Error())
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				v := resp.Header.Get("X-Version")
+				if resp.StatusCode != http.StatusOK {
+					c.failed.Add(1)
+					c.lastErr.Store(fmt.Sprintf("status %d from %q via %s", resp.StatusCode, v, target))
+				} else {
+					c.ok.Add(1)
+				}
+				c.mu.Lock()
+				c.versions[v]++
+				c.lastTo[target] = time.Now()
+				c.mu.Unlock()
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+	r.t.Cleanup(c.halt)
+	return c
+}
+
+// historyEvents reads the newest deployment's events from history --json.
+func historyEvents(t *testing.T, e *env) []struct {
+	Time    time.Time `json:"time"`
+	Type    string    `json:"type"`
+	Message string    `json:"message"`
+} {
+	t.Helper()
+	var ds []struct {
+		Events []struct {
+			Time    time.Time `json:"time"`
+			Type    string    `json:"type"`
+			Message string    `json:"message"`
+		} `json:"events"`
+	}
+	out := e.mustCLI(0, "history", "web", "--json")
+	if err := json.Unmarshal([]byte(out), &ds); err != nil || len(ds) == 0 {
+		t.Fatalf("history --json: %v\n%s", err, out)
+	}
+	return ds[0].Events
+}
+
+func TestAWSRoute53HonoursTTLBeforeJudgingAndRetiring(t *testing.T) {
+	r := newRoute53Env(t, "1s", "{weight: 50, pause: 2s}")
+	r.startAWS()
+	r.mustCLI(0, "deploy", "web", "v1", "--wait", "--strategy", "all-at-once")
+	blueAlias := ""
+	for a := range r.urls {
+		if strings.HasPrefix(a, "blue-lb") {
+			blueAlias = a
+		}
+	}
+	c := r.startDNSClient(3, "", 0)
+	time.Sleep(time.Second)
+
+	start := time.Now()
+	r.mustCLI(0, "deploy", "web", "v2", "--wait")
+	promoted := time.Now()
+	// A client that ignores TTLs keeps using blue's ALB for 6 s more:
+	// blue must not be retired under it.
+	pinned := r.startDNSClient(1, blueAlias, 6*time.Second)
+
+	// The step's clock started after INSYNC + TTL: the step lasted at
+	// least TTL + pause, and history says when its clock started.
+	evs := historyEvents(t, r.env)
+	var stepAt, appliedAt, passedAt time.Time
+	for _, ev := range evs {
+		switch {
+		case ev.Type == "step" && strings.Contains(ev.Message, "step 1 of 1"):
+			stepAt = ev.Time
+		case ev.Type == "step" && strings.Contains(ev.Message, "applied by the router"):
+			appliedAt = ev.Time
+		case ev.Type == "decision" && strings.Contains(ev.Message, "passed"):
+			passedAt = ev.Time
+		}
+	}
+	if stepAt.IsZero() || appliedAt.IsZero() || passedAt.IsZero() {
+		t.Fatalf("history lacks the step, its settling or its verdict: %+v", evs)
+	}
+	if d := passedAt.Sub(stepAt); d < r53TTL+2*time.Second {
+		t.Errorf("the 2s step passed %s after its weights were written; INSYNC + TTL %s + pause should come first", d, r53TTL)
+	}
+	t.Logf("Route53 step: written %s, INSYNC %s later, judged from INSYNC + TTL, passed %s after written; deployment %s",
+		stepAt.Format("15:04:05.000"), appliedAt.Sub(stepAt).Round(time.Millisecond), passedAt.Sub(stepAt).Round(time.Millisecond), promoted.Sub(start).Round(time.Millisecond))
+
+	// Blue is retired only once TTL has passed since its weight went 0 and
+	// CloudWatch saw it quiet for quiet_period (3s) after the pinned client stopped.
+	st := r.waitFor("blue retired", 60*time.Second, func(s status) bool { return s.Previous == nil })
+	retired := time.Now()
+	pinned.halt()
+	c.halt()
+	pinned.mu.Lock()
+	lastBlue := pinned.lastTo[blueAlias]
+	pinned.mu.Unlock()
+	if st.Live == nil || st.Live.Version != "v2" {
+		t.Fatalf("live is %+v", st.Live)
+	}
+	if n := pinned.failed.Load(); n != 0 {
+		t.Errorf("the client that ignores TTLs got %d failed requests from blue: it was retired under it (last: %v)", n, pinned.lastErr.Load())
+	}
+	if n := c.failed.Load(); n != 0 {
+		t.Errorf("the TTL-honouring client got %d failed requests (last: %v)", n, c.lastErr.Load())
+	}
+	if gap := retired.Sub(lastBlue); gap < 3*time.Second {
+		t.Errorf("blue was retired %s after its last request; quiet_period is 3s", gap)
+	}
+	if retired.Sub(promoted) < r53TTL {
+		t.Errorf("blue was retired %s after its weight went 0, before the TTL %s", retired.Sub(promoted), r53TTL)
+	}
+	t.Logf("blue retired %s after the promotion, %s after the TTL-ignoring client's last request (%d requests to blue after the promotion)",
+		retired.Sub(promoted).Round(time.Millisecond), retired.Sub(lastBlue).Round(time.Millisecond), pinned.ok.Load())
+}

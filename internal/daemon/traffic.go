@@ -39,7 +39,10 @@ const cloudWatchLatencyFactor = -1
 // awsTraffic is a service's AWS traffic driver and what runs beside it.
 type awsTraffic struct {
 	router deploy.Router
-	alb    *alb.Router // set for traffic.alb: the process runtime registers its instances
+	// elb and tgs are where a process runtime's instances are registered
+	// (traffic.alb, and traffic.route53 with target_groups).
+	elb *elb.Client
+	tgs [2]string
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -121,7 +124,7 @@ func (d *Daemon) startTraffic(ctx context.Context, stateDir string, sc *config.S
 	}
 	src := cloudwatch.New(cloudwatch.Options{Client: cw.NewFromConfig(cfg), Colors: colors, Period: period, Delay: delay,
 		Poll: min(period, time.Second), Alarms: sc.Strategy.Analysis.Alarms, OnAlarm: onAlarm, Logger: log})
-	out := &awsTraffic{done: make(chan struct{})}
+	out := &awsTraffic{done: make(chan struct{}), elb: elbc, tgs: tgs}
 	var run func(context.Context)
 	if a := t.ALB; a != nil {
 		r, err := alb.New(alb.Options{Service: sc.Name, Client: elbc, ListenerARN: a.ListenerARN, RuleARN: a.RuleARN,
@@ -130,7 +133,7 @@ func (d *Daemon) startTraffic(ctx context.Context, stateDir string, sc *config.S
 		if err != nil {
 			return nil, err
 		}
-		out.router, out.alb, run = r, r, r.Run
+		out.router, run = r, r.Run
 	} else {
 		rt := t.Route53
 		r, err := route53.New(route53.Options{Service: sc.Name, Client: r53.NewFromConfig(cfg), ZoneID: rt.HostedZoneID,
@@ -167,7 +170,7 @@ func loadBalancerOf(ctx context.Context, c *elb.Client, tg string, log *slog.Log
 // colour's ALB target group: the ALB's data plane forwards to the
 // instances' addresses.
 func (t *awsTraffic) registerTargets(color route.Color, insts []runtime.Instance, log *slog.Logger) {
-	if t == nil || t.alb == nil {
+	if t == nil || t.tgs[color&1] == "" {
 		return
 	}
 	addrs := make([]string, 0, len(insts))
@@ -178,7 +181,7 @@ func (t *awsTraffic) registerTargets(color route.Color, insts []runtime.Instance
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := t.alb.SetTargets(ctx, color, addrs); err != nil {
+	if err := alb.SetTargets(ctx, t.elb, t.tgs[color&1], addrs, log.With("color", color)); err != nil {
 		log.Error("updating the ALB target group", "color", color, "err", err)
 	}
 }

@@ -617,7 +617,20 @@ func (r *Router) poll(ctx context.Context) {
 // ("IP:port", the process runtime's instances): RegisterTargets for the
 // new ones, DeregisterTargets for the others.
 func (r *Router) SetTargets(ctx context.Context, color route.Color, addrs []string) error {
-	tg := r.opts.TargetGroups[color&1]
+	return SetTargets(ctx, r.opts.Client, r.opts.TargetGroups[color&1], addrs, r.log.With("color", color))
+}
+
+// Registrar is the part of the ELBv2 client SetTargets uses.
+type Registrar interface {
+	DescribeTargetHealth(ctx context.Context, in *elb.DescribeTargetHealthInput, opts ...func(*elb.Options)) (*elb.DescribeTargetHealthOutput, error)
+	RegisterTargets(ctx context.Context, in *elb.RegisterTargetsInput, opts ...func(*elb.Options)) (*elb.RegisterTargetsOutput, error)
+	DeregisterTargets(ctx context.Context, in *elb.DeregisterTargetsInput, opts ...func(*elb.Options)) (*elb.DeregisterTargetsOutput, error)
+}
+
+// SetTargets makes target group tg hold exactly addrs ("IP:port"):
+// RegisterTargets for the new ones, DeregisterTargets for the others
+// (targets already draining are left to finish).
+func SetTargets(ctx context.Context, client Registrar, tg string, addrs []string, log *slog.Logger) error {
 	want := map[string]types.TargetDescription{}
 	for _, a := range addrs {
 		host, port, err := net.SplitHostPort(a)
@@ -630,7 +643,7 @@ func (r *Router) SetTargets(ctx context.Context, color route.Color, addrs []stri
 		}
 		want[net.JoinHostPort(host, port)] = types.TargetDescription{Id: aws.String(host), Port: aws.Int32(int32(p))}
 	}
-	out, err := r.opts.Client.DescribeTargetHealth(ctx, &elb.DescribeTargetHealthInput{TargetGroupArn: aws.String(tg)})
+	out, err := client.DescribeTargetHealth(ctx, &elb.DescribeTargetHealthInput{TargetGroupArn: aws.String(tg)})
 	if err != nil {
 		return fmt.Errorf("DescribeTargetHealth %s: %w", tg, err)
 	}
@@ -656,15 +669,15 @@ func (r *Router) SetTargets(ctx context.Context, color route.Color, addrs []stri
 		for _, t := range want {
 			add = append(add, t)
 		}
-		if _, err := r.opts.Client.RegisterTargets(ctx, &elb.RegisterTargetsInput{TargetGroupArn: aws.String(tg), Targets: add}); err != nil {
+		if _, err := client.RegisterTargets(ctx, &elb.RegisterTargetsInput{TargetGroupArn: aws.String(tg), Targets: add}); err != nil {
 			return fmt.Errorf("RegisterTargets %s: %w", tg, err)
 		}
 	}
 	if len(gone) > 0 {
-		if _, err := r.opts.Client.DeregisterTargets(ctx, &elb.DeregisterTargetsInput{TargetGroupArn: aws.String(tg), Targets: gone}); err != nil {
+		if _, err := client.DeregisterTargets(ctx, &elb.DeregisterTargetsInput{TargetGroupArn: aws.String(tg), Targets: gone}); err != nil {
 			return fmt.Errorf("DeregisterTargets %s: %w", tg, err)
 		}
 	}
-	r.log.Info("target group membership", "color", color, "target_group", tg, "registered", len(want), "deregistered", len(gone))
+	log.Info("target group membership", "target_group", tg, "registered", len(want), "deregistered", len(gone))
 	return nil
 }
