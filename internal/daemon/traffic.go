@@ -41,8 +41,8 @@ type awsTraffic struct {
 	router deploy.Router
 	// elb and tgs are where a process runtime's instances are registered
 	// (traffic.alb, and traffic.route53 with target_groups).
-	elb *elb.Client
-	tgs [2]string
+	elb    *elb.Client
+	tgs    [2]string
 	cancel context.CancelFunc
 	done   chan struct{}
 }
