@@ -452,12 +452,9 @@ func (c *CloudWatch) samples(q metricQuery, from, to time.Time) ([]float64, bool
 	}
 	switch q.metric {
 	case "RequestCount":
-		if tg != "" {
-			// Per target group, AWS counts the requests the group's
-			// targets were sent.
-			return count(b.target2xx + b.target3xx + b.target4xx + b.target5xx + b.elb5xx), true
-		}
-		return count(b.requests), true
+		// Only requests for which the load balancer chose a target count
+		// (not fixed responses, nor 503s for want of a target).
+		return count(b.chosen), true
 	case "HTTPCode_Target_2XX_Count":
 		return count(b.target2xx), true
 	case "HTTPCode_Target_3XX_Count":

@@ -194,7 +194,7 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	act := l.table.Load().match(r)
 	switch act.typ {
 	case "fixed-response":
-		l.e.stats.record(l.lb.dimension(), "", start, 0, act.fixed.status, 0)
+		l.e.stats.record(l.lb.dimension(), "", start, false, 0, act.fixed.status, 0)
 		if act.fixed.contentType != "" {
 			w.Header().Set("Content-Type", act.fixed.contentType)
 		}
@@ -202,7 +202,7 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, act.fixed.body)
 		return
 	case "redirect":
-		l.e.stats.record(l.lb.dimension(), "", start, 0, http.StatusFound, 0)
+		l.e.stats.record(l.lb.dimension(), "", start, false, 0, http.StatusFound, 0)
 		http.Redirect(w, r, "/", http.StatusFound)
 		return
 	}
@@ -225,16 +225,16 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t.inflight.Add(-1)
 	switch {
 	case h.status < 0:
-		l.e.stats.record(l.lb.dimension(), tg.dimension(), start, -h.status, 0, 0)
+		l.e.stats.record(l.lb.dimension(), tg.dimension(), start, true, -h.status, 0, 0)
 	case h.status == 460:
-		l.e.stats.record(l.lb.dimension(), tg.dimension(), start, 0, 0, 0)
+		l.e.stats.record(l.lb.dimension(), tg.dimension(), start, true, 0, 0, 0)
 	default:
-		l.e.stats.record(l.lb.dimension(), tg.dimension(), start, 0, h.status, time.Since(h.start))
+		l.e.stats.record(l.lb.dimension(), tg.dimension(), start, true, 0, h.status, time.Since(h.start))
 	}
 }
 
 func (l *listener) elbError(w http.ResponseWriter, tgDim string, start time.Time, code int) {
-	l.e.stats.record(l.lb.dimension(), tgDim, start, code, 0, 0)
+	l.e.stats.record(l.lb.dimension(), tgDim, start, false, code, 0, 0)
 	w.Header().Set("Content-Type", "text/html")
 	w.WriteHeader(code)
 	fmt.Fprintf(w, "<html><body><center><h1>%d %s</h1></center></body></html>\n", code, http.StatusText(code))

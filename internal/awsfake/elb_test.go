@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/aws/smithy-go"
@@ -216,6 +218,24 @@ func TestELBDeregistrationDrains(t *testing.T) {
 	}
 	if c := f.fake.ELB().Counts(f.green.ARN, time.Time{}); c.ELB5xx != 1 {
 		t.Errorf("ELB 5xx count = %d, want 1", c.ELB5xx)
+	}
+	// CloudWatch counts the 503 per load balancer only, and not as a
+	// request (no target was chosen for it); the slow request counts.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	out, err := cloudwatch.NewFromConfig(f.fake.Config()).GetMetricData(ctx, &cloudwatch.GetMetricDataInput{
+		StartTime: aws.Time(time.Now().Add(-time.Minute)), EndTime: aws.Time(time.Now().Add(time.Minute)),
+		MetricDataQueries: []cwtypes.MetricDataQuery{
+			metricQuery("elb", "HTTPCode_ELB_5XX_Count", "Sum", 60, map[string]string{"LoadBalancer": f.lb.Dimension}),
+			metricQuery("requests", "RequestCount", "Sum", 60, map[string]string{"LoadBalancer": f.lb.Dimension}),
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sum(out.MetricDataResults[0].Values); got != 1 {
+		t.Errorf("HTTPCode_ELB_5XX_Count = %v, want 1", got)
+	}
+	if got := sum(out.MetricDataResults[1].Values); got != 1 {
+		t.Errorf("RequestCount = %v, want 1 (the drained request, not the 503)", got)
 	}
 }
 

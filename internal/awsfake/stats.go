@@ -20,7 +20,10 @@ type stats struct {
 type seriesKey struct{ lb, tg string }
 
 type bucket struct {
-	requests  float64
+	requests float64 // every request
+	// chosen counts the requests for which a target was chosen (what
+	// CloudWatch's RequestCount counts).
+	chosen    float64
 	target2xx float64
 	target3xx float64
 	target4xx float64
@@ -32,10 +35,11 @@ type bucket struct {
 
 func newStats() *stats { return &stats{series: map[seriesKey]map[int64]*bucket{}} }
 
-// record adds one request: elbCode is the load balancer's own error status
+// record adds one request: chosen says whether a target was chosen for
+// it, elbCode is the load balancer's own error status
 // (0 when a target or a fixed response answered), code the status the
 // target or fixed response gave, latency the target's response time.
-func (s *stats) record(lb, tg string, at time.Time, elbCode, code int, latency time.Duration) {
+func (s *stats) record(lb, tg string, at time.Time, chosen bool, elbCode, code int, latency time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := seriesKey{lb, tg}
@@ -51,6 +55,9 @@ func (s *stats) record(lb, tg string, at time.Time, elbCode, code int, latency t
 		m[sec] = b
 	}
 	b.requests++
+	if chosen {
+		b.chosen++
+	}
 	switch {
 	case elbCode >= 500:
 		b.elb5xx++
@@ -92,6 +99,7 @@ func (s *stats) window(lb, tg string, from, to time.Time) bucket {
 				continue
 			}
 			out.requests += b.requests
+			out.chosen += b.chosen
 			out.target2xx += b.target2xx
 			out.target3xx += b.target3xx
 			out.target4xx += b.target4xx
