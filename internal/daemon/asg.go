@@ -90,3 +90,15 @@ func checkDrift(ctx context.Context, svc *service, version string) error {
 	return classified{fmt.Errorf("deploy %s %s: refused: %s would not run like %s (deploy --allow-drift to go ahead): %s",
 		svc.name, version, cand, cand.Other(), strings.Join(diffs, "; ")), api.ErrConflict}
 }
+
+// ASGDescriber describes the colours of a service whose runtime is asg,
+// for `cutover diff` and the preflight's drift check run from the command
+// line (no daemon): it reads the groups and launch template through the
+// SDK's default chain and starts nothing.
+func ASGDescriber(ctx context.Context, sc *config.Service) (runtime.Describer, error) {
+	o, err := asgOptions(ctx, sc, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	return asg.NewDescriber(o)
+}

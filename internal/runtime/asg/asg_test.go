@@ -247,6 +247,20 @@ func TestDriftNamesEachDifference(t *testing.T) {
 	if len(diffs) != 3 {
 		t.Fatalf("drift names %d differences, want 3: %q", len(diffs), got)
 	}
+	// cutover diff's describer, without a poller or listener, sees the same.
+	desc, err := asg.NewDescriber(asg.Options{Service: "web", Groups: [2]string{"production-blue-asg", "production-green-asg"},
+		LaunchTemplate: "web", AWS: w.fake.Config()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blue, err1 := desc.Describe(ctx, route.Blue, nil)
+	green, err2 := desc.Describe(ctx, route.Green, &runtime.Release{Version: "ami-v2"})
+	if err1 != nil || err2 != nil || strings.Join(asg.Compare(blue, green), "\n") != got {
+		t.Fatalf("the describer's comparison differs: %v %v %q", err1, err2, asg.Compare(blue, green))
+	}
+	if err := desc.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestRestartedStartConvergesAndAdopts(t *testing.T) {

@@ -117,8 +117,35 @@ var (
 
 // New returns a driver and starts its poller.
 func New(opts Options) (*Driver, error) {
-	if opts.Service == "" || opts.Groups[0] == "" || opts.Groups[1] == "" || opts.LaunchTemplate == "" || opts.Listener == nil {
-		return nil, errors.New("asg runtime: Service, Groups, LaunchTemplate and Listener are required")
+	if opts.Listener == nil {
+		return nil, errors.New("asg runtime: Listener is required")
+	}
+	d, err := newDriver(opts)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stop = cancel
+	go d.poll(ctx)
+	return d, nil
+}
+
+// NewDescriber returns a driver for Describe and Drift alone (`cutover
+// diff` from the command line): it polls nothing and needs no Listener;
+// Start and Stop must not be called on it.
+func NewDescriber(opts Options) (*Driver, error) {
+	d, err := newDriver(opts)
+	if err != nil {
+		return nil, err
+	}
+	d.stop = func() {}
+	close(d.done)
+	return d, nil
+}
+
+func newDriver(opts Options) (*Driver, error) {
+	if opts.Service == "" || opts.Groups[0] == "" || opts.Groups[1] == "" || opts.LaunchTemplate == "" {
+		return nil, errors.New("asg runtime: Service, Groups and LaunchTemplate are required")
 	}
 	if opts.Groups[0] == opts.Groups[1] {
 		return nil, fmt.Errorf("asg runtime of %s: blue and green are the same group %s", opts.Service, opts.Groups[0])
@@ -146,9 +173,6 @@ func New(opts Options) (*Driver, error) {
 		elb:  elb.NewFromConfig(opts.AWS),
 		done: make(chan struct{}),
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	d.stop = cancel
-	go d.poll(ctx)
 	return d, nil
 }
 
