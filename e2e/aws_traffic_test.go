@@ -327,6 +327,17 @@ func TestAWSALBWeightsChangedBehindCutoverRefused(t *testing.T) {
 	a := newALBEnv(t, "", "{weight: 10, pause: 3s}", "{weight: 50, pause: 3s}")
 	a.startAWS()
 	a.deployLive()
+	// The dry run names the calls and changes nothing.
+	plan := a.mustCLI(0, "deploy", "web", "v2", "--dry-run", "-c", a.cfg)
+	for _, want := range []string{"live blue, candidate green", "elasticloadbalancing:ModifyListener ListenerArn=" + a.listener.ARN,
+		a.greenTG.ARN + " weight 100] (10% on green)", a.greenTG.ARN + " weight 500] (50% on green)", "DescribeTargetHealth"} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("deploy --dry-run lacks %q:\n%s", want, plan)
+		}
+	}
+	if st := a.status(); st.Phase != "idle" {
+		t.Errorf("deploy --dry-run started something: %+v", st)
+	}
 	startALBTraffic(t, a.listener.URL, 2)
 	a.mustCLI(0, "deploy", "web", "v2")
 	a.waitFor("step 1", 30*time.Second, func(s status) bool { return s.Phase == "shifting" })

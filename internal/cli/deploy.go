@@ -13,6 +13,9 @@ import (
 
 func (a *app) deploy(o *opts, pos []string) int {
 	service, version := pos[0], pos[1]
+	if o.dryRun {
+		return a.dryRun(o, service, version)
+	}
 	env, err := releaseEnv(o.envFile, o.env)
 	if err != nil {
 		return a.usageError(nil, fmt.Sprintf("deploy %s %s: %v", service, version, err))
