@@ -207,7 +207,7 @@ func TestAWSASGBlueGreenCanaryRetireRollbackAndCrash(t *testing.T) {
 }
 
 func TestAWSASGNeverHealthyAndDriftRefused(t *testing.T) {
-	a := newASGEnv(t, "1h")
+	a := newASGEnv(t, "3s")
 	a.startAWS()
 	a.mustCLI(0, "deploy", "web", "ami-v1", "--wait", "--strategy", "all-at-once")
 	a.waitFor("ami-v1 live", 30*time.Second, func(s status) bool { return s.Phase == "idle" && s.Live != nil && s.Live.Version == "ami-v1" })
@@ -231,6 +231,36 @@ func TestAWSASGNeverHealthyAndDriftRefused(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "tag:team: blue web, green payments") || !strings.Contains(out, "--allow-drift") {
 		t.Fatalf("drift not refused with the difference named (exit %d):\n%s", code, out)
 	}
+	tr := startALBTraffic(t, a.listener.URL, 2)
 	a.mustCLI(0, "deploy", "web", "ami-v2", "--allow-drift", "--wait", "--strategy", "all-at-once")
-	a.waitFor("ami-v2 live", 30*time.Second, func(s status) bool { return s.Live != nil && s.Live.Version == "ami-v2" })
+	st := a.waitFor("ami-v2 live", 30*time.Second, func(s status) bool { return s.Live != nil && s.Live.Version == "ami-v2" })
+	if st.Previous == nil {
+		t.Fatalf("no previous pool kept: %+v", st)
+	}
+	until, err := time.Parse(time.RFC3339, st.Previous.Until)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Clean staging: blue keeps its instances for keep_previous (3s), then
+	// is scaled to zero once it has served nothing for the quiet period.
+	if g := a.group("production-blue-asg"); g.Desired != 2 {
+		t.Fatalf("blue was not kept warm after the promotion: %+v", g)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for a.group("production-blue-asg").Desired != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("blue never retired: %+v", a.group("production-blue-asg"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if now := time.Now(); now.Before(until) {
+		t.Fatalf("blue was scaled to zero at %s, before keep_previous ended (%s)", now, until)
+	}
+	if c := a.fake.ELB().Counts(a.blueTG.ARN, time.Now().Add(-time.Second)); c.Requests != 0 {
+		t.Fatalf("blue was scaled to zero %d requests into its last second", c.Requests)
+	}
+	if n := tr.failed.Load(); n != 0 || tr.served("v2") == 0 {
+		t.Fatalf("%d requests failed (last %v), %d served by v2", n, tr.lastErr.Load(), tr.served("v2"))
+	}
 }
