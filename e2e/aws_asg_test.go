@@ -264,3 +264,33 @@ func TestAWSASGNeverHealthyAndDriftRefused(t *testing.T) {
 		t.Fatalf("%d requests failed (last %v), %d served by v2", n, tr.lastErr.Load(), tr.served("v2"))
 	}
 }
+
+// The groups also work with cutover's embedded router: the driver gives it
+// each colour's healthy instances (private address, target group port).
+func TestAWSASGWithEmbeddedRouter(t *testing.T) {
+	a := newASGEnv(t, "1h", "{weight: 50, pause: 1s}")
+	b, err := os.ReadFile(a.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := regexp.MustCompile(`(?s)    traffic:\n      alb:\n.*?test_listener_arn: \S+\n`).ReplaceAllString(string(b), "")
+	if strings.Contains(cfg, "traffic:") {
+		t.Fatalf("config still has traffic.alb:\n%s", cfg)
+	}
+	if err := os.WriteFile(a.cfg, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a.startAWS()
+	a.mustCLI(0, "deploy", "web", "ami-v1", "--wait", "--strategy", "all-at-once")
+	tr := a.startTraffic(4)
+	time.Sleep(300 * time.Millisecond)
+	a.mustCLI(0, "deploy", "web", "ami-v2", "--wait")
+	a.waitFor("ami-v2 live", 30*time.Second, func(s status) bool { return s.Phase == "idle" && s.Live != nil && s.Live.Version == "ami-v2" })
+	tr.halt()
+	if tr.served("v1") == 0 || tr.served("v2") == 0 {
+		t.Fatalf("through the embedded router: v1 %d, v2 %d", tr.served("v1"), tr.served("v2"))
+	}
+	if n := tr.failed.Load(); n != 0 {
+		t.Fatalf("%d requests failed through the embedded router (last: %v)", n, tr.lastErr.Load())
+	}
+}
