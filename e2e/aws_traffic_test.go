@@ -623,3 +623,33 @@ func TestAWSRoute53HonoursTTLBeforeJudgingAndRetiring(t *testing.T) {
 	t.Logf("blue retired %s after the promotion, %s after the TTL-ignoring client's last request (%d requests to blue after the promotion)",
 		retired.Sub(promoted).Round(time.Millisecond), retired.Sub(lastBlue).Round(time.Millisecond), pinned.ok.Load())
 }
+
+func TestAWSALBKill9MidDeploymentResumesWithoutFailedRequests(t *testing.T) {
+	a := newALBEnv(t, "", "{weight: 10, pause: 3s}", "{weight: 50, pause: 2s}")
+	a.startAWS()
+	a.deployLive()
+	tr := startALBTraffic(t, a.listener.URL, 3)
+	a.mustCLI(0, "deploy", "web", "v2")
+	a.waitFor("step 1", 30*time.Second, func(s status) bool { return s.Phase == "shifting" })
+	a.kill9()
+	// The ALB goes on serving the split while cutover is down.
+	time.Sleep(time.Second)
+	if b, g := a.weights(); b != 900 || g != 100 {
+		t.Fatalf("while cutover is down the listener forwards blue %d green %d, want 900/100", b, g)
+	}
+	a.startAWS()
+	a.waitFor("promoted after the restart", 60*time.Second, func(s status) bool {
+		return s.Phase == "idle" && s.Live != nil && s.Live.Version == "v2"
+	})
+	tr.halt()
+	if b, g := a.weights(); b != 0 || g != 999 {
+		t.Errorf("after the resumed promotion the listener forwards blue %d green %d", b, g)
+	}
+	if n := tr.failed.Load(); n != 0 {
+		t.Errorf("%d requests failed through the fake ALB across cutover's kill -9 and restart (last: %v)", n, tr.lastErr.Load())
+	}
+	if out := a.mustCLI(0, "status", "web"); strings.Contains(out, "drift") {
+		t.Errorf("the restarted daemon took its own weights for a console change:\n%s", out)
+	}
+	t.Logf("kill -9 at 10%%, restart, promoted: %d requests through the fake ALB, %d failed", tr.ok.Load()+tr.failed.Load(), tr.failed.Load())
+}
