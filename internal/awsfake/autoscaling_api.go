@@ -31,6 +31,7 @@ type xLTSpec struct {
 type xASInstance struct {
 	InstanceID       string   `xml:"InstanceId"`
 	InstanceType     string   `xml:"InstanceType,omitempty"`
+	ImageID          string   `xml:"ImageId,omitempty"`
 	AvailabilityZone string   `xml:"AvailabilityZone"`
 	LifecycleState   string   `xml:"LifecycleState"`
 	HealthStatus     string   `xml:"HealthStatus"`
@@ -73,7 +74,7 @@ func (a *AutoScaling) xGroupLocked(g *asGroup) xGroup {
 		x.LaunchTemplate = &xLTSpec{ID: lt.id, Name: lt.name, Version: g.ltVersion}
 	}
 	for _, in := range a.instancesOfLocked(g.name) {
-		xi := xASInstance{InstanceID: in.id, InstanceType: in.instanceType, AvailabilityZone: in.zone, LifecycleState: in.state, HealthStatus: in.health}
+		xi := xASInstance{InstanceID: in.id, InstanceType: in.instanceType, ImageID: in.image, AvailabilityZone: in.zone, LifecycleState: in.state, HealthStatus: in.health}
 		if x.LaunchTemplate != nil {
 			xi.LaunchTemplate = &xLTSpec{ID: x.LaunchTemplate.ID, Name: x.LaunchTemplate.Name, Version: strconv.FormatInt(in.ltVersion, 10)}
 		}

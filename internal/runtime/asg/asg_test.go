@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+
 	"github.com/cutover/cutover/internal/awsfake"
 	"github.com/cutover/cutover/internal/route"
 	"github.com/cutover/cutover/internal/runtime"
@@ -393,4 +396,37 @@ func field(d runtime.Description, name string) string {
 func sha(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:6])
+}
+
+// A group that served before cutover managed it is adopted by a first
+// deployment of its own image, its instances untouched; one of another
+// image is refused rather than scaled away.
+func TestFirstDeploymentAdoptsAGroupServingBeforeCutover(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	if _, err := autoscaling.NewFromConfig(w.fake.Config()).SetDesiredCapacity(ctx, &autoscaling.SetDesiredCapacityInput{
+		AutoScalingGroupName: aws.String("production-blue-asg"), DesiredCapacity: aws.Int32(2)}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for g, _ := w.as.Group("production-blue-asg"); g.States["InService"] != 2; g, _ = w.as.Group("production-blue-asg") {
+		if time.Now().After(deadline) {
+			t.Fatalf("blue never served: %+v", g)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	d := w.driver(t, &pools{}, nil)
+	if _, err := d.Start(ctx, route.Blue, runtime.Release{Version: "ami-v2"}); err == nil || !strings.Contains(err.Error(), "cutover did not start") {
+		t.Fatalf("a first deployment of another image over serving instances: %v", err)
+	}
+	if g, _ := w.as.Group("production-blue-asg"); g.Desired != 2 || g.States["InService"] != 2 {
+		t.Fatalf("the refused deployment touched blue: %+v", g)
+	}
+	insts, err := d.Start(ctx, route.Blue, runtime.Release{Version: "ami-v1"})
+	if err != nil || len(insts) != 2 {
+		t.Fatalf("adopting blue's own image: %v, %d instances", err, len(insts))
+	}
+	if g, _ := w.as.Group("production-blue-asg"); g.States["InService"] != 2 || len(g.States) != 1 || g.Tags[asg.TagVersion] != "ami-v1" {
+		t.Fatalf("blue after adoption (no instance may have been replaced): %+v", g)
+	}
 }

@@ -218,7 +218,13 @@ func (d *Driver) Start(ctx context.Context, color route.Color, rel runtime.Relea
 	if err != nil {
 		return fail(err)
 	}
-	if ins := d.runningOther(own, ltVersion); ins > 0 {
+	if ins := d.runningOther(own, rel.Version, ltVersion); ins > 0 {
+		if own.tags[TagVersion] == "" {
+			// Instances cutover did not start and the controller did not
+			// drain (a group serving before cutover managed it): never
+			// scale them away on a guess.
+			return fail(fmt.Errorf("the group runs %d instances of another release that cutover did not start; deploy their image to adopt them, or scale the group to zero first", ins))
+		}
 		// Changing a group's template does not replace its instances: an
 		// older release still running here goes first.
 		d.log.Info("scaling the group to zero before it takes the new release", "color", color, "group", name, "instances", ins)
@@ -243,7 +249,7 @@ func (d *Driver) Start(ctx context.Context, color route.Color, rel runtime.Relea
 
 // capacity is the candidate's desired, min and max sizes: the configured
 // capacity or the live group's desired one (the group's own minimum, at
-// least 1, when the live group runs nothing), min and max from the live group.
+// least 1, or what it runs already, when the live group runs nothing), min and max from the live group.
 func (d *Driver) capacity(own, live *groupState) (desired, minSize, maxSize int32) {
 	minSize, maxSize = own.min, own.max
 	if live != nil && live.desired > 0 {
@@ -255,19 +261,18 @@ func (d *Driver) capacity(own, live *groupState) (desired, minSize, maxSize int3
 	case live != nil && live.desired > 0:
 		desired = live.desired
 	default:
-		desired = max(own.min, 1)
+		desired = max(own.desired, own.min, 1)
 	}
 	maxSize = max(maxSize, desired)
 	minSize = min(minSize, desired)
 	return desired, minSize, maxSize
 }
 
-// runningOther counts the group's instances that run another launch
-// template version than ltVersion.
-func (d *Driver) runningOther(g *groupState, ltVersion string) int {
+// runningOther counts the group's instances that do not run the release.
+func (d *Driver) runningOther(g *groupState, version, ltVersion string) int {
 	n := 0
 	for _, in := range g.instances {
-		if in.ltVersion != ltVersion && !in.terminating() {
+		if !d.runsRelease(in, version, ltVersion) && !in.terminating() {
 			n++
 		}
 	}

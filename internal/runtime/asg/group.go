@@ -40,7 +40,7 @@ type groupState struct {
 }
 
 type groupInstance struct {
-	id, state, health, ltVersion, zone string
+	id, state, health, ltVersion, zone, image string
 }
 
 func (i groupInstance) terminating() bool {
@@ -91,7 +91,7 @@ func newGroupState(g ast.AutoScalingGroup) *groupState {
 	}
 	for _, in := range g.Instances {
 		gi := groupInstance{id: aws.ToString(in.InstanceId), state: string(in.LifecycleState),
-			health: aws.ToString(in.HealthStatus), zone: aws.ToString(in.AvailabilityZone)}
+			health: aws.ToString(in.HealthStatus), zone: aws.ToString(in.AvailabilityZone), image: aws.ToString(in.ImageId)}
 		if lt := in.LaunchTemplate; lt != nil {
 			gi.ltVersion = aws.ToString(lt.Version)
 		}
@@ -126,7 +126,7 @@ func (d *Driver) healthy(ctx context.Context, c route.Color, g *groupState, vers
 	inService := map[string]bool{}
 	var ids []string
 	for _, in := range g.instances {
-		if in.state == string(ast.LifecycleStateInService) && strings.EqualFold(in.health, "Healthy") && in.ltVersion == ltVersion {
+		if in.state == string(ast.LifecycleStateInService) && strings.EqualFold(in.health, "Healthy") && d.runsRelease(in, version, ltVersion) {
 			inService[in.id] = true
 			ids = append(ids, in.id)
 		}
@@ -183,6 +183,13 @@ func (d *Driver) healthy(ctx context.Context, c route.Color, g *groupState, vers
 	}
 	sort.Slice(insts, func(i, j int) bool { return insts[i].ID < insts[j].ID })
 	return insts, len(ids), nil
+}
+
+// runsRelease reports whether an instance runs the release: it was
+// launched from ltVersion, or (version_from image_id) from the release's
+// image, as instances started before cutover managed the group were.
+func (d *Driver) runsRelease(in groupInstance, version, ltVersion string) bool {
+	return in.ltVersion == ltVersion || (d.opts.VersionFrom == FromImageID && in.image != "" && in.image == version)
 }
 
 // privateIPs maps instance ids to their private addresses.
