@@ -32,7 +32,9 @@ func newASGEnv(t *testing.T, keep string, steps ...string) *awsEnv {
 	as.CreateLaunchTemplate("web", awsfake.LaunchTemplateData{ImageID: "ami-v1", InstanceType: "t3.small", SecurityGroups: []string{"sg-web"}})
 	elb := fake.ELB()
 	lb := elb.CreateLoadBalancer("prod")
-	hc := awsfake.HealthCheck{Path: "/healthz"}
+	// A generous timeout: a probe slowed by a loaded CI machine must not
+	// take an instance out (the group's ELB health check would replace it).
+	hc := awsfake.HealthCheck{Path: "/healthz", Timeout: 2 * time.Second, UnhealthyThreshold: 3}
 	blue := elb.CreateTargetGroup(awsfake.TargetGroupSpec{Name: "web-blue", HealthCheck: hc, DeregistrationDelay: time.Second})
 	green := elb.CreateTargetGroup(awsfake.TargetGroupSpec{Name: "web-green", HealthCheck: hc, DeregistrationDelay: time.Second})
 	ln, err := elb.CreateListener(lb.ARN, 80, awsfake.Weight{TargetGroupARN: blue.ARN, Weight: 1}, awsfake.Weight{TargetGroupARN: green.ARN, Weight: 0})
