@@ -25,9 +25,16 @@ func TestStepHeldUntilCandidateHasLiveCapacity(t *testing.T) {
 	over := st.Run.StepUntil.Add(time.Second)
 	st = passed(st, over)
 
-	held, _ := tick(st, over, 1, 2)
+	held, acts := tick(st, over, 1, 2)
 	if held.Run.Step != 0 || held.Weight != 10 || held.Phase != PhaseShifting {
 		t.Fatalf("green with 1 of blue's 2 instances went on: step %d, weight %g, phase %s", held.Run.Step, held.Weight, held.Phase)
+	}
+	said := false
+	for _, a := range acts {
+		said = said || (a.Kind == ActEmit && a.Event != nil && strings.Contains(a.Event.Message, "holding: candidate green v2 has 1 healthy instances"))
+	}
+	if !said {
+		t.Fatalf("the hold is not on the event stream: %+v", acts)
 	}
 	next, _ := tick(st, over, 2, 2)
 	if next.Run.Step != 1 || next.Weight != 50 {

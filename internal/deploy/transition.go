@@ -878,7 +878,10 @@ func (t *txn) tick() {
 				t.rollback(OutcomeRolledBack, fmt.Sprintf("progress deadline: step %d (%g%%) passed but the shift cannot go on after %s: %s",
 					run.Step+1, t.st.Weight, t.st.Policy.ProgressDeadline, why), v)
 			}
-			return // held until the candidate has live's capacity
+			// Held until the candidate has live's capacity; the live
+			// stream says so at every tick, like the verdicts.
+			t.emit(EventVerdict, fmt.Sprintf("step %d (%g%%) passed; holding: %s", run.Step+1, t.st.Weight, why), v)
+			return
 		}
 		t.event(EventDecision, fmt.Sprintf("step %d (%g%%) passed: %s", run.Step+1, t.st.Weight, v.Reason), v)
 		if run.Step+1 < len(run.Steps) {
