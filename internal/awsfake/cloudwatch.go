@@ -495,6 +495,11 @@ func (c *CloudWatch) apiGetMetricData(in cbor.Map) (cbor.Map, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, q := range queries {
+		if n := (end.Unix() - start.Unix()) / c.effectivePeriod(q.period); n > 100800 {
+			return nil, Errorf("InvalidParameterCombination", "You have requested up to %d datapoints, which exceeds the limit of 100,800.", n)
+		}
+	}
 	ascending := false
 	switch cStr(in, "ScanBy") {
 	case "", "TimestampDescending":
@@ -674,6 +679,9 @@ func (c *CloudWatch) apiGetMetricStatistics(in cbor.Map) (cbor.Map, error) {
 	}
 	visible := c.visible()
 	period = c.effectivePeriod(period)
+	if n := (end.Unix() - start.Unix()) / period; n > 1440 {
+		return nil, Errorf("InvalidParameterCombination", "You have requested up to %d datapoints, which exceeds the limit of 1,440. You may reduce the datapoints requested by increasing Period, or decreasing the time range.", n)
+	}
 	points := cbor.List{}
 	for bs := start.Unix() - start.Unix()%period; bs < end.Unix(); bs += period {
 		from, to := time.Unix(bs, 0), time.Unix(bs+period, 0)
