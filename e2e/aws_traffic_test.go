@@ -434,6 +434,16 @@ func newRoute53Env(t *testing.T, keep string, steps ...string) *r53Env {
 		}
 	}
 	r.zone = fake.Route53().CreateHostedZone("example.com.")
+	// The write-ups' catch-all: www fails over from the weighted records
+	// to a static S3 website.
+	if err := fake.Route53().SetRecord(r.zone.ID, awsfake.Record{Name: "www.example.com.", Type: "A", SetIdentifier: "primary", Failover: "PRIMARY",
+		Alias: &awsfake.Alias{HostedZoneID: r.zone.ID, DNSName: "api.example.com.", EvaluateTargetHealth: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.Route53().SetRecord(r.zone.ID, awsfake.Record{Name: "www.example.com.", Type: "A", SetIdentifier: "catch-all", Failover: "SECONDARY",
+		Alias: &awsfake.Alias{HostedZoneID: "Z3AQBSTGFYJSTF", DNSName: "s3-website-us-east-1.amazonaws.com."}}); err != nil {
+		t.Fatal(err)
+	}
 	e := newEnvKeep(t, keep, steps...)
 	b, err := os.ReadFile(e.cfg)
 	if err != nil {
@@ -449,6 +459,7 @@ func newRoute53Env(t *testing.T, keep string, steps ...string) *r53Env {
           blue: {alias: %s, zone: Z35SXDOTRQ7X7K}
           green: {alias: %s, zone: Z35SXDOTRQ7X7K}
         target_groups: {blue: %s, green: %s}
+        failover_record: www.example.com.
     health:
 `, r.zone.ID, r53TTL, dns[0], dns[1], r.blueTG.ARN, r.greenTG.ARN), 1)
 	cfg = strings.Replace(cfg, "    quiet_period: 1s\n", "    quiet_period: 3s\n", 1)
@@ -652,4 +663,25 @@ func TestAWSALBKill9MidDeploymentResumesWithoutFailedRequests(t *testing.T) {
 		t.Errorf("the restarted daemon took its own weights for a console change:\n%s", out)
 	}
 	t.Logf("kill -9 at 10%%, restart, promoted: %d requests through the fake ALB, %d failed", tr.ok.Load()+tr.failed.Load(), tr.failed.Load())
+}
+
+func TestAWSRoute53MissingCatchAllRefusedAtStart(t *testing.T) {
+	r := newRoute53Env(t, "1h")
+	// Point failover_record at a name with no failover pair: the daemon
+	// must say what is missing and not start.
+	b, err := os.ReadFile(r.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(r.cfg, []byte(strings.Replace(string(b), "failover_record: www.example.com.", "failover_record: shop.example.com.", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "serve", "-c", r.cfg)
+	cmd.Env = append(os.Environ(), r.fake.Env()...)
+	out, err := cmd.CombinedOutput()
+	if err == nil || ctx.Err() != nil || !strings.Contains(string(out), "shop.example.com.: no PRIMARY failover record") {
+		t.Fatalf("cutover serve with no catch-all record: err %v, output:\n%s", err, out)
+	}
 }

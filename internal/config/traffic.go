@@ -62,6 +62,10 @@ type Route53 struct {
 	// TargetGroups optionally name each colour's ALB target group, whose
 	// CloudWatch metrics feed the analysis and the quiet check.
 	TargetGroups ColorARNs
+	// FailoverRecord, when set, names the failover pair (PRIMARY: an
+	// alias of Record; SECONDARY: the static catch-all site) that is
+	// verified at start.
+	FailoverRecord string
 }
 
 // RecordTargets holds each colour's record target.
@@ -112,8 +116,9 @@ func (d *decoder) traffic(n *yaml.Node, key string, t *Traffic) {
 				"targets": func(key string, n *yaml.Node) {
 					d.mapping(n, key, fields{"blue": target(&r.Targets.Blue), "green": target(&r.Targets.Green)})
 				},
-				"preview_record": d.str(&r.PreviewRecord),
-				"target_groups":  d.colorARNs(&r.TargetGroups),
+				"preview_record":  d.str(&r.PreviewRecord),
+				"target_groups":   d.colorARNs(&r.TargetGroups),
+				"failover_record": d.str(&r.FailoverRecord),
 			})
 		},
 	})
@@ -159,6 +164,7 @@ func (v *validator) traffic(key string, s *Service) {
 		}
 		v.dnsName(k+".record", r.Record, true)
 		v.dnsName(k+".preview_record", r.PreviewRecord, false)
+		v.dnsName(k+".failover_record", r.FailoverRecord, false)
 		switch r.Type {
 		case "A", "AAAA":
 			for _, c := range []struct {

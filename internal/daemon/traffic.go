@@ -144,6 +144,15 @@ func (d *Daemon) startTraffic(ctx context.Context, stateDir string, sc *config.S
 			return nil, err
 		}
 		out.router, run = r, r.Run
+		if rt.FailoverRecord != "" {
+			vctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			site, err := r.VerifyFailover(vctx, rt.FailoverRecord)
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("service %s: traffic.route53.failover_record: %w", sc.Name, err)
+			}
+			log.Info("failover to the catch-all site verified", "record", rt.FailoverRecord, "secondary", site)
+		}
 	}
 	tctx, cancel := context.WithCancel(ctx)
 	out.cancel = cancel

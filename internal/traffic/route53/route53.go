@@ -480,3 +480,47 @@ func (r *Router) Run(ctx context.Context) {
 		}
 	}
 }
+
+// VerifyFailover checks, at start, that name has the failover pair the
+// write-ups build for a catch-all site: a PRIMARY record that is an alias
+// of the weighted record, and a SECONDARY record (the static site, e.g.
+// an S3 website endpoint) that answers when the primary is unhealthy. It
+// returns the SECONDARY's target, or an error saying what is missing.
+func (r *Router) VerifyFailover(ctx context.Context, name string) (string, error) {
+	name = fqdn(name)
+	out, err := r.opts.Client.ListResourceRecordSets(ctx, &r53.ListResourceRecordSetsInput{HostedZoneId: aws.String(r.opts.ZoneID),
+		StartRecordName: aws.String(name), MaxItems: aws.Int32(20)})
+	if err != nil {
+		return "", fmt.Errorf("failover record %s: ListResourceRecordSets: %w", name, err)
+	}
+	var primary, secondary *types.ResourceRecordSet
+	for i := range out.ResourceRecordSets {
+		rs := &out.ResourceRecordSets[i]
+		if fqdn(aws.ToString(rs.Name)) != name {
+			continue
+		}
+		switch rs.Failover {
+		case types.ResourceRecordSetFailoverPrimary:
+			primary = rs
+		case types.ResourceRecordSetFailoverSecondary:
+			secondary = rs
+		}
+	}
+	switch {
+	case primary == nil:
+		return "", fmt.Errorf("failover record %s: no PRIMARY failover record in zone %s (it should be an alias of %s)", name, r.opts.ZoneID, r.opts.Record)
+	case primary.AliasTarget == nil || fqdn(aws.ToString(primary.AliasTarget.DNSName)) != r.opts.Record:
+		return "", fmt.Errorf("failover record %s: the PRIMARY record does not alias %s, the weighted records cutover moves", name, r.opts.Record)
+	case primary.AliasTarget != nil && !primary.AliasTarget.EvaluateTargetHealth && primary.HealthCheckId == nil:
+		return "", fmt.Errorf("failover record %s: the PRIMARY record has no health check and does not evaluate target health: the catch-all would never answer", name)
+	case secondary == nil:
+		return "", fmt.Errorf("failover record %s: no SECONDARY failover record (the static catch-all site) in zone %s", name, r.opts.ZoneID)
+	}
+	if secondary.AliasTarget != nil {
+		return aws.ToString(secondary.AliasTarget.DNSName), nil
+	}
+	if len(secondary.ResourceRecords) > 0 {
+		return aws.ToString(secondary.ResourceRecords[0].Value), nil
+	}
+	return "", nil
+}
