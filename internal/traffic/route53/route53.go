@@ -467,7 +467,12 @@ func (r *Router) Run(ctx context.Context) {
 				r.mu.Lock()
 				r.drift = err.Error()
 				r.mu.Unlock()
-			} else if want != nil && pending != "" {
+			} else {
+				r.mu.Lock()
+				r.drift = ""
+				r.mu.Unlock()
+			}
+			if want != nil && pending != "" && r.TrafficStatus().Drift == "" {
 				if _, err := r.write(ctx, want); err == nil {
 					r.log.Info("pending split written", "weights", want)
 				}
