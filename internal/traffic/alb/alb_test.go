@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
 	"github.com/cutover/cutover/internal/awsfake"
 	"github.com/cutover/cutover/internal/deploy"
@@ -190,4 +192,48 @@ func canceled(ctx context.Context) context.Context {
 	c, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	go func() { <-c.Done(); cancel() }()
 	return c
+}
+
+func TestGroupStickinessKeptAsTheUserSetIt(t *testing.T) {
+	f := newFixture(t)
+	hs, _ := f.fake.ELB().Health(f.blue.ARN)
+	if err := f.fake.ELB().RegisterTarget(f.green.ARN, hs[0].ID, hs[0].Port); err != nil {
+		t.Fatal(err)
+	}
+	c := elb.NewFromConfig(f.fake.Config())
+	ctx := context.Background()
+	_, err := c.ModifyListener(ctx, &elb.ModifyListenerInput{ListenerArn: aws.String(f.ln.ARN), DefaultActions: []types.Action{{
+		Type: types.ActionTypeEnumForward, ForwardConfig: &types.ForwardActionConfig{
+			TargetGroups:                []types.TargetGroupTuple{{TargetGroupArn: aws.String(f.blue.ARN), Weight: aws.Int32(999)}, {TargetGroupArn: aws.String(f.green.ARN), Weight: aws.Int32(0)}},
+			TargetGroupStickinessConfig: &types.TargetGroupStickinessConfig{Enabled: aws.Bool(true), DurationSeconds: aws.Int32(120)}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.router(t, "")
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		r.Run(canceled(ctx))
+		if h, _ := r.Healthy(route.Green); h == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("green never healthy")
+		}
+	}
+	if err := r.SetSplit(route.Blue, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetSplit(route.Blue, 10); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.DescribeListeners(ctx, &elb.DescribeListenersInput{ListenerArns: []string{f.ln.ARN}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := out.Listeners[0].DefaultActions[0].ForwardConfig
+	if fc == nil || fc.TargetGroupStickinessConfig == nil || !aws.ToBool(fc.TargetGroupStickinessConfig.Enabled) || aws.ToInt32(fc.TargetGroupStickinessConfig.DurationSeconds) != 120 {
+		t.Fatalf("stickiness not kept: %+v", fc)
+	}
+	if w := alb.Weights(out.Listeners[0].DefaultActions[0]); w[f.green.ARN] != 100 {
+		t.Errorf("weights %v, want green 100", w)
+	}
 }
