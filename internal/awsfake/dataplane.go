@@ -46,6 +46,7 @@ type rule struct {
 // routeTable is the immutable snapshot the request path reads: the rules
 // by priority, then the default action.
 type routeTable struct {
+	port  int
 	rules []tableRule
 	def   resolved
 }
@@ -68,6 +69,7 @@ type resolved struct {
 type ctxKey struct{}
 
 type hop struct {
+	port   int // the listener's port as the API reports it
 	tg     *targetGroup
 	t      *target
 	start  time.Time
@@ -95,6 +97,10 @@ func (e *ELB) newListener(lb *loadBalancer, port int, as actions) (*listener, er
 			pr.SetURL(&url.URL{Scheme: "http", Host: h.t.addr})
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
+			pr.Out.Header.Set("X-Forwarded-Port", strconv.Itoa(h.port))
+			if pr.Out.Header.Get("X-Amzn-Trace-Id") == "" {
+				pr.Out.Header.Set("X-Amzn-Trace-Id", fmt.Sprintf("Root=1-%08x-%s", time.Now().Unix(), randomID(12)))
+			}
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			h := resp.Request.Context().Value(ctxKey{}).(*hop)
@@ -132,7 +138,7 @@ func (l *listener) url() string { return "http://" + l.ln.Addr().String() }
 // rules and swaps it in atomically: requests in flight finish on the old
 // table, the next request uses the new one, none is refused.
 func (e *ELB) republishLocked(l *listener) {
-	tb := &routeTable{def: e.resolveLocked(l.actions)}
+	tb := &routeTable{port: l.port, def: e.resolveLocked(l.actions)}
 	var rs []*rule
 	for _, r := range e.rules {
 		if r.listener == l {
@@ -191,7 +197,8 @@ const (
 // target stickiness cookie), forwards, and records the outcome.
 func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	act := l.table.Load().match(r)
+	tb := l.table.Load()
+	act := tb.match(r)
 	switch act.typ {
 	case "fixed-response":
 		l.e.stats.record(l.lb.dimension(), "", start, false, 0, act.fixed.status, 0)
@@ -219,7 +226,7 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		l.elbError(w, tg.dimension(), start, http.StatusServiceUnavailable)
 		return
 	}
-	h := &hop{tg: tg, t: t, start: time.Now()}
+	h := &hop{port: tb.port, tg: tg, t: t, start: time.Now()}
 	t.inflight.Add(1)
 	l.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, h)))
 	t.inflight.Add(-1)

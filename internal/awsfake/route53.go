@@ -28,6 +28,7 @@ type Route53 struct {
 	delay   time.Duration
 	zones   map[string]*zone
 	changes map[string]*change
+	pending []*change // submitted, not yet INSYNC, oldest first
 	// unhealthy lists health check ids the test marked failing.
 	unhealthy map[string]bool
 }
@@ -149,11 +150,25 @@ func (r *Route53) SetRecord(zoneID string, rec Record) error {
 	if z == nil {
 		return noSuchZone(zoneID)
 	}
-	next, err := applyChanges(z, []rrChange{{action: "UPSERT", rec: rec}})
+	up := []rrChange{{action: "UPSERT", rec: rec}}
+	next, err := applyChanges(z, up)
 	if err != nil {
 		return err
 	}
-	z.records, z.served = next, next
+	z.records = next
+	// The name servers and the changes still on their way get it too, so
+	// that a PENDING change does not undo it when it syncs.
+	if served, err := applyChanges(&zone{id: z.id, name: z.name, records: z.served}, up); err == nil {
+		z.served = served
+	}
+	for _, c := range r.pending {
+		if c.zone != z {
+			continue
+		}
+		if res, err := applyChanges(&zone{id: z.id, name: z.name, records: c.result}, up); err == nil {
+			c.result = res
+		}
+	}
 	return nil
 }
 
@@ -227,14 +242,9 @@ func (r *Route53) Resolve(zoneID, name, typ string) (rec Record, ok bool) {
 // syncLocked applies to the name servers the changes whose delay has passed.
 func (r *Route53) syncLocked() {
 	now := time.Now()
-	var due []*change
-	for _, c := range r.changes {
-		if !c.applied && !now.Before(c.insync) {
-			due = append(due, c)
-		}
-	}
-	sort.Slice(due, func(i, j int) bool { return due[i].submitted.Before(due[j].submitted) })
-	for _, c := range due {
+	for len(r.pending) > 0 && !now.Before(r.pending[0].insync) {
+		c := r.pending[0]
+		r.pending = r.pending[1:]
 		c.applied = true
 		c.zone.served = c.result
 	}
@@ -454,6 +464,11 @@ func (r *Route53) apiChange(zoneID string, body []byte) (any, error) {
 	c := &change{id: upperID("C", 19), zone: z, submitted: now, insync: now.Add(r.delay), comment: in.ChangeBatch.Comment, result: next}
 	z.records = next
 	r.changes[c.id] = c
+	// A later change never syncs before an earlier one.
+	if n := len(r.pending); n > 0 && c.insync.Before(r.pending[n-1].insync) {
+		c.insync = r.pending[n-1].insync
+	}
+	r.pending = append(r.pending, c)
 	r.syncLocked()
 	return struct {
 		XMLName    xml.Name      `xml:"ChangeResourceRecordSetsResponse"`

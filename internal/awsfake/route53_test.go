@@ -186,3 +186,32 @@ func TestRoute53Failover(t *testing.T) {
 		t.Errorf("failed primary: %v", r)
 	}
 }
+
+// TestRoute53ConsoleChangeSurvivesPendingChange changes a record "in the
+// console" while an API change is PENDING: once the change syncs, the
+// console's edit is still there.
+func TestRoute53ConsoleChangeSurvivesPendingChange(t *testing.T) {
+	fake := awsfake.NewTest(t, awsfake.Options{ChangeSyncDelay: 200 * time.Millisecond})
+	z := fake.Route53().CreateHostedZone("example.com")
+	c := route53.NewFromConfig(fake.Config())
+	_, err := c.ChangeResourceRecordSets(context.Background(), &route53.ChangeResourceRecordSetsInput{HostedZoneId: aws.String(z.ID), ChangeBatch: &r53types.ChangeBatch{
+		Changes: []r53types.Change{change(r53types.ChangeActionCreate, weighted("blue", 100, "blue.example.net"))}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.Route53().SetRecord(z.ID, awsfake.Record{Name: "api.example.com", Type: "CNAME", SetIdentifier: "green", Weight: aws.Int64(100), TTL: aws.Int64(60), Values: []string{"green.example.net"}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := fake.Route53().Resolve(z.ID, "api.example.com", "CNAME"); r.SetIdentifier != "green" {
+		t.Fatalf("before the API change synced, a client got %q, want green", r.SetIdentifier)
+	}
+	time.Sleep(300 * time.Millisecond)
+	n := map[string]int{}
+	for i := 0; i < 400; i++ {
+		r, _ := fake.Route53().Resolve(z.ID, "api.example.com", "CNAME")
+		n[r.SetIdentifier]++
+	}
+	if n["blue"] == 0 || n["green"] == 0 {
+		t.Errorf("after sync, clients got %v, want both", n)
+	}
+}
