@@ -44,8 +44,8 @@
 // forwards to the group. The data plane picks a group by weight per
 // request, a target round-robin among the healthy ones (all unhealthy:
 // "fail open" to them; none: 503 from the load balancer), proxies over
-// keep-alive connections, and swaps route tables atomically on every
-// change. Validation: ARN shapes, missing members, weights 0..999,
+// keep-alive connections (adding X-Forwarded-For/Proto/Port and
+// X-Amzn-Trace-Id), and swaps route tables atomically on every change. Validation: ARN shapes, missing members, weights 0..999,
 // duplicate groups, a group already used by another load balancer
 // (TargetGroupAssociationLimit), unknown resources (TargetGroupNotFound,
 // ListenerNotFound, RuleNotFound, LoadBalancerNotFound).
@@ -53,7 +53,8 @@
 // CloudWatch: GetMetricData (MetricStat queries) and GetMetricStatistics
 // over AWS/ApplicationELB RequestCount, HTTPCode_Target_{2,3,4,5}XX_Count,
 // HTTPCode_ELB_{4,5}XX_Count and TargetResponseTime with Sum, SampleCount,
-// Average, Minimum, Maximum and pNN, from the data plane's records, per
+// Average, Minimum, Maximum and pNN, from the data plane's records
+// (RequestCount counts only requests for which a target was chosen), per
 // period aligned on the epoch, newest first unless ScanBy says otherwise,
 // published only once a whole storage interval (1 s, or 60 s as AWS) has
 // ended and the delay has passed. Dimensions are AWS's: TargetGroup
