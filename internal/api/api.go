@@ -128,6 +128,9 @@ type DeployRequest struct {
 	// Env is the release's own environment, optional: its instances get
 	// it over the service's configured env; history keeps only hashes.
 	Env map[string]string `json:"env,omitempty"`
+	// AllowDrift deploys even when the drift check finds the colours'
+	// settings differ (runtime asg; see WithAllowDrift).
+	AllowDrift bool `json:"allow_drift,omitempty"`
 }
 
 // InstanceRequest is the body of POST and DELETE /v1/services/{name}/instances.

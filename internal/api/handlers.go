@@ -78,7 +78,11 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) error {
 	if err := deploy.ValidateEnv(req.Env); err != nil {
 		return errorf(http.StatusBadRequest, CodeInvalid, strings.TrimPrefix(err.Error(), deploy.ErrInvalid.Error()+": "))
 	}
-	d, err := s.b.Deploy(r.Context(), name, req.Version, req.Strategy, ActorUser, req.Env)
+	ctx := r.Context()
+	if req.AllowDrift {
+		ctx = WithAllowDrift(ctx)
+	}
+	d, err := s.b.Deploy(ctx, name, req.Version, req.Strategy, ActorUser, req.Env)
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,11 @@ type opts struct {
 	acceptEmptyStore bool
 	// stopInstances is serve's --stop-instances-on-exit.
 	stopInstances bool
+
+	// allowDrift is deploy's --allow-drift.
+	allowDrift bool
+	// dryRun is deploy's --dry-run.
+	dryRun bool
 }
 
 // tree builds the command tree of one invocation: its flags write into a,
@@ -96,6 +101,8 @@ func (a *app) commands() []*cobra.Command {
 	_ = deployCmd.RegisterFlagCompletionFunc("strategy", // the flag exists: no error
 		cobra.FixedCompletions([]string{deploy.StrategyAllAtOnce, deploy.StrategyCanary10, deploy.StrategyLinear10}, cobra.ShellCompDirectiveNoFileComp))
 	deployCmd.Flags().StringArrayVar(&o.env, "env", nil, "KEY=VALUE for this release's instances, over the configured env (repeat it); history keeps only a hash of the value")
+	deployCmd.Flags().BoolVar(&o.allowDrift, "allow-drift", false, "deploy even when the drift check finds blue and green differ (runtime asg: subnets, instance type, security groups, IAM profile, health checks, tags)")
+	deployCmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "print the AWS calls the deployment would make (traffic.alb, traffic.route53), from the config file; change nothing")
 	deployCmd.Flags().StringVar(&o.envFile, "env-file", "", "a file of KEY=VALUE lines for this release's instances (--env wins over it)")
 	jsonFlag(deployCmd, o)
 	daemonConfigFlag(deployCmd, o)

@@ -13,6 +13,9 @@ import (
 
 func (a *app) deploy(o *opts, pos []string) int {
 	service, version := pos[0], pos[1]
+	if o.dryRun {
+		return a.dryRun(o, service, version)
+	}
 	env, err := releaseEnv(o.envFile, o.env)
 	if err != nil {
 		return a.usageError(nil, fmt.Sprintf("deploy %s %s: %v", service, version, err))
@@ -38,7 +41,7 @@ func (a *app) deploy(o *opts, pos []string) int {
 	}
 
 	ctx, cancel := a.callCtx()
-	d, err := c.DeployRelease(ctx, service, api.DeployRequest{Version: version, Strategy: o.strategy, Env: env})
+	d, err := c.DeployRelease(ctx, service, api.DeployRequest{Version: version, Strategy: o.strategy, Env: env, AllowDrift: o.allowDrift})
 	cancel()
 	if err != nil {
 		return a.fail(fmt.Errorf("deploy %s %s: %w", service, version, err))

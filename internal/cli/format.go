@@ -43,6 +43,9 @@ func writeStatusTable(w io.Writer, sts []deploy.Status, loc *time.Location) erro
 				return err
 			}
 		}
+		if err := writeTraffic(w, st, loc); err != nil {
+			return err
+		}
 	}
 	return nil
 }

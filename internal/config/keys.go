@@ -22,6 +22,7 @@ func (s *Service) Settings() []Setting {
 		{"instances", s.Instances},
 		{"start", s.Start},
 		{"runtime", s.Runtime},
+		{"traffic", s.Traffic},
 		{"health", s.Health},
 		{"timeouts", s.Timeouts},
 		{"drain_timeout", s.DrainTimeout},

@@ -44,6 +44,7 @@ func (d *decoder) service(n *yaml.Node, key string, s *Service) {
 			d.mapping(n, key, fields{"parallel": d.int(&s.Start.Parallel)})
 		},
 		"runtime": func(key string, n *yaml.Node) { d.runtime(n, key, &s.Runtime) },
+		"traffic": func(key string, n *yaml.Node) { d.traffic(n, key, &s.Traffic) },
 		"health": func(key string, n *yaml.Node) {
 			h := &s.Health
 			d.mapping(n, key, fields{
@@ -124,6 +125,7 @@ func (d *decoder) runtime(n *yaml.Node, key string, r *Runtime) {
 				},
 			})
 		},
+		"asg": func(key string, n *yaml.Node) { d.asg(n, key, r) },
 		"upstream_tls": func(key string, n *yaml.Node) {
 			if isNull(n) {
 				return
@@ -167,6 +169,7 @@ func (d *decoder) strategy(n *yaml.Node, key string, s *Strategy) {
 				"max_error_rate":  d.percent(&a.MaxErrorRate),
 				"max_p99_latency": d.duration(&a.MaxP99Latency),
 				"min_requests":    d.int(&a.MinRequests),
+				"alarms":          d.strs(&a.Alarms),
 			})
 		},
 		"progress_deadline": d.duration(&s.ProgressDeadline),

@@ -62,6 +62,9 @@ type Service struct {
 	Start Start
 	// Runtime says what starts the instances (processes or static addresses).
 	Runtime Runtime
+	// Traffic says what moves public traffic: the embedded router (zero
+	// value), an ALB or Route53 (traffic.go).
+	Traffic Traffic
 	// Health configures the active checks every instance must pass.
 	Health Health
 	// Timeouts protect the router from slow clients and instances.
@@ -96,6 +99,8 @@ type TLS struct {
 type Runtime struct {
 	Process *Process
 	Static  *Static
+	// ASG makes two Auto Scaling groups the pools (asg.go).
+	ASG *ASG
 	// UpstreamTLS, when set, makes the router talk HTTPS to instances.
 	UpstreamTLS *UpstreamTLS
 }
@@ -208,6 +213,9 @@ type Analysis struct {
 	MaxErrorRate  float64       // fraction; default 0.01
 	MaxP99Latency time.Duration // default 1s; 0 disables the latency check
 	MinRequests   int           // default 50
+	// Alarms are CloudWatch alarm names; any in ALARM during a step rolls
+	// the deployment back.
+	Alarms []string
 }
 
 // Hooks are what runs at lifecycle points of a deployment, each list in

@@ -184,6 +184,7 @@ func (v *validator) service(key, name string, s *Service) {
 	}
 	v.startParallel(key+".start.parallel", s.Start.Parallel, s.Instances)
 	v.runtime(key+".runtime", s.Runtime)
+	v.traffic(key+".traffic", s)
 	v.health(key+".health", s.Health)
 	v.positive(key+".timeouts.read_header", s.Timeouts.ReadHeader)
 	v.positive(key+".timeouts.idle", s.Timeouts.Idle)
@@ -243,11 +244,17 @@ func (v *validator) notNegative(key string, d time.Duration) {
 }
 
 func (v *validator) runtime(key string, r Runtime) {
-	switch {
-	case r.Process == nil && r.Static == nil:
-		v.add(key, "needs one of process (local processes) or static (fixed addresses)")
-	case r.Process != nil && r.Static != nil:
-		v.add(key, "sets both process and static; choose one")
+	switch set := runtimesSet(r); len(set) {
+	case 0:
+		v.add(key, "needs one of process (local processes), static (fixed addresses) or asg (Auto Scaling groups)")
+	case 1:
+	case 2:
+		v.add(key, "sets both %s and %s; choose one", set[0], set[1])
+	default:
+		v.add(key, "sets %s; choose one", strings.Join(set, ", "))
+	}
+	if r.ASG != nil {
+		v.asg(key+".asg", r.ASG)
 	}
 	if p := r.Process; p != nil {
 		pk := key + ".process"

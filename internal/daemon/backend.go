@@ -84,6 +84,9 @@ func (d *Daemon) Deploy(ctx context.Context, name, version, strategy, actor stri
 	if err != nil {
 		return deploy.Deployment{}, err
 	}
+	if err := checkDrift(ctx, svc, version); err != nil {
+		return deploy.Deployment{}, err
+	}
 	dep, err := svc.ctrl.Deploy(ctx, version, strategy, actor, env)
 	return dep, classify(err)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/cutover/cutover/internal/proxy"
 	"github.com/cutover/cutover/internal/route"
 	"github.com/cutover/cutover/internal/runtime"
+	"github.com/cutover/cutover/internal/runtime/asg"
 	"github.com/cutover/cutover/internal/runtime/process"
 	"github.com/cutover/cutover/internal/runtime/static"
 	"github.com/cutover/cutover/internal/sockets"
@@ -41,6 +43,9 @@ type service struct {
 	ctrlDone chan struct{}
 	// traffic is the last quarter hour of public traffic (history.go).
 	traffic *trafficHistory
+	// aws is the AWS traffic driver (traffic.alb, traffic.route53), nil
+	// for the embedded router; set by startControl.
+	aws *awsTraffic
 }
 
 // settings is what the service's controller follows under sc: its
@@ -48,6 +53,9 @@ type service struct {
 // the hooks when the runtime is the process one.
 func (svc *service) settings(sc *config.Service) deploy.Settings {
 	s := controllerSettings(sc)
+	if !sc.Traffic.Embedded() {
+		s.Policy.LatencyFactor = cloudWatchLatencyFactor
+	}
 	if p, ok := svc.driver.(*process.Driver); ok {
 		s.Hooks.Secrets = p.HookEnv
 	}
@@ -70,6 +78,9 @@ func (l listener) Pool(color route.Color, version string, insts []runtime.Instan
 		backends[i] = proxy.Backend{ID: in.ID, Addr: in.Addr}
 	}
 	l.svc.router.SetPool(color, version, backends)
+	if l.svc.cfg.Load().Runtime.Process != nil {
+		l.svc.aws.registerTargets(color, insts, l.svc.log)
+	}
 	l.svc.log.Info("pool changed", "color", color, "version", version, "instances", len(insts))
 }
 
@@ -142,7 +153,17 @@ func (d *Daemon) startControl(ctx context.Context, stateDir string, sc *config.S
 	var (
 		proc *process.Driver
 		stat *static.Driver
+		// groups is the asg runtime.
+		groups *asg.Driver
 	)
+	var router deploy.Router = r
+	tr, err := d.startTraffic(ctx, stateDir, sc, r, alarmGate(svc), component("traffic"), os.Getenv)
+	if err != nil {
+		return err
+	}
+	if tr != nil {
+		svc.aws, router = tr, tr.router
+	}
 	switch {
 	case sc.Runtime.Process != nil:
 		drv, err := process.New(processOptions(sc, tlsConf, stateDir, lis, component("runtime"), d.ports))
@@ -150,6 +171,16 @@ func (d *Daemon) startControl(ctx context.Context, stateDir string, sc *config.S
 			return err
 		}
 		svc.driver, proc = drv, drv
+	case sc.Runtime.ASG != nil:
+		o, err := asgOptions(ctx, sc, lis, component("runtime"))
+		if err != nil {
+			return err
+		}
+		drv, err := asg.New(o)
+		if err != nil {
+			return err
+		}
+		svc.driver, groups = drv, drv
 	default:
 		drv, err := static.New(staticOptions(sc, tlsConf, lis, component("runtime"), registrationStore{d.currentStore()}))
 		if err != nil {
@@ -159,7 +190,7 @@ func (d *Daemon) startControl(ctx context.Context, stateDir string, sc *config.S
 	}
 	ctrl, err := deploy.New(deploy.Options{
 		Settings:   svc.settings(sc),
-		Router:     r,
+		Router:     router,
 		Runtime:    svc.driver,
 		Store:      stateStore{d.currentStore()},
 		Logger:     component("controller"),
@@ -176,6 +207,10 @@ func (d *Daemon) startControl(ctx context.Context, stateDir string, sc *config.S
 	}
 	if proc != nil {
 		if err := d.adoptProcesses(ctx, svc, proc, stateDir); err != nil {
+			return err
+		}
+	} else if groups != nil {
+		if err := d.adoptGroups(ctx, svc, groups); err != nil {
 			return err
 		}
 	} else if err := restartStaticPools(svc, stat); err != nil {
@@ -201,6 +236,7 @@ func (d *Daemon) runControl(ctx context.Context, svc *service, wg *sync.WaitGrou
 func (svc *service) stopControl() {
 	svc.stopCtrl()
 	<-svc.ctrlDone
+	svc.aws.stop()
 }
 
 // adoptProcesses takes over the instances a previous daemon left running,

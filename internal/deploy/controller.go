@@ -342,6 +342,9 @@ func (c *Controller) Status() Status {
 		}
 	}
 	downStatus(&s, st)
+	if tr, ok := c.opts.Router.(TrafficReporter); ok {
+		s.Traffic = tr.TrafficStatus()
+	}
 	return s
 }
 

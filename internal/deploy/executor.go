@@ -144,6 +144,9 @@ func nextWake(st State, now time.Time) time.Time {
 			earliest(r.NextAnalysis)
 		}
 	}
+	if r := st.Run; r != nil {
+		earliest(r.SettleAt)
+	}
 	if r := st.Run; r != nil && st.Phase == PhaseRollingBack {
 		earliest(r.RetryAt)
 	}
@@ -244,9 +247,13 @@ func (c *Controller) perform(ctx context.Context, st State, a Action) {
 	case ActSetSplit:
 		if err := c.opts.Router.SetSplit(a.Live, a.Weight); err != nil {
 			c.log.Error("router refused the split", "color", a.Live, "weight", a.Weight, "err", err)
-			if st.Run != nil && st.Phase == PhaseShifting {
+			if st.Run != nil && st.Phase == PhaseShifting && routerPauses(err) {
+				c.queue(Observation{Kind: ObsPause, Actor: ActorController, Err: fmt.Sprintf("the router could not set %g%%: %v", a.Weight, err)})
+			} else if st.Run != nil && st.Phase == PhaseShifting {
 				c.PoolFailed(st.Run.Candidate.Color, st.Run.Candidate.Version, fmt.Errorf("router refused %g%%: %w", a.Weight, err))
 			}
+		} else {
+			c.afterSplit(st)
 		}
 	case ActSetPreview:
 		c.setPreview(a.Color)

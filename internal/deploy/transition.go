@@ -31,6 +31,7 @@ const (
 	ObsHookDone   ObsKind = "hook_done"   // one hook of the current job passed (Hook, Detail, Output)
 	ObsTick       ObsKind = "tick"        // a deadline may have passed
 	ObsRestart    ObsKind = "restart"     // the daemon restarted with a persisted state
+	ObsSettled    ObsKind = "settled"     // the router applied a step's split; clients follow after Settle
 )
 
 // The actors recorded on events.
@@ -72,6 +73,10 @@ type Observation struct {
 	Output string
 	// Hook is how many hooks of the current job have passed (ObsHookDone).
 	Hook int
+	// Step (index) and Settle say which step's split the router applied
+	// and how long its clients take to follow it (ObsSettled).
+	Step   int
+	Settle time.Duration
 	// Hooks says which hook lists that have jobs only when they hold
 	// hooks are configured; the executor sets it on every observation.
 	Hooks HookSet
@@ -278,7 +283,13 @@ func Transition(st State, ev Observation) (State, []Action) {
 	case ObsPause:
 		t.st.Phase = PhasePaused
 		t.st.Run.PausedAt = ev.Now
-		t.event(EventPaused, fmt.Sprintf("paused at step %d (%g%%)", t.st.Run.Step+1, t.st.Weight), nil)
+		msg := fmt.Sprintf("paused at step %d (%g%%)", t.st.Run.Step+1, t.st.Weight)
+		if ev.Err != "" {
+			msg += " by the controller: " + ev.Err
+		}
+		t.event(EventPaused, msg, nil)
+	case ObsSettled:
+		t.settled()
 	case ObsResume:
 		t.resume()
 	case ObsAbort:
@@ -847,6 +858,7 @@ func (t *txn) tick() {
 		t.maybeRetire()
 		return
 	}
+	t.settleBase()
 	stepOver := t.st.Phase == PhaseShifting && !run.StepUntil.IsZero() && !now.Before(run.StepUntil)
 	if !now.Before(run.NextAnalysis) || (stepOver && (run.Verdict == nil || run.Verdict.At.Before(run.StepUntil))) {
 		for !run.NextAnalysis.After(now) {
@@ -861,6 +873,16 @@ func (t *txn) tick() {
 	}
 	v := run.Verdict
 	if v != nil && v.Result == ResultPass {
+		if why := capacityShort(t.st, t.ev); why != "" {
+			if !now.Before(run.Deadline) {
+				t.rollback(OutcomeRolledBack, fmt.Sprintf("progress deadline: step %d (%g%%) passed but the shift cannot go on after %s: %s",
+					run.Step+1, t.st.Weight, t.st.Policy.ProgressDeadline, why), v)
+			}
+			// Held until the candidate has live's capacity; the live
+			// stream says so at every tick, like the verdicts.
+			t.emit(EventVerdict, fmt.Sprintf("step %d (%g%%) passed; holding: %s", run.Step+1, t.st.Weight, why), v)
+			return
+		}
 		t.event(EventDecision, fmt.Sprintf("step %d (%g%%) passed: %s", run.Step+1, t.st.Weight, v.Reason), v)
 		if run.Step+1 < len(run.Steps) {
 			t.enterStep(run.Step + 1)
@@ -890,7 +912,7 @@ func (t *txn) analyse() bool {
 		run.Base = t.ev.Counts // the router's counters were reset
 	}
 	p := t.st.Policy
-	crit := analysis.Criteria{MaxErrorRate: p.MaxErrorRate, MaxP99Latency: p.MaxP99Latency, MinRequests: p.MinRequests,
+	crit := analysis.Criteria{MaxErrorRate: p.MaxErrorRate, MaxP99Latency: p.MaxP99Latency, MinRequests: p.MinRequests, LatencyFactor: p.LatencyFactor,
 		CandidateLabel: cand.String(), BaselineLabel: live.String()}
 	av := analysis.Evaluate(crit, cc.Sub(run.Base[cand]), lc.Sub(run.Base[live]), window)
 	v := &Verdict{Result: Result(av.Result), Reason: av.Reason, PValue: av.PValue, At: now,

@@ -88,6 +88,9 @@ type Status struct {
 	// while an up starts the live pool.
 	Stopping bool `json:"stopping,omitempty"`
 	Starting bool `json:"starting,omitempty"`
+	// Traffic is what the traffic engine (ALB, Route53) actually does, as
+	// its router last read it; nil for the embedded router.
+	Traffic *TrafficStatus `json:"traffic,omitempty"`
 }
 
 // Result is an analysis verdict's outcome.
@@ -248,6 +251,11 @@ type Policy struct {
 	ProgressDeadline time.Duration `json:"progress_deadline"`
 	KeepPrevious     time.Duration `json:"keep_previous"`
 	QuietPeriod      time.Duration `json:"quiet_period"`
+	// LatencyFactor is analysis.Criteria's: 0 for its default (2), < 0
+	// disables the comparison with live's p99, as the daemon does when
+	// the figures are CloudWatch's per-period percentiles, too coarse
+	// for it; max_p99_latency still applies.
+	LatencyFactor float64 `json:"latency_factor,omitempty"`
 }
 
 // Step is one resolved stage of a deployment's shift.
@@ -286,7 +294,11 @@ type Run struct {
 	// the candidate was the only healthy pool, runs again; Retries counts
 	// those deferrals.
 	RetryAt time.Time `json:"retry_at,omitzero"`
-	Retries int       `json:"retries,omitempty"`
+	// SettleAt, when set, is when the step's weights have reached the
+	// clients (a router that settles: DNS TTL); the analysis baseline is
+	// taken again then.
+	SettleAt time.Time `json:"settle_at,omitzero"`
+	Retries  int       `json:"retries,omitempty"`
 }
 
 // JobKind names the slow work a state requires.
