@@ -400,7 +400,7 @@ func TestParseProblems(t *testing.T) {
 		}},
 		{"missing listen and runtime", "services:\n  web: {}\n", []string{
 			"F:2: services.web.listen: required (an address like 127.0.0.1:8080)",
-			"F:2: services.web.runtime: needs one of process (local processes) or static (fixed addresses)",
+			"F:2: services.web.runtime: needs one of process (local processes), docker (containers) or static (fixed addresses)",
 		}},
 		{"listen not host:port", "services:\n  web:\n    listen: 8080\n    runtime: {static: {}}\n", []string{
 			"F:3: services.web.listen: must be a string, got 8080",
@@ -419,7 +419,7 @@ services:
 			"F:5: services.c.preview_listen: 127.0.0.1:8081 is already used by services.c.listen (line 5)",
 		}},
 		{"both runtimes", "services:\n  web:\n    listen: :80\n    runtime:\n      process: {command: [a]}\n      static: {}\n", []string{
-			"F:5: services.web.runtime: sets both process and static; choose one",
+			"F:5: services.web.runtime: sets more than one of process, docker and static; choose one",
 		}},
 		{"empty command", "services:\n  web:\n    listen: :80\n    runtime:\n      process: {command: []}\n", []string{
 			`F:5: services.web.runtime.process.command: must not be empty (argv, like ["./app", "--port", "${PORT}"])`,

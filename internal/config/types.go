@@ -91,10 +91,11 @@ type TLS struct {
 	Key  string
 }
 
-// Runtime says what starts a service's instances. Exactly one of Process
-// and Static is set.
+// Runtime says what starts a service's instances. Exactly one of Process,
+// Docker and Static is set.
 type Runtime struct {
 	Process *Process
+	Docker  *Docker
 	Static  *Static
 	// UpstreamTLS, when set, makes the router talk HTTPS to instances.
 	UpstreamTLS *UpstreamTLS

@@ -243,11 +243,14 @@ func (v *validator) notNegative(key string, d time.Duration) {
 }
 
 func (v *validator) runtime(key string, r Runtime) {
-	switch {
-	case r.Process == nil && r.Static == nil:
-		v.add(key, "needs one of process (local processes) or static (fixed addresses)")
-	case r.Process != nil && r.Static != nil:
-		v.add(key, "sets both process and static; choose one")
+	switch n := countSet(r.Process != nil, r.Docker != nil, r.Static != nil); {
+	case n == 0:
+		v.add(key, "needs one of process (local processes), docker (containers) or static (fixed addresses)")
+	case n > 1:
+		v.add(key, "sets more than one of process, docker and static; choose one")
+	}
+	if r.Docker != nil {
+		v.docker(key+".docker", r.Docker)
 	}
 	if p := r.Process; p != nil {
 		pk := key + ".process"
