@@ -15,6 +15,7 @@ import (
 	"github.com/cutover/cutover/internal/proxy"
 	"github.com/cutover/cutover/internal/route"
 	"github.com/cutover/cutover/internal/runtime"
+	"github.com/cutover/cutover/internal/runtime/docker"
 	"github.com/cutover/cutover/internal/runtime/process"
 	"github.com/cutover/cutover/internal/runtime/static"
 	"github.com/cutover/cutover/internal/sockets"
@@ -48,6 +49,8 @@ func (svc *service) settings(sc *config.Service) deploy.Settings {
 	s := controllerSettings(sc)
 	if p, ok := svc.driver.(*process.Driver); ok {
 		s.Hooks.Secrets = p.HookEnv
+	} else if dk, ok := svc.driver.(*docker.Driver); ok {
+		s.Hooks.Secrets = dk.HookEnv
 	}
 	return s
 }
@@ -138,6 +141,7 @@ func (d *Daemon) startControl(ctx context.Context, stateDir string, sc *config.S
 	lis := listener{svc: svc}
 	var (
 		proc *process.Driver
+		dock *docker.Driver
 		stat *static.Driver
 	)
 	switch {
@@ -147,6 +151,12 @@ func (d *Daemon) startControl(ctx context.Context, stateDir string, sc *config.S
 			return err
 		}
 		svc.driver, proc = drv, drv
+	case sc.Runtime.Docker != nil:
+		drv, err := d.newDockerDriver(svc, sc, tlsConf, lis, component("runtime"))
+		if err != nil {
+			return err
+		}
+		svc.driver, dock = drv, drv
 	default:
 		drv, err := static.New(staticOptions(sc, tlsConf, lis, component("runtime"), registrationStore{d.currentStore()}))
 		if err != nil {
@@ -173,6 +183,10 @@ func (d *Daemon) startControl(ctx context.Context, stateDir string, sc *config.S
 	}
 	if proc != nil {
 		if err := d.adoptProcesses(ctx, svc, proc, stateDir); err != nil {
+			return err
+		}
+	} else if dock != nil {
+		if err := d.adoptContainers(ctx, svc, dock, stateDir); err != nil {
 			return err
 		}
 	} else if err := restartStaticPools(svc, stat); err != nil {

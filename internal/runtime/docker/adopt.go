@@ -145,3 +145,29 @@ func (d *Driver) hostNetPort(h *host, id string) int {
 	}
 	return 0
 }
+
+// Survey lists the pools running on the hosts that answer, by colour and
+// version with their number of running containers, for the daemon's check
+// of its state store before Adopt.
+func (d *Driver) Survey(ctx context.Context) ([]runtime.PoolRef, error) {
+	count := map[[2]string]int{}
+	for _, h := range d.hosts {
+		list, err := h.cli.ContainerList(ctx, container.ListOptions{
+			Filters: filters.NewArgs(filters.Arg("label", LabelService+"="+d.name), filters.Arg("status", "running"))})
+		if err != nil {
+			continue // Adopt names the host
+		}
+		for _, s := range list {
+			count[[2]string{s.Labels[LabelColor], s.Labels[LabelVersion]}]++
+		}
+	}
+	var out []runtime.PoolRef
+	for _, k := range slices.SortedFunc(maps.Keys(count), func(a, b [2]string) int { return strings.Compare(a[0]+a[1], b[0]+b[1]) }) {
+		c, err := route.ParseColor(k[0])
+		if err != nil {
+			continue
+		}
+		out = append(out, runtime.PoolRef{Color: c, Version: k[1], Instances: count[k]})
+	}
+	return out, nil
+}

@@ -5,7 +5,7 @@
 //	APP_CRASH=1          print a line and exit with status 3 at once
 //	APP_EXIT_AFTER=dur   exit with status 4 after dur
 //
-// GET / answers "VERSION COLOR INSTANCE"; GET /healthz 200; GET
+// GET / answers "VERSION COLOR INSTANCE" (and X-Version: VERSION); GET /healthz 200; GET
 // /sha?name=VAR the SHA-256 of the variable's value (so a test can check
 // a secret arrived without the secret appearing anywhere). With
 // -healthcheck it probes its own /healthz and exits 0 or 1 (for a
@@ -55,7 +55,10 @@ func main() {
 		sum := sha256.Sum256([]byte(os.Getenv(r.URL.Query().Get("name"))))
 		w.Write([]byte(hex.EncodeToString(sum[:])))
 	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, id) })
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("X-Version", os.Getenv("VERSION"))
+		fmt.Fprintln(w, id)
+	})
 	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
