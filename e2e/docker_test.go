@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -291,4 +292,32 @@ func metrics(t *testing.T, e *env) string { return httpGet(t, "http://"+e.api+"/
 func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+// TestDockerPullProgress deploys an image that the engine pulls from a
+// registry (credentials from config.json): `deploy --wait` shows the
+// pull's progress.
+func TestDockerPullProgress(t *testing.T) {
+	eng := testsupport.StartDockerd(t, testsupport.DockerdOptions{})
+	reg := testsupport.StartRegistry(t, "ci", "pull-secret-93c1")
+	if err := reg.PushApp("web", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	cfgDir := t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte("ci:pull-secret-93c1"))
+	os.WriteFile(filepath.Join(cfgDir, "config.json"), []byte(`{"auths":{"`+reg.Addr+`":{"auth":"`+auth+`"}}}`), 0o600)
+	t.Setenv("DOCKER_CONFIG", cfgDir)
+	e := newDockerEnv(t, []string{eng.Host}, "host")
+	cfg, _ := os.ReadFile(e.cfg)
+	os.WriteFile(e.cfg, []byte(strings.Replace(strings.Replace(string(cfg), "image: app:${VERSION}", "image: "+reg.Addr+"/web:${VERSION}", 1),
+		"pull: never", "pull: missing", 1)), 0o644)
+	e.start()
+	out := e.mustCLI(0, "deploy", "web", "v1", "--wait")
+	if !strings.Contains(out, "pull") || !strings.Contains(out, "pulled "+reg.Addr+"/web:v1 on "+eng.Host+": 1/1 layers") {
+		t.Errorf("deploy --wait shows no pull progress:\n%s", out)
+	}
+	t.Logf("deploy --wait:\n%s", out)
+	if strings.Contains(out+e.logs.String(), "pull-secret-93c1") {
+		t.Error("the registry password appears in cutover's output")
+	}
 }
