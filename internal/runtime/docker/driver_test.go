@@ -294,3 +294,32 @@ func TestSecretsReachContainersOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestLogsFollowReplacements(t *testing.T) {
+	d, rec, _ := newDriver(t, func(o *Options) { o.Instances = 1 })
+	if _, err := d.Start(context.Background(), route.Blue, runtime.Release{Version: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out testsupport.Buffer
+	done := make(chan error, 1)
+	go func() { done <- d.Logs(ctx, nil, true, &out) }()
+	first := containers(t, "web", false)[0].ID
+	if err := engineClient(t).ContainerKill(context.Background(), first, "SIGKILL"); err != nil {
+		t.Fatal(err)
+	}
+	rec.WaitPool(t, route.Blue, 20*time.Second, "a replacement", func(ev runtimetest.PoolEvent) bool {
+		return len(ev.Instances) == 1 && len(containers(t, "web", false)) == 1 && containers(t, "web", false)[0].ID != first
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Count(out.String(), "blue-1 | listening on") < 2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Logs -f: %v", err)
+	}
+	if n := strings.Count(out.String(), "blue-1 | listening on"); n != 2 {
+		t.Errorf("followed output shows %d starts, want the first container's and its replacement's:\n%s", n, out.String())
+	}
+}

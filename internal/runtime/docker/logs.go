@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
@@ -13,38 +15,63 @@ import (
 	"github.com/cutover/cutover/internal/route"
 )
 
+// followScan is how often Logs with follow looks for containers that
+// started since (replacements).
+const followScan = 500 * time.Millisecond
+
 // Logs writes the output of the colour's containers (both colours when
 // color is nil) to w, read from their engines, each line prefixed with
 // "<color>-<slot> | " as for processes. With follow it keeps writing new
-// lines until ctx is done.
+// lines, including those of containers that replace others meanwhile,
+// until ctx is done. The output of a container that was removed (stopped,
+// or replaced after it exited) went with it; the driver's errors and
+// crash-loop reports carry its last lines.
 func (d *Driver) Logs(ctx context.Context, color *route.Color, follow bool, w io.Writer) error {
-	type target struct {
-		prefix string
-		in     *instance
-	}
-	var targets []target
-	d.mu.Lock()
-	for _, c := range route.Colors {
-		if color != nil && *color != c {
-			continue
-		}
-		if p := d.pools[c]; p != nil {
+	lw := &lockedWriter{w: w}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	seen := map[string]bool{}
+	scan := func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		for _, c := range route.Colors {
+			p := d.pools[c]
+			if (color != nil && *color != c) || p == nil {
+				continue
+			}
 			for _, in := range p.slots {
-				if in != nil {
-					targets = append(targets, target{c.String() + "-" + itoa(in.slot) + " | ", in})
+				if in == nil || seen[in.cid] {
+					continue
 				}
+				seen[in.cid] = true
+				lineW := &lineWriter{prefix: c.String() + "-" + itoa(in.slot) + " | ", out: lw}
+				wg.Go(func() {
+					if err := d.containerLogs(ctx, in, follow, lineW); err != nil {
+						mu.Lock()
+						errs = append(errs, fmt.Errorf("instance %s on %s: %w", in.id, in.host.name, err))
+						mu.Unlock()
+					}
+				})
 			}
 		}
 	}
-	d.mu.Unlock()
-	lw := &lockedWriter{w: w}
-	errs := make([]error, len(targets))
-	var wg sync.WaitGroup
-	for i, t := range targets {
-		wg.Go(func() { errs[i] = d.containerLogs(ctx, t.in, follow, &lineWriter{prefix: t.prefix, out: lw}) })
+	scan()
+	if follow {
+		t := time.NewTicker(followScan)
+		defer t.Stop()
+		for ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+				scan()
+			}
+		}
 	}
 	wg.Wait()
-	if follow && ctx.Err() != nil {
+	if follow {
 		return nil
 	}
 	return errors.Join(errs...)
