@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,7 +71,7 @@ func StartDockerd(t testing.TB, o DockerdOptions) *Dockerd {
 // LaunchDockerd starts an engine and returns once it answers; the caller
 // stops it with Stop (for engines shared by a test binary's TestMain).
 func LaunchDockerd(o DockerdOptions) (*Dockerd, error) {
-	bin, err := exec.LookPath("dockerd")
+	bin, err := lookSbin("dockerd")
 	if err != nil {
 		return nil, fmt.Errorf("%w (install Debian's docker.io package; .ci/run does)", err)
 	}
@@ -106,6 +107,9 @@ func LaunchDockerd(o DockerdOptions) (*Dockerd, error) {
 	defer logf.Close()
 	d.cmd = exec.Command(bin, args...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	// dockerd finds runc, docker-proxy and containerd on its PATH, which
+	// Debian puts in /usr/sbin and /usr/bin.
+	d.cmd.Env = append(os.Environ(), "PATH="+sbinPath())
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := d.cmd.Start(); err != nil {
 		d.cleanup()
@@ -178,7 +182,9 @@ func (d *Dockerd) Stop() {
 
 func (d *Dockerd) cleanup() {
 	if d.bridge != "" {
-		exec.Command("ip", "link", "del", d.bridge).Run()
+		if ip, err := lookSbin("ip"); err == nil {
+			exec.Command(ip, "link", "del", d.bridge).Run()
+		}
 	}
 	os.RemoveAll(d.dir)
 }
@@ -187,13 +193,14 @@ func (d *Dockerd) cleanup() {
 // interface uses yet. Containers on it are reached only through ports
 // published on 127.0.0.1; no test sends traffic to its addresses.
 func makeBridge() (string, error) {
-	if _, err := exec.LookPath("ip"); err != nil {
+	ip, err := lookSbin("ip")
+	if err != nil {
 		return "", fmt.Errorf("a bridge needs the ip command (iproute2): %w", err)
 	}
 	b := make([]byte, 3)
 	rand.Read(b)
 	name := "cut" + hex.EncodeToString(b)
-	used, _ := exec.Command("ip", "-4", "-o", "addr").Output()
+	used, _ := exec.Command(ip, "-4", "-o", "addr").Output()
 	var cidr string
 	for i := 0; i < 256; i++ {
 		n := (int(b[0]) + i) % 256
@@ -210,8 +217,8 @@ func makeBridge() (string, error) {
 		{"addr", "add", cidr, "dev", name},
 		{"link", "set", name, "up"},
 	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			exec.Command("ip", "link", "del", name).Run()
+		if out, err := exec.Command(ip, args...).CombinedOutput(); err != nil {
+			exec.Command(ip, "link", "del", name).Run()
 			return "", fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
 		}
 	}
@@ -302,4 +309,27 @@ func BuildImage(ctx context.Context, host, tag, extra string) error {
 			return fmt.Errorf("build image %s: %s", tag, m.Error)
 		}
 	}
+}
+
+// sbinPath is PATH with the system directories Debian installs daemons
+// and network tools in.
+func sbinPath() string {
+	p := os.Getenv("PATH")
+	for _, dir := range []string{"/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
+		if !slices.Contains(filepath.SplitList(p), dir) {
+			p += string(filepath.ListSeparator) + dir
+		}
+	}
+	return strings.TrimPrefix(p, string(filepath.ListSeparator))
+}
+
+// lookSbin finds a program on sbinPath.
+func lookSbin(name string) (string, error) {
+	for _, dir := range filepath.SplitList(sbinPath()) {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found on %s", name, sbinPath())
 }
