@@ -159,7 +159,10 @@ func (d *Driver) startPool(ctx context.Context, c route.Color, rel runtime.Relea
 	for slot := 1; slot <= d.opts.Instances; slot++ {
 		used[d.slotHost(slot)] = true
 	}
-	if err := d.ensureImages(ctx, img, used); err != nil {
+	pctx, cancel := context.WithTimeout(ctx, d.opts.StartTimeout)
+	err := d.ensureImages(pctx, img, used)
+	cancel()
+	if err != nil {
 		return err
 	}
 	p := &pool{color: c, version: rel.Version, image: img, env: rel.Env, slots: make([]*instance, d.opts.Instances)}
