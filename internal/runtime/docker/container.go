@@ -116,8 +116,11 @@ func (d *Driver) launch(ctx context.Context, p *pool, slot int, h *host) (*insta
 			return nil, fmt.Errorf("host %s: inspect container %s: %w", h.name, shortID(in.cid), err)
 		}
 		if in.port, err = publishedPort(info, cport); err != nil {
+			// It exited before the engine even published its port: its
+			// output says why.
+			out := d.tail(context.WithoutCancel(ctx), in, 20)
 			d.remove(context.WithoutCancel(ctx), in)
-			return nil, fmt.Errorf("host %s: container %s: %w", h.name, shortID(in.cid), err)
+			return nil, fmt.Errorf("host %s: container %s: %w\nlast output:\n%s", h.name, shortID(in.cid), err, out)
 		}
 	}
 	d.log.Info("container started", "color", p.color.String(), "version", p.version, "instance", in.id,
