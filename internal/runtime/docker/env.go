@@ -91,7 +91,7 @@ func (d *Driver) containerEnv(l envLayers, release, vars map[string]string) (env
 	for i, layer := range []map[string]string{l.inherited, l.file, own, release, l.secrets, vars} {
 		for k, v := range layer {
 			all[k] = v
-			secret[k] = i == 1 || i == 4 || i == 3 // env file, secrets, release env
+			secret[k] = i != 2 && i != 5 // all but env and cutover's own: inherited, env file, release env, secrets
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(all)) {
