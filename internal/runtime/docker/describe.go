@@ -16,7 +16,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // Describe says what colour c runs (rel nil) or would run for rel: the
 // image and its digest on the first host, the hosts, port, network, pull
 // policy, resources, labels and the environment of its first instance,
-// with the env file's, the secrets' and the release's values hashed.
+// with the inherited, env file, release and secret values hashed.
 func (d *Driver) Describe(ctx context.Context, c route.Color, rel *runtime.Release) (runtime.Description, error) {
 	desc := runtime.Description{Color: c}
 	var version string

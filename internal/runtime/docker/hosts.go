@@ -63,6 +63,7 @@ func openHost(name string) (*host, error) {
 			return nil, fmt.Errorf("docker host %q: no host name", name)
 		}
 		h.addr = u.Hostname()
+		h.local = isLoopback(h.addr)
 		opts = append(opts, client.WithHost("http://docker.invalid"), client.WithDialContext(sshDialer(u)))
 	default:
 		return nil, fmt.Errorf("docker host %q: scheme must be unix, tcp or ssh", name)
