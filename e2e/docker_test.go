@@ -32,9 +32,9 @@ const (
 
 // dockerEngine starts a dockerd for the test and builds the test images
 // on it: app:v1, app:v2 (the same app) and app:crash (exits at once).
-func dockerEngine(t *testing.T, bridge bool) *testsupport.Dockerd {
+func dockerEngine(t *testing.T, o testsupport.DockerdOptions) *testsupport.Dockerd {
 	t.Helper()
-	eng := testsupport.StartDockerd(t, testsupport.DockerdOptions{Bridge: bridge})
+	eng := testsupport.StartDockerd(t, o)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for tag, extra := range map[string]string{"app:v1": "", "app:v2": "", "app:crash": "ENV APP_CRASH=1"} {
@@ -142,7 +142,7 @@ func containerIDs(list []container.Summary) []string {
 // the daemon with the same containers, rolls back a crash-looping image,
 // reads logs through the Engine API and never shows a secret.
 func TestDockerReleaseCycle(t *testing.T) {
-	eng := dockerEngine(t, true)
+	eng := dockerEngine(t, testsupport.DockerdOptions{Bridge: true})
 	e := newDockerEnv(t, []string{eng.Host}, "", "{weight: 10, pause: 1s}", "{weight: 50, pause: 1s}")
 	e.start()
 	var outputs strings.Builder
@@ -238,12 +238,13 @@ func TestDockerReleaseCycle(t *testing.T) {
 	}
 }
 
-// TestDockerHosts spreads a pool over two engines (host networking), loses
-// one while it serves (its container is replaced on the other), and then
-// fails the next deployment before any traffic, naming the lost host.
+// TestDockerHosts spreads a pool over two engines (host networking), the
+// second reached over tcp://, loses that one while it serves (its
+// container is replaced on the other), and then fails the next
+// deployment before any traffic, naming the lost host.
 func TestDockerHosts(t *testing.T) {
-	a, b := dockerEngine(t, false), dockerEngine(t, false)
-	e := newDockerEnv(t, []string{a.Host, b.Host}, "host")
+	a, b := dockerEngine(t, testsupport.DockerdOptions{}), dockerEngine(t, testsupport.DockerdOptions{TCP: true})
+	e := newDockerEnv(t, []string{a.Host, b.TCPHost}, "host")
 	e.start()
 	e.mustCLI(0, "deploy", "web", "v1", "--wait")
 	if na, nb := len(serviceContainers(t, a.Host)), len(serviceContainers(t, b.Host)); na != 1 || nb != 1 {
@@ -265,8 +266,8 @@ func TestDockerHosts(t *testing.T) {
 
 	code, out := e.cli("deploy", "web", "v2", "--wait")
 	tr.halt()
-	if code == 0 || !strings.Contains(out, b.Host) || !strings.Contains(out, "unreachable") {
-		t.Errorf("deploy with a host down: exit %d, want a failure naming %s:\n%s", code, b.Host, out)
+	if code == 0 || !strings.Contains(out, b.TCPHost) || !strings.Contains(out, "unreachable") {
+		t.Errorf("deploy with a host down: exit %d, want a failure naming %s:\n%s", code, b.TCPHost, out)
 	}
 	if tr.served("v2") != 0 {
 		t.Errorf("%d requests reached v2 although its deployment failed", tr.served("v2"))

@@ -39,6 +39,9 @@ import (
 type Dockerd struct {
 	// Host is the engine's address for a Docker client: unix://<socket>.
 	Host string
+	// TCPHost, with DockerdOptions.TCP, is its tcp://127.0.0.1:PORT
+	// address (plain HTTP, loopback only).
+	TCPHost string
 	// PID is dockerd's process id.
 	PID    int
 	dir    string
@@ -53,6 +56,8 @@ type DockerdOptions struct {
 	// Bridge gives the engine a bridge network of its own, so that
 	// containers can publish ports on 127.0.0.1.
 	Bridge bool
+	// TCP makes the engine listen on a free port of 127.0.0.1 too.
+	TCP bool
 }
 
 // StartDockerd starts an engine for the test and stops it when the test
@@ -87,6 +92,16 @@ func LaunchDockerd(o DockerdOptions) (*Dockerd, error) {
 		"--pidfile", filepath.Join(dir, "dockerd.pid"), "-H", d.Host,
 		"--iptables=false", "--ip6tables=false", "--storage-driver=vfs", "--log-level=warn",
 		"--containerd-namespace", "cutover-" + filepath.Base(dir), "--containerd-plugins-namespace", "cutover-p-" + filepath.Base(dir),
+	}
+	if o.TCP {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		d.TCPHost = "tcp://" + l.Addr().String()
+		l.Close()
+		args = append(args, "-H", d.TCPHost)
 	}
 	if o.Bridge {
 		name, err := makeBridge()
