@@ -171,3 +171,23 @@ func (d *Driver) Survey(ctx context.Context) ([]runtime.PoolRef, error) {
 	}
 	return out, nil
 }
+
+// removeStrays removes every container of colour c on the hosts, before
+// a new pool of c starts: the colour runs nothing the driver holds, so
+// any container left (a replacement that was starting when a daemon
+// stopped) would otherwise run beside the new pool.
+func (d *Driver) removeStrays(ctx context.Context, c route.Color) error {
+	for _, h := range d.hosts {
+		list, err := h.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+			filters.Arg("label", LabelService+"="+d.name), filters.Arg("label", LabelColor+"="+c.String()))})
+		if err != nil {
+			return fmt.Errorf("docker host %s: list containers: %w", h.name, err)
+		}
+		for _, s := range list {
+			d.log.Info("removing stray container", "color", c.String(), "instance", s.Labels[LabelInstance],
+				"host", h.name, "container", shortID(s.ID))
+			d.remove(ctx, &instance{host: h, cid: s.ID, id: s.Labels[LabelInstance]})
+		}
+	}
+	return nil
+}

@@ -32,6 +32,7 @@ type Driver struct {
 
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
+	bg     sync.WaitGroup // removals of lost containers
 
 	opMu     [2]sync.Mutex // serialises Start/Stop per colour
 	notifyMu sync.Mutex    // serialises Listener calls
@@ -152,6 +153,9 @@ func (d *Driver) slotHost(slot int) *host { return d.hosts[(slot-1)%len(d.hosts)
 
 func (d *Driver) startPool(ctx context.Context, c route.Color, rel runtime.Release) error {
 	if err := d.checkHosts(ctx); err != nil {
+		return err
+	}
+	if err := d.removeStrays(ctx, c); err != nil {
 		return err
 	}
 	img := d.image(rel.Version)
@@ -318,6 +322,7 @@ func (d *Driver) Close() error {
 			p.wg.Wait()
 		}
 	}
+	d.bg.Wait()
 	d.gate.CloseIdle()
 	d.closeHosts()
 	return nil

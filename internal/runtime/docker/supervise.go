@@ -39,7 +39,7 @@ func (d *Driver) superviseSlot(p *pool, slot int) {
 			if time.Since(in.startedAt) > backoffReset {
 				backoff = d.opts.RestartBackoff
 			}
-			go d.remove(d.ctx, in) // a host that is down may hold this up
+			d.bg.Go(func() { d.remove(d.ctx, in) }) // a host that is down may hold this up
 		}
 		if d.crashLooping(p, last) {
 			return
