@@ -200,7 +200,7 @@ func TestCrashLoopAfterStartFailsPool(t *testing.T) {
 }
 
 func TestHealthcheckIsRespected(t *testing.T) {
-	d, _, _ := newDriver(t, func(o *Options) { o.Instances = 1; o.StartTimeout = 10 * time.Second })
+	d, _, _ := newDriver(t, func(o *Options) { o.Instances = 1; o.StartTimeout = 40 * time.Second })
 	ctx := context.Background()
 	if _, err := d.Start(ctx, route.Blue, runtime.Release{Version: "hc"}); err != nil {
 		t.Fatalf("image with a passing HEALTHCHECK: %v", err)
