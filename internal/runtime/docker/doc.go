@@ -61,6 +61,17 @@
 // who can inspect the container on its engine can read them, as with any
 // container environment.
 //
+// # What it relies on the controller for
+//
+// The driver stops a pool only when told to (Stop, or Start of another
+// release in the same colour), so invariant 3 (the previous pool is not
+// stopped before the candidate held all traffic and the old pool drained)
+// is the controller's; so is invariant 1 across a switch, for which the
+// driver's part is to report a container to the router only once it is
+// healthy and to take it out before it is removed. Replacements and host
+// losses change a pool through Listener.Pool, never by stopping the
+// other colour.
+//
 // # Concurrency
 //
 // A Driver is safe for concurrent use. Start and Stop of one colour are
