@@ -58,6 +58,9 @@ type DockerdOptions struct {
 	Bridge bool
 	// TCP makes the engine listen on a free port of 127.0.0.1 too.
 	TCP bool
+	// TLSCA, TLSCert and TLSKey (PEM files), with TCP, make that
+	// listener TLS-only, verifying clients against TLSCA (--tlsverify).
+	TLSCA, TLSCert, TLSKey string
 }
 
 // StartDockerd starts an engine for the test and stops it when the test
@@ -102,6 +105,9 @@ func LaunchDockerd(o DockerdOptions) (*Dockerd, error) {
 		d.TCPHost = "tcp://" + l.Addr().String()
 		l.Close()
 		args = append(args, "-H", d.TCPHost)
+		if o.TLSCA != "" {
+			args = append(args, "--tlsverify", "--tlscacert", o.TLSCA, "--tlscert", o.TLSCert, "--tlskey", o.TLSKey)
+		}
 	}
 	if o.Bridge {
 		name, err := makeBridge()
