@@ -19,7 +19,10 @@ import (
 )
 
 func TestStartServesLabelsAndStops(t *testing.T) {
-	d, rec, _ := newDriver(t, func(o *Options) { o.Labels = map[string]string{"team": "web"} })
+	d, rec, _ := newDriver(t, func(o *Options) {
+		o.Labels = map[string]string{"team": "web"}
+		o.Memory, o.NanoCPUs = 64<<20, 500_000_000
+	})
 	ctx := context.Background()
 	start := time.Now()
 	ins, err := d.Start(ctx, route.Blue, runtime.Release{Version: "v1"})
@@ -47,6 +50,13 @@ func TestStartServesLabelsAndStops(t *testing.T) {
 		t.Fatalf("engine has %d containers, want 2", len(list))
 	}
 	for _, c := range list {
+		info, err := engineClient(t).ContainerInspect(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hc := info.HostConfig; hc.Memory != 64<<20 || hc.NanoCPUs != 500_000_000 {
+			t.Errorf("container %s limits: memory %d, nano CPUs %d", c.ID[:12], hc.Memory, hc.NanoCPUs)
+		}
 		l := c.Labels
 		if l[LabelColor] != "blue" || l[LabelVersion] != "v1" || !strings.HasPrefix(l[LabelInstance], "web-blue-") || l["team"] != "web" {
 			t.Errorf("container %s labels %v", c.ID[:12], l)
