@@ -61,6 +61,17 @@ func TestPullProgressAuthAndNotFound(t *testing.T) {
 	}
 	t.Logf("%d progress reports, last %+v", len(got), last)
 
+	// A credential helper (credsStore) instead of auths.
+	helpers := t.TempDir()
+	os.WriteFile(filepath.Join(helpers, "docker-credential-cutovertest"), []byte(
+		"#!/bin/sh\nread server\necho '{\"ServerURL\":\"'$server'\",\"Username\":\"deployer\",\"Secret\":\"hunter2\"}'\n"), 0o755)
+	t.Setenv("PATH", helpers+string(filepath.ListSeparator)+os.Getenv("PATH"))
+	os.WriteFile(filepath.Join(cfgDir, "config.json"), []byte(`{"credsStore":"cutovertest"}`), 0o600)
+	if _, err := d.Start(ctx, route.Green, runtime.Release{Version: "v1"}); err != nil {
+		t.Errorf("pull with a credential helper: %v", err)
+	}
+	d.Stop(ctx, route.Green)
+
 	_, err = d.Start(ctx, route.Green, runtime.Release{Version: "v404"})
 	if err == nil || !strings.Contains(err.Error(), "image not found") || !strings.Contains(err.Error(), "registry "+reg.Addr) {
 		t.Errorf("pull of a missing tag: %v", err)
