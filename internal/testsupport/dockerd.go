@@ -207,7 +207,28 @@ func (d *Dockerd) cleanup() {
 			exec.Command(ip, "link", "del", d.bridge).Run()
 		}
 	}
+	unmountUnder(d.dir)
 	os.RemoveAll(d.dir)
+}
+
+// unmountUnder detaches what dockerd left mounted under dir (the network
+// namespace it bind-mounts in its exec root), so that dir can be removed.
+func unmountUnder(dir string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			points = append(points, f[4])
+		}
+	}
+	// Deepest first.
+	slices.SortFunc(points, func(a, b string) int { return len(b) - len(a) })
+	for _, p := range points {
+		syscall.Unmount(p, syscall.MNT_DETACH)
+	}
 }
 
 // makeBridge creates a bridge with a /24 of 172.30.0.0/16 that no
@@ -248,19 +269,20 @@ func makeBridge() (string, error) {
 
 var appBuild struct {
 	once sync.Once
-	path string
+	bin  []byte
 	err  error
 }
 
 // dockerApp builds the static test application (dockerapp) once per
-// process.
-func dockerApp() (string, error) {
+// process and returns the executable's bytes (the file is not kept).
+func dockerApp() ([]byte, error) {
 	appBuild.once.Do(func() {
 		dir, err := os.MkdirTemp("", "cutover-dockerapp-")
 		if err != nil {
 			appBuild.err = err
 			return
 		}
+		defer os.RemoveAll(dir)
 		_, file, _, _ := runtime.Caller(0)
 		out := filepath.Join(dir, "app")
 		cmd := exec.Command("go", "build", "-o", out, "./dockerapp")
@@ -270,9 +292,9 @@ func dockerApp() (string, error) {
 			appBuild.err = fmt.Errorf("build the docker test app: %v: %s", err, b)
 			return
 		}
-		appBuild.path = out
+		appBuild.bin, appBuild.err = os.ReadFile(out)
 	})
-	return appBuild.path, appBuild.err
+	return appBuild.bin, appBuild.err
 }
 
 // BuildImage builds an image tagged tag on the engine at host, FROM
@@ -280,11 +302,7 @@ func dockerApp() (string, error) {
 // its entry point, plus the Dockerfile lines extra (ENV, HEALTHCHECK,
 // LABEL). It goes through the Engine API (ImageBuild with a tar context).
 func BuildImage(ctx context.Context, host, tag, extra string) error {
-	app, err := dockerApp()
-	if err != nil {
-		return err
-	}
-	bin, err := os.ReadFile(app)
+	bin, err := dockerApp()
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -52,11 +51,7 @@ func digest(b []byte) string {
 // PushApp stores an image name:tag made of one layer holding the static
 // test application (see package dockerapp) as /app, its entry point.
 func (r *Registry) PushApp(name, tag string) error {
-	app, err := dockerApp()
-	if err != nil {
-		return err
-	}
-	bin, err := os.ReadFile(app)
+	bin, err := dockerApp()
 	if err != nil {
 		return err
 	}
