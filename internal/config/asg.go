@@ -129,7 +129,7 @@ func runtimesSet(r Runtime) []string {
 	for _, k := range []struct {
 		name string
 		set  bool
-	}{{"process", r.Process != nil}, {"static", r.Static != nil}, {"asg", r.ASG != nil}} {
+	}{{"process", r.Process != nil}, {"docker", r.Docker != nil}, {"static", r.Static != nil}, {"asg", r.ASG != nil}} {
 		if k.set {
 			out = append(out, k.name)
 		}

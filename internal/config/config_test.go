@@ -400,7 +400,7 @@ func TestParseProblems(t *testing.T) {
 		}},
 		{"missing listen and runtime", "services:\n  web: {}\n", []string{
 			"F:2: services.web.listen: required (an address like 127.0.0.1:8080)",
-			"F:2: services.web.runtime: needs one of process (local processes), static (fixed addresses) or asg (Auto Scaling groups)",
+			"F:2: services.web.runtime: needs one of process (local processes), docker (containers), static (fixed addresses) or asg (Auto Scaling groups)",
 		}},
 		{"listen not host:port", "services:\n  web:\n    listen: 8080\n    runtime: {static: {}}\n", []string{
 			"F:3: services.web.listen: must be a string, got 8080",

@@ -176,6 +176,9 @@ func (c *Config) finish(dir string) {
 				p.Secrets[name] = sec
 			}
 		}
+		if dk := s.Runtime.Docker; dk != nil {
+			dk.resolvePaths(abs)
+		}
 		if s.Runtime.UpstreamTLS != nil {
 			abs(&s.Runtime.UpstreamTLS.CAFile)
 		}

@@ -109,6 +109,7 @@ func (d *decoder) runtime(n *yaml.Node, key string, r *Runtime) {
 				"start_timeout": d.duration(&p.StartTimeout),
 			})
 		},
+		"docker": func(key string, n *yaml.Node) { d.docker(n, key, r) },
 		"static": func(key string, n *yaml.Node) {
 			if isNull(n) {
 				return

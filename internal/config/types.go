@@ -94,10 +94,11 @@ type TLS struct {
 	Key  string
 }
 
-// Runtime says what starts a service's instances. Exactly one of Process
-// and Static is set.
+// Runtime says what starts a service's instances. Exactly one of Process,
+// Docker and Static is set.
 type Runtime struct {
 	Process *Process
+	Docker  *Docker
 	Static  *Static
 	// ASG makes two Auto Scaling groups the pools (asg.go).
 	ASG *ASG

@@ -246,7 +246,7 @@ func (v *validator) notNegative(key string, d time.Duration) {
 func (v *validator) runtime(key string, r Runtime) {
 	switch set := runtimesSet(r); len(set) {
 	case 0:
-		v.add(key, "needs one of process (local processes), static (fixed addresses) or asg (Auto Scaling groups)")
+		v.add(key, "needs one of process (local processes), docker (containers), static (fixed addresses) or asg (Auto Scaling groups)")
 	case 1:
 	case 2:
 		v.add(key, "sets both %s and %s; choose one", set[0], set[1])
@@ -255,6 +255,9 @@ func (v *validator) runtime(key string, r Runtime) {
 	}
 	if r.ASG != nil {
 		v.asg(key+".asg", r.ASG)
+	}
+	if r.Docker != nil {
+		v.docker(key+".docker", r.Docker)
 	}
 	if p := r.Process; p != nil {
 		pk := key + ".process"

@@ -17,6 +17,7 @@ import (
 	"github.com/cutover/cutover/internal/route"
 	"github.com/cutover/cutover/internal/runtime"
 	"github.com/cutover/cutover/internal/runtime/asg"
+	"github.com/cutover/cutover/internal/runtime/docker"
 	"github.com/cutover/cutover/internal/runtime/process"
 	"github.com/cutover/cutover/internal/runtime/static"
 	"github.com/cutover/cutover/internal/sockets"
@@ -58,6 +59,8 @@ func (svc *service) settings(sc *config.Service) deploy.Settings {
 	}
 	if p, ok := svc.driver.(*process.Driver); ok {
 		s.Hooks.Secrets = p.HookEnv
+	} else if dk, ok := svc.driver.(*docker.Driver); ok {
+		s.Hooks.Secrets = dk.HookEnv
 	}
 	return s
 }
@@ -152,6 +155,7 @@ func (d *Daemon) startControl(ctx context.Context, stateDir string, sc *config.S
 	lis := listener{svc: svc}
 	var (
 		proc *process.Driver
+		dock *docker.Driver
 		stat *static.Driver
 		// groups is the asg runtime.
 		groups *asg.Driver
@@ -181,6 +185,12 @@ func (d *Daemon) startControl(ctx context.Context, stateDir string, sc *config.S
 			return err
 		}
 		svc.driver, groups = drv, drv
+	case sc.Runtime.Docker != nil:
+		drv, err := d.newDockerDriver(svc, sc, tlsConf, lis, component("runtime"))
+		if err != nil {
+			return err
+		}
+		svc.driver, dock = drv, drv
 	default:
 		drv, err := static.New(staticOptions(sc, tlsConf, lis, component("runtime"), registrationStore{d.currentStore()}))
 		if err != nil {
@@ -211,6 +221,10 @@ func (d *Daemon) startControl(ctx context.Context, stateDir string, sc *config.S
 		}
 	} else if groups != nil {
 		if err := d.adoptGroups(ctx, svc, groups); err != nil {
+			return err
+		}
+	} else if dock != nil {
+		if err := d.adoptContainers(ctx, svc, dock, stateDir); err != nil {
 			return err
 		}
 	} else if err := restartStaticPools(svc, stat); err != nil {

@@ -51,6 +51,7 @@ func controllerSettings(sc *config.Service) deploy.Settings {
 		// start only, for now.
 		s.Hooks.Env = p.Env
 	}
+	dockerSettings(sc, &s)
 	return s
 }
 
