@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -35,15 +36,26 @@ func (d *Daemon) Reload(ctx context.Context) error {
 		return classified{fmt.Errorf("reload %s: changing %s needs a restart of the daemon (running instances are adopted, no request is dropped); the running configuration is kept",
 			old.File, strings.Join(keys, ", ")), api.ErrInvalid}
 	}
+	if keys := d.liveRefusals(old, next); len(keys) > 0 {
+		return classified{fmt.Errorf("reload %s: %s; the running configuration is kept",
+			old.File, strings.Join(keys, "; ")), api.ErrInvalid}
+	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	for name, svc := range d.services {
+	svcs := maps.Clone(d.services)
+	for name, svc := range svcs {
 		if err := svc.ctrl.SetSettings(svc.settings(next.Services[name])); err != nil {
+			d.mu.Unlock()
 			return err
 		}
 		svc.cfg.Store(next.Services[name])
 	}
 	d.cfg = next
+	d.mu.Unlock()
+	// What changes the running pools and routers (reload_live.go) happens
+	// outside d.mu: scaling waits for health gates and drains.
+	if err := d.applyLive(ctx, old, next, svcs); err != nil {
+		return err
+	}
 	d.log.Info("configuration reloaded", "file", old.File)
 	return nil
 }
@@ -77,7 +89,7 @@ func restartKeys(old, next *config.Config) []string {
 
 // reloadableKeys are the service keys a reload applies; a change to any
 // other key needs a restart.
-var reloadableKeys = []string{"strategy", "hooks", "keep_previous", "quiet_period"}
+var reloadableKeys = []string{"strategy", "hooks", "keep_previous", "quiet_period", "instances"}
 
 // differingFields names the keys, other than the reloadable ones, whose
 // values differ between two services, from the key table the config

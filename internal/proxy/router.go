@@ -88,7 +88,9 @@ type Router struct {
 	preset  bool        // SetPreview was called
 	pools   [2]poolState
 	members map[string]*backend
-	closed  bool // set by Close; no goroutine starts after it
+	// retiring holds removed members, by ID, until their drain ended.
+	retiring map[string]*backend
+	closed   bool // set by Close; no goroutine starts after it
 }
 
 type poolState struct {
@@ -106,7 +108,7 @@ func New(opts Options) (*Router, error) {
 	}
 	opts = opts.withDefaults()
 	log := opts.Logger.With("service", opts.Service)
-	r := &Router{opts: opts, log: log, errLog: log, scheme: "http", members: map[string]*backend{}}
+	r := &Router{opts: opts, log: log, errLog: log, scheme: "http", members: map[string]*backend{}, retiring: map[string]*backend{}}
 	var errs []error
 	for _, s := range opts.TrustedProxies {
 		p, err := netip.ParsePrefix(s)
@@ -412,17 +414,69 @@ func (r *Router) watch(be *backend) {
 func (r *Router) retire(be *backend) {
 	be.stopWatch()
 	be.closeIdle(true)
+	be.drained = make(chan struct{})
 	if r.closed {
 		be.cutStreams()
+		close(be.drained)
 		return
 	}
-	deadline := time.Now().Add(r.opts.DrainTimeout)
+	r.retiring[be.inst.ID] = be
+	deadline := time.Now().Add(r.drainTimeout())
 	r.wg.Go(func() {
+		defer func() {
+			r.mu.Lock()
+			if r.retiring[be.inst.ID] == be {
+				delete(r.retiring, be.inst.ID)
+			}
+			r.mu.Unlock()
+			close(be.drained)
+		}()
 		if !waitIdle(r.ctx, []*backend{be}, deadline) {
 			n := be.cutStreams()
 			r.log.Warn("instance drain deadline passed; streams cut", "color", be.color, "instance", be.inst.ID, "streams", n)
+			return
+		}
+		// A request that picked the instance from the table published
+		// just before its removal may not have counted itself in flight
+		// yet when the check above found none: look once more a moment
+		// later before the instance is given up.
+		t := time.NewTimer(retireSettle)
+		defer t.Stop()
+		select {
+		case <-r.ctx.Done():
+		case <-t.C:
+			waitIdle(r.ctx, []*backend{be}, deadline)
 		}
 	})
+}
+
+// retireSettle is how long a removed instance that has gone idle is
+// watched once more before WaitRetired lets it be stopped.
+const retireSettle = 50 * time.Millisecond
+
+// WaitRetired returns once every instance with one of ids that SetPool
+// removed has finished its in-flight requests (or its drain timeout
+// passed and its streams were cut), or when ctx is done. IDs that are not
+// draining (never members, or already drained) are not waited for. The
+// runtime stops an instance it took out of a pool only after this, so
+// that no request is cut by the instance's exit.
+func (r *Router) WaitRetired(ctx context.Context, ids []string) error {
+	r.mu.Lock()
+	var waits []chan struct{}
+	for _, id := range ids {
+		if be := r.retiring[id]; be != nil {
+			waits = append(waits, be.drained)
+		}
+	}
+	r.mu.Unlock()
+	for _, w := range waits {
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return fmt.Errorf("service %s: wait for removed instances to drain: %w", r.opts.Service, ctx.Err())
+		}
+	}
+	return nil
 }
 
 // waitIdle polls until none of members has a request in flight (true), or
@@ -489,3 +543,6 @@ func (r *Router) Drain(ctx context.Context, color route.Color) error {
 	}
 	return nil
 }
+
+// drainTimeout bounds draining now.
+func (r *Router) drainTimeout() time.Duration { return r.opts.DrainTimeout }

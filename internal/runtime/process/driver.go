@@ -167,6 +167,7 @@ type Driver struct {
 	gate     *runtime.HealthGate
 	listener runtime.Listener
 	stateDir string
+	parallel int // Options.Parallel as asked, before Scale bounds it by the pool's size
 
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
@@ -195,6 +196,7 @@ type pool struct {
 	version string
 	env     map[string]string // the release's own environment (runtime.Release.Env)
 	slots   []*instance       // index slot-1; nil while a slot waits for a replacement
+	leaving []*instance       // removed by Scale, draining until they are stopped
 	exits   []time.Time       // unexpected exits inside the crash-loop window
 	failed  error
 	ctx     context.Context // supervision; cancelled by Stop and Close
@@ -220,8 +222,9 @@ func New(opts Options) (*Driver, error) {
 			return nil, fmt.Errorf("service %s: process runtime: secret %s needs exactly one of file and env", opts.Service, name)
 		}
 	}
+	parallel := max(opts.Parallel, 1)
 	opts.defaults()
-	d := &Driver{
+	d := &Driver{parallel: parallel, 
 		name: opts.Service, opts: opts, log: opts.Logger.With("service", opts.Service), ports: opts.Ports,
 		gate: runtime.NewGate(opts.Gate), listener: opts.Listener, stateDir: opts.StateDir,
 	}

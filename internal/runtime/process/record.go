@@ -90,7 +90,13 @@ func (d *Driver) persist() error {
 		if p.failed != nil {
 			pr.Failed = p.failed.Error()
 		}
-		for _, in := range p.slots {
+		// Instances a scale-down is draining stay recorded, with the slots
+		// they hold, until they are stopped: a daemon that crashes
+		// meanwhile adopts them rather than leaving them unmanaged.
+		for _, in := range p.leaving {
+			pr.Slots = max(pr.Slots, in.slot)
+		}
+		for _, in := range slices.Concat(p.slots, p.leaving) {
 			if in == nil {
 				continue
 			}

@@ -1,0 +1,91 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cutover/cutover/internal/config"
+)
+
+// This file applies the part of a reload that changes running pools and
+// routers, after the configuration was validated and the keys a reload
+// cannot change were refused (reload.go).
+
+// scaler is a runtime whose pools change size while they serve (the
+// process runtime). drained is called with the IDs of instances taken out
+// of rotation and returns once the router has drained them.
+type scaler interface {
+	Scale(ctx context.Context, n int, drained func(ctx context.Context, ids []string)) error
+}
+
+// liveRefusals names the reloadable keys whose change this daemon's
+// running services still cannot apply, each with the reason: `instances`
+// of a runtime that cannot resize a pool in place.
+func (d *Daemon) liveRefusals(old, next *config.Config) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for _, name := range old.ServiceNames {
+		svc, n := d.services[name], next.Services[name]
+		if svc == nil || n == nil || n.Instances == old.Services[name].Instances {
+			continue
+		}
+		if _, ok := svc.driver.(scaler); !ok && n.Runtime.Static == nil {
+			out = append(out, fmt.Sprintf("services.%s.instances: this runtime cannot resize a running pool; restart the daemon for it", name))
+		}
+	}
+	return out
+}
+
+// applyLive makes the running services follow next where it differs from
+// old in a key that shapes a pool or a router. A change that fails is
+// reported (the rest is still applied); the configuration stays next, so
+// that pools started later follow it.
+func (d *Daemon) applyLive(ctx context.Context, old, next *config.Config, svcs map[string]*service) error {
+	// A client that gives up on `cutover reload` must not leave a pool
+	// half scaled: the change runs to its end within the daemon's life.
+	ctx = context.WithoutCancel(ctx)
+	if rc := d.hand.runCtx; rc != nil {
+		var stop context.CancelFunc
+		ctx, stop = context.WithCancel(ctx)
+		defer stop()
+		defer context.AfterFunc(rc, stop)()
+	}
+	var errs []error
+	for _, name := range old.ServiceNames {
+		svc, o, n := svcs[name], old.Services[name], next.Services[name]
+		if svc == nil || n == nil {
+			continue
+		}
+		if o.Instances != n.Instances {
+			if err := svc.scale(ctx, n.Instances); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("reload %s: applied, except: %w", old.File, errors.Join(errs...))
+	}
+	return nil
+}
+
+// scale resizes both colours' pools of svc to n instances: new instances
+// join the router once they pass their health check, removed ones leave
+// it at once and are stopped once drained (drain_timeout).
+func (svc *service) scale(ctx context.Context, n int) error {
+	s, ok := svc.driver.(scaler)
+	if !ok { // static pools are their addresses; instances does not apply
+		return nil
+	}
+	svc.log.Info("scaling pools", "instances", n)
+	err := s.Scale(ctx, n, func(ctx context.Context, ids []string) {
+		if err := svc.router.WaitRetired(ctx, ids); err != nil {
+			svc.log.Warn("stopping removed instances before they drained", "err", err)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("services.%s.instances: %w", svc.name, err)
+	}
+	return nil
+}
