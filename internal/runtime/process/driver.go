@@ -224,7 +224,7 @@ func New(opts Options) (*Driver, error) {
 	}
 	parallel := max(opts.Parallel, 1)
 	opts.defaults()
-	d := &Driver{parallel: parallel, 
+	d := &Driver{parallel: parallel,
 		name: opts.Service, opts: opts, log: opts.Logger.With("service", opts.Service), ports: opts.Ports,
 		gate: runtime.NewGate(opts.Gate), listener: opts.Listener, stateDir: opts.StateDir,
 	}
