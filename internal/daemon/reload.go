@@ -15,13 +15,17 @@ import (
 // Reload re-reads the configuration file (SIGHUP, `cutover reload`). A file
 // that does not validate is refused and the running configuration kept.
 //
-// What a reload can change without touching traffic: strategy (steps and
-// analysis), hooks, keep_previous and quiet_period. The new strategy
-// applies from the next deployment on. Everything else (listen addresses,
-// runtime, instances, health, timeouts, services added or removed, the API
-// and state dir) shapes listeners, processes or the router, so a change to
-// it is refused with the keys named; restart the daemon for those (running
-// instances are adopted, so a restart costs no requests).
+// What a reload changes while the daemon serves: strategy (steps and
+// analysis), hooks, keep_previous and quiet_period (from the next
+// deployment on); instances (reload_live.go: the running pools are
+// resized, new instances health-gated before they get traffic, removed
+// ones drained, then stopped); health, drain_timeout, fallback_page,
+// trusted_proxies and the TLS certificate files (the routers and health
+// gates follow at once). Everything else (listen addresses, runtime,
+// timeouts, h2c, sticky_cookie, start, services added or removed, the API
+// and state dir, TLS turned on or off) is refused with the keys named and
+// why; restart or upgrade the daemon for those (running instances are
+// adopted, so neither costs a request).
 func (d *Daemon) Reload(ctx context.Context) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
@@ -33,8 +37,8 @@ func (d *Daemon) Reload(ctx context.Context) error {
 		return classified{fmt.Errorf("reload %s: %w\nthe running configuration is kept", old.File, err), api.ErrInvalid}
 	}
 	if keys := restartKeys(old, next); len(keys) > 0 {
-		return classified{fmt.Errorf("reload %s: changing %s needs a restart of the daemon (running instances are adopted, no request is dropped); the running configuration is kept",
-			old.File, strings.Join(keys, ", ")), api.ErrInvalid}
+		return classified{fmt.Errorf("reload %s: changing %s needs a restart or `cutover upgrade` of the daemon (running instances are adopted, no request is dropped); the running configuration is kept",
+			old.File, strings.Join(withReasons(keys), ", ")), api.ErrInvalid}
 	}
 	if keys := d.liveRefusals(old, next); len(keys) > 0 {
 		return classified{fmt.Errorf("reload %s: %s; the running configuration is kept",
@@ -42,6 +46,13 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	}
 	d.mu.Lock()
 	svcs := maps.Clone(d.services)
+	d.mu.Unlock()
+	// The routers first: a fallback page or certificate that cannot be
+	// read refuses the whole reload before anything changed.
+	if err := applyRouters(old, next, svcs); err != nil {
+		return classified{fmt.Errorf("reload %s: %w; the running configuration is kept", old.File, err), api.ErrInvalid}
+	}
+	d.mu.Lock()
 	for name, svc := range svcs {
 		if err := svc.ctrl.SetSettings(svc.settings(next.Services[name])); err != nil {
 			d.mu.Unlock()
@@ -89,7 +100,8 @@ func restartKeys(old, next *config.Config) []string {
 
 // reloadableKeys are the service keys a reload applies; a change to any
 // other key needs a restart.
-var reloadableKeys = []string{"strategy", "hooks", "keep_previous", "quiet_period", "instances"}
+var reloadableKeys = []string{"strategy", "hooks", "keep_previous", "quiet_period", "instances",
+	"health", "drain_timeout", "fallback_page", "trusted_proxies", "tls"}
 
 // differingFields names the keys, other than the reloadable ones, whose
 // values differ between two services, from the key table the config

@@ -29,8 +29,11 @@ type service struct {
 	cfg    atomic.Pointer[config.Service]
 	log    *slog.Logger
 	router *proxy.Router
-	driver runtime.Driver
-	ctrl   *deploy.Controller
+	// upstreamTLS is how the router and the health gates speak to
+	// instances (instanceTLS); a reload of health rebuilds the gates with it.
+	upstreamTLS *tls.Config
+	driver      runtime.Driver
+	ctrl        *deploy.Controller
 	// notices are what adoption found wrong at start; set before the
 	// service is published, read-only afterwards.
 	notices []string
@@ -96,7 +99,7 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 	if err != nil {
 		return nil, err
 	}
-	svc.router = r
+	svc.router, svc.upstreamTLS = r, tlsConf
 	defer func() {
 		if err != nil { // release what this service holds; instances keep running for the next start
 			if svc.driver != nil {
@@ -125,9 +128,14 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 			log.Error("router stopped", "err", err)
 		}
 	})
+	wg.Go(func() { r.WatchCertificate(ctx, certPollInterval) })
 	d.runControl(ctx, svc, wg)
 	return svc, nil
 }
+
+// certPollInterval is how often a TLS service's certificate files are
+// checked for a change (rotation by a renewal job, say).
+const certPollInterval = 2 * time.Second
 
 // startControl gives svc its runtime driver and controller, restores the
 // persisted state and adopts the running instances (or re-establishes the

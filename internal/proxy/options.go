@@ -81,6 +81,12 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// live is the part of o that SetLive changes.
+func (o Options) live() Live {
+	return Live{TrustedProxies: o.TrustedProxies, FallbackPage: o.FallbackPage, Health: o.Health,
+		DrainTimeout: o.DrainTimeout, TLSCert: o.TLSCert, TLSKey: o.TLSKey}
+}
+
 // withDefaults is the one place the router's defaults are applied.
 func (o Options) withDefaults() Options {
 	if o.StickyCookie == "" {

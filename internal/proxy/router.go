@@ -21,8 +21,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/netip"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -70,9 +68,8 @@ type Router struct {
 	scheme    string // to instances
 	cookie    string // sticky cookie name; "" disables stickiness
 	cookieSfx string
-	trusted   []netip.Prefix
-	fallback  []byte
-	cert      *tls.Certificate
+	dyn       atomic.Pointer[liveState] // what SetLive changes
+	certs     *certStore                // the public listener's certificate; nil without TLS
 	bufs      bufferPool
 	states    sync.Pool
 	errLog    *slog.Logger
@@ -110,36 +107,19 @@ func New(opts Options) (*Router, error) {
 	log := opts.Logger.With("service", opts.Service)
 	r := &Router{opts: opts, log: log, errLog: log, scheme: "http", members: map[string]*backend{}, retiring: map[string]*backend{}}
 	var errs []error
-	for _, s := range opts.TrustedProxies {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				errs = append(errs, fmt.Errorf("trusted proxy %q: %w", s, err))
-				continue
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		r.trusted = append(r.trusted, p.Masked())
+	lv, err := loadLive(opts.live())
+	if err != nil {
+		errs = append(errs, err)
 	}
+	r.dyn.Store(lv)
 	if opts.StickyCookie != NoStickyCookie {
 		r.cookie = opts.StickyCookie
 	}
 	r.cookieSfx = "; Path=/; Max-Age=" + strconv.Itoa(int(stickyMaxAge/time.Second)) + "; HttpOnly; SameSite=Lax"
-	r.fallback = []byte(builtinFallback)
-	if opts.FallbackPage != "" {
-		b, err := os.ReadFile(opts.FallbackPage)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("fallback page: %w", err))
-		}
-		r.fallback = b
-	}
 	if opts.TLSCert != "" || opts.TLSKey != "" {
-		cert, err := tls.LoadX509KeyPair(opts.TLSCert, opts.TLSKey)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("tls certificate %s: %w", opts.TLSCert, err))
+		if r.certs, err = newCertStore(opts.TLSCert, opts.TLSKey); err != nil {
+			errs = append(errs, err)
 		}
-		r.cert = &cert
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("new router for service %s: %w", opts.Service, errors.Join(errs...))
@@ -398,7 +378,7 @@ func (r *Router) watch(be *backend) {
 	be.stopWatch = cancel
 	log := r.log.With("color", be.color, "instance", be.inst.ID)
 	r.wg.Go(func() {
-		health.Watch(ctx, r.health, r.scheme, be.inst.Addr, r.opts.Health, true, func(ok bool, err error) {
+		health.Watch(ctx, r.health, r.scheme, be.inst.Addr, r.settings().opts.Health, be.inst.Healthy(), func(ok bool, err error) {
 			be.inst.SetHealthy(ok)
 			if ok {
 				log.Info("instance healthy")
@@ -528,7 +508,7 @@ func (r *Router) Drain(ctx context.Context, color route.Color) error {
 		}
 	}()
 	start := time.Now()
-	if waitIdle(ctx, members, start.Add(r.opts.DrainTimeout)) {
+	if waitIdle(ctx, members, start.Add(r.drainTimeout())) {
 		r.log.Info("drained", "color", c, "took", time.Since(start))
 		return nil
 	}
@@ -545,4 +525,4 @@ func (r *Router) Drain(ctx context.Context, color route.Color) error {
 }
 
 // drainTimeout bounds draining now.
-func (r *Router) drainTimeout() time.Duration { return r.opts.DrainTimeout }
+func (r *Router) drainTimeout() time.Duration { return r.settings().opts.DrainTimeout }

@@ -38,7 +38,7 @@ func (r *Router) Serve(ctx context.Context, public, preview net.Listener) error 
 		tls   bool
 		conns *connTracker
 	}
-	units := []unit{{r.newServer(r.Handler(), true), public, r.cert != nil, &connTracker{}}}
+	units := []unit{{r.newServer(r.Handler(), true), public, r.certs != nil, &connTracker{}}}
 	if preview != nil {
 		units = append(units, unit{r.newServer(r.PreviewHandler(), false), preview, false, &connTracker{}})
 	}
@@ -75,7 +75,7 @@ func (r *Router) Serve(ctx context.Context, public, preview net.Listener) error 
 	// Stop accepting, then let the client connections go on their own
 	// (see handoff.go) before the servers shut down.
 	stopping.Store(true)
-	graceEnd := time.Now().Add(min(handoffGrace, r.opts.DrainTimeout))
+	graceEnd := time.Now().Add(min(handoffGrace, r.drainTimeout()))
 	srvs := make([]*http.Server, 0, len(units))
 	for _, u := range units {
 		_ = u.ln.Close()
@@ -98,7 +98,7 @@ func (r *Router) Serve(ctx context.Context, public, preview net.Listener) error 
 // shutdown stops the servers gracefully within the drain timeout, then
 // cuts streams and upgraded connections and closes what remains.
 func (r *Router) shutdown(srvs []*http.Server) {
-	deadline := time.Now().Add(r.opts.DrainTimeout)
+	deadline := time.Now().Add(r.drainTimeout())
 	sctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -136,9 +136,11 @@ func (r *Router) newServer(h http.Handler, public bool) *http.Server {
 		Protocols:         new(http.Protocols),
 	}
 	srv.Protocols.SetHTTP1(true)
-	if public && r.cert != nil {
+	if public && r.certs != nil {
 		srv.Protocols.SetHTTP2(true)
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*r.cert}, MinVersion: tls.VersionTLS12}
+		// GetCertificate, not Certificates: a certificate reloaded
+		// (SetLive, WatchCertificate) applies to the next handshake.
+		srv.TLSConfig = &tls.Config{GetCertificate: r.certs.get, MinVersion: tls.VersionTLS12}
 	}
 	if public && r.opts.H2C {
 		srv.Protocols.SetUnencryptedHTTP2(true)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cutover/cutover/internal/health"
@@ -164,7 +165,7 @@ type Driver struct {
 	opts     Options
 	log      *slog.Logger
 	ports    *runtime.PortAllocator
-	gate     *runtime.HealthGate
+	gate     atomic.Pointer[runtime.HealthGate] // replaced by SetGate
 	listener runtime.Listener
 	stateDir string
 	parallel int // Options.Parallel as asked, before Scale bounds it by the pool's size
@@ -226,13 +227,14 @@ func New(opts Options) (*Driver, error) {
 	opts.defaults()
 	d := &Driver{parallel: parallel,
 		name: opts.Service, opts: opts, log: opts.Logger.With("service", opts.Service), ports: opts.Ports,
-		gate: runtime.NewGate(opts.Gate), listener: opts.Listener, stateDir: opts.StateDir,
+		listener: opts.Listener, stateDir: opts.StateDir,
 	}
 	for _, dir := range []string{filepath.Dir(d.recordPath()), d.logDir()} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("service %s: process runtime: %w", opts.Service, err)
 		}
 	}
+	d.gate.Store(runtime.NewGate(opts.Gate))
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.bg.Go(func() { d.rotateLogs(d.ctx) })
 	return d, nil
@@ -404,6 +406,6 @@ func (d *Driver) Close() error {
 		}
 	}
 	d.bg.Wait()
-	d.gate.CloseIdle()
+	d.gateNow().CloseIdle()
 	return nil
 }

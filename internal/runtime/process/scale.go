@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/cutover/cutover/internal/route"
+	"github.com/cutover/cutover/internal/runtime"
 )
 
 // Scale makes n the number of instances per colour, for the pools that run
@@ -187,4 +188,25 @@ func (p *pool) clearSlot(in *instance) {
 	if cur, ok := p.slotAt(in.slot); ok && cur == in {
 		p.slots[in.slot-1] = nil
 	}
+}
+
+// gateNow is the health gate new and adopted instances pass.
+func (d *Driver) gateNow() *runtime.HealthGate { return d.gate.Load() }
+
+// SetGate makes new instances (started, replaced, scaled up) pass o from
+// now on, and unhealthy the number of failed probes that bounds the adopt
+// gate (a configuration reload of health). A gate already waiting keeps
+// the settings it started with.
+func (d *Driver) SetGate(o runtime.GateOptions, unhealthy int) {
+	if o.Timeout <= 0 {
+		o.Timeout = runtime.DefaultProbeTimeout
+	}
+	old := d.gate.Swap(runtime.NewGate(o))
+	d.mu.Lock()
+	d.opts.Gate = o
+	if unhealthy > 0 {
+		d.opts.UnhealthyThreshold = unhealthy
+	}
+	d.mu.Unlock()
+	old.CloseIdle()
 }

@@ -139,7 +139,7 @@ func (d *Driver) startSlot(ctx context.Context, p *pool, slot int) slotStart {
 			r.state, r.err, r.tail = slotRecordFailed, err, d.tail(in, 20)
 			return r
 		}
-		err = d.gate.WaitHealthy(sctx, in.addr(), in.done)
+		err = d.gateNow().WaitHealthy(sctx, in.addr(), in.done)
 		if err == nil {
 			r.state = slotHealthy
 			return r

@@ -146,7 +146,7 @@ func (d *Driver) replace(p *pool, slot int) string {
 	}
 	d.persist()
 	ctx, cancel := context.WithTimeout(p.ctx, d.startTimeout())
-	err = d.gate.WaitHealthy(ctx, in.addr(), in.done)
+	err = d.gateNow().WaitHealthy(ctx, in.addr(), in.done)
 	cancel()
 	if p.ctx.Err() != nil {
 		return "" // Stop terminates it; Close leaves it for the next daemon
