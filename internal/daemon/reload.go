@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -47,25 +48,47 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	d.mu.Lock()
 	svcs := maps.Clone(d.services)
 	d.mu.Unlock()
-	// The routers first: a fallback page or certificate that cannot be
-	// read refuses the whole reload before anything changed.
-	if err := applyRouters(old, next, svcs); err != nil {
+	// New listen addresses are bound and the routers' settings applied
+	// first: an address in use, or a fallback page or certificate that
+	// cannot be read, refuses the whole reload before anything changed.
+	moved, err := bindMoved(old, next, svcs)
+	if err != nil {
 		return classified{fmt.Errorf("reload %s: %w; the running configuration is kept", old.File, err), api.ErrInvalid}
+	}
+	if err := applyRouters(old, next, svcs); err != nil {
+		closeRebindings(moved)
+		return classified{fmt.Errorf("reload %s: %w; the running configuration is kept", old.File, err), api.ErrInvalid}
+	}
+	var errs []error
+	if err := d.addServices(old, next); err != nil {
+		errs = append(errs, err)
 	}
 	d.mu.Lock()
 	for name, svc := range svcs {
-		if err := svc.ctrl.SetSettings(svc.settings(next.Services[name])); err != nil {
-			d.mu.Unlock()
-			return err
+		sc := next.Services[name]
+		if sc == nil { // removed below
+			continue
 		}
-		svc.cfg.Store(next.Services[name])
+		if err := svc.ctrl.SetSettings(svc.settings(sc)); err != nil {
+			errs = append(errs, fmt.Errorf("services.%s: %w", name, err))
+			continue
+		}
+		svc.cfg.Store(sc)
 	}
 	d.cfg = next
 	d.mu.Unlock()
-	// What changes the running pools and routers (reload_live.go) happens
-	// outside d.mu: scaling waits for health gates and drains.
+	// What changes the running listeners, pools and services
+	// (reload_live.go, reload_services.go) happens outside d.mu: it waits
+	// for health gates and drains.
+	if err := d.rebind(ctx, moved); err != nil {
+		errs = append(errs, err)
+	}
 	if err := d.applyLive(ctx, old, next, svcs); err != nil {
-		return err
+		errs = append(errs, err)
+	}
+	d.removeServices(old, next)
+	if len(errs) > 0 {
+		return fmt.Errorf("reload %s: applied, except: %w", old.File, errors.Join(errs...))
 	}
 	d.log.Info("configuration reloaded", "file", old.File)
 	return nil
@@ -80,15 +103,9 @@ func restartKeys(old, next *config.Config) []string {
 	if old.StateDir != next.StateDir {
 		keys = append(keys, "state_dir")
 	}
-	for _, name := range old.ServiceNames {
-		if _, ok := next.Services[name]; !ok {
-			keys = append(keys, "services."+name+" (removed)")
-		}
-	}
 	for _, name := range next.ServiceNames {
 		o, ok := old.Services[name]
-		if !ok {
-			keys = append(keys, "services."+name+" (added)")
+		if !ok { // added: started by the reload (reload_services.go)
 			continue
 		}
 		for _, f := range differingFields(*o, *next.Services[name]) {
@@ -101,7 +118,7 @@ func restartKeys(old, next *config.Config) []string {
 // reloadableKeys are the service keys a reload applies; a change to any
 // other key needs a restart.
 var reloadableKeys = []string{"strategy", "hooks", "keep_previous", "quiet_period", "instances",
-	"health", "drain_timeout", "fallback_page", "trusted_proxies", "tls"}
+	"health", "drain_timeout", "fallback_page", "trusted_proxies", "tls", "listen"}
 
 // differingFields names the keys, other than the reloadable ones, whose
 // values differ between two services, from the key table the config

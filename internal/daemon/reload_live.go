@@ -79,10 +79,7 @@ func (d *Daemon) applyLive(ctx context.Context, old, next *config.Config, svcs m
 			}
 		}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("reload %s: applied, except: %w", old.File, errors.Join(errs...))
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // scale resizes both colours' pools of svc to n instances: new instances
@@ -107,8 +104,7 @@ func (svc *service) scale(ctx context.Context, n int) error {
 
 // restartReasons says why a key a reload refuses cannot change live.
 var restartReasons = map[string]string{
-	"listen":         "the listener is bound at start",
-	"preview_listen": "the listener is bound at start",
+	"preview_listen": "hooks get PREVIEW_URL from the controller, which is built at start",
 	"h2c":            "the public HTTP server is built for it at start",
 	"sticky_cookie":  "the router reads it when built",
 	"timeouts":       "the router's HTTP servers and upstream transport read them when built",

@@ -32,6 +32,9 @@ type service struct {
 	// upstreamTLS is how the router and the health gates speak to
 	// instances (instanceTLS); a reload of health rebuilds the gates with it.
 	upstreamTLS *tls.Config
+	// serving is the router's Serve; a reload that removes the service
+	// stops it (reload_services.go).
+	serving *routerRun
 	driver      runtime.Driver
 	ctrl        *deploy.Controller
 	// notices are what adoption found wrong at start; set before the
@@ -123,12 +126,15 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 			return nil, err
 		}
 	}
+	sctx, stopServe := context.WithCancel(ctx)
+	svc.serving = &routerRun{stop: stopServe, done: make(chan struct{})}
 	wg.Go(func() {
-		if err := r.Serve(ctx, pub, prev); err != nil {
+		defer close(svc.serving.done)
+		if err := r.Serve(sctx, pub, prev); err != nil {
 			log.Error("router stopped", "err", err)
 		}
 	})
-	wg.Go(func() { r.WatchCertificate(ctx, certPollInterval) })
+	wg.Go(func() { r.WatchCertificate(sctx, certPollInterval) })
 	d.runControl(ctx, svc, wg)
 	return svc, nil
 }

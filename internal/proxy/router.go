@@ -74,6 +74,12 @@ type Router struct {
 	states    sync.Pool
 	errLog    *slog.Logger
 
+	// serving is set while Serve runs; rebinds carries Rebind's requests
+	// to it, and quit is closed once Serve no longer takes them.
+	serving atomic.Bool
+	rebinds chan rebindReq
+	quit    atomic.Pointer[chan struct{}]
+
 	ctx    context.Context // cancelled by Close; parent of watchers and drains
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -105,7 +111,8 @@ func New(opts Options) (*Router, error) {
 	}
 	opts = opts.withDefaults()
 	log := opts.Logger.With("service", opts.Service)
-	r := &Router{opts: opts, log: log, errLog: log, scheme: "http", members: map[string]*backend{}, retiring: map[string]*backend{}}
+	r := &Router{opts: opts, log: log, errLog: log, scheme: "http", members: map[string]*backend{}, retiring: map[string]*backend{},
+		rebinds: make(chan rebindReq)}
 	var errs []error
 	lv, err := loadLive(opts.live())
 	if err != nil {
