@@ -35,8 +35,8 @@ type service struct {
 	// serving is the router's Serve; a reload that removes the service
 	// stops it (reload_services.go).
 	serving *routerRun
-	driver      runtime.Driver
-	ctrl        *deploy.Controller
+	driver  runtime.Driver
+	ctrl    *deploy.Controller
 	// notices are what adoption found wrong at start; set before the
 	// service is published, read-only afterwards.
 	notices []string
