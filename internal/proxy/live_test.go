@@ -150,3 +150,38 @@ func TestSetLiveFallbackAndTrustedProxies(t *testing.T) {
 		t.Errorf("a refused SetLive changed the router: fallback %q", b)
 	}
 }
+
+// SetLive with new health settings restarts the members' checks with
+// them: an instance failing the old path is healthy again on the new one,
+// and the new drain timeout bounds the next drain.
+func TestSetLiveHealthAndDrainTimeout(t *testing.T) {
+	in := newInstance(t, "web-blue-1", nil)
+	r := startRouter(t, testService())
+	r.SetPool(route.Blue, "v1", backends(in))
+	in.down.Store(true) // /healthz answers 503
+	waitHealthy := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			if h, _ := r.Healthy(route.Blue); h == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				h, _ := r.Healthy(route.Blue)
+				t.Fatalf("%d healthy instances, want %d", h, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitHealthy(0)
+	l := testService().live()
+	l.Health.Path = "/ready" // the test instance answers 200 there
+	l.DrainTimeout = 300 * time.Millisecond
+	if err := r.SetLive(l); err != nil {
+		t.Fatal(err)
+	}
+	waitHealthy(1)
+	if got := r.drainTimeout(); got != 300*time.Millisecond {
+		t.Errorf("drain timeout %s after SetLive, want 300ms", got)
+	}
+}
