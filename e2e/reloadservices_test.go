@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -129,4 +133,45 @@ func (e *env) recordedPIDsOf(service string) []int {
 		e.t.Fatal(err)
 	}
 	return pidsIn(b)
+}
+
+// A reload of health, drain_timeout, trusted_proxies and fallback_page
+// is applied, not refused, and the new fallback page is what the router
+// answers with when no pool serves; a page that cannot be read refuses
+// the reload and the previous page stays.
+func TestReloadAppliesRouterSettings(t *testing.T) {
+	e := newEnv(t)
+	e.start() // nothing deployed: the public router answers the fallback page
+	page := filepath.Join(e.dir, "maintenance.html")
+	if err := os.WriteFile(page, []byte("<p>back in five minutes</p>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.editConfig("    drain_timeout: 3s\n", fmt.Sprintf("    drain_timeout: 5s\n    fallback_page: %s\n    trusted_proxies: [127.0.0.1]\n", page))
+	e.editConfig("      interval: 200ms\n", "      interval: 300ms\n")
+	if out := e.mustCLI(0, "reload"); !strings.Contains(out, "reloaded") {
+		t.Fatalf("reload: %s", out)
+	}
+	fallback := func() string {
+		t.Helper()
+		resp, err := http.Get("http://" + e.public + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 503 {
+			t.Fatalf("no pool: %d, want 503", resp.StatusCode)
+		}
+		return string(b)
+	}
+	if got := fallback(); got != "<p>back in five minutes</p>" {
+		t.Errorf("fallback after the reload: %q, want the new page", got)
+	}
+	e.editConfig("fallback_page: "+page, "fallback_page: "+page+".missing")
+	if code, out := e.cli("reload"); code != 1 || !strings.Contains(out, "fallback_page") {
+		t.Errorf("reload with a missing fallback page: exit %d, want 1 naming it:\n%s", code, out)
+	}
+	if got := fallback(); got != "<p>back in five minutes</p>" {
+		t.Errorf("fallback after a refused reload: %q, want the page kept", got)
+	}
 }
