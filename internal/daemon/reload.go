@@ -22,11 +22,15 @@ import (
 // resized, new instances health-gated before they get traffic, removed
 // ones drained, then stopped); health, drain_timeout, fallback_page,
 // trusted_proxies and the TLS certificate files (the routers and health
-// gates follow at once). Everything else (listen addresses, runtime,
-// timeouts, h2c, sticky_cookie, start, services added or removed, the API
-// and state dir, TLS turned on or off) is refused with the keys named and
-// why; restart or upgrade the daemon for those (running instances are
-// adopted, so neither costs a request).
+// gates follow at once); a service's public listen address (the new one
+// serves before the old one closes) and whole services added or removed
+// (reload_services.go). Everything else (preview_listen, runtime,
+// timeouts, h2c, sticky_cookie, start, the API and state dir, TLS turned
+// on or off) is refused with the keys named and why; restart or upgrade
+// the daemon for those (running instances are adopted, so neither costs a
+// request). A refusal changes nothing; once past the refusals, a change
+// that fails (a scale-up whose instance is not healthy, a service that
+// cannot start) is reported while the rest applies.
 func (d *Daemon) Reload(ctx context.Context) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
