@@ -175,3 +175,49 @@ func TestReloadAppliesRouterSettings(t *testing.T) {
 		t.Errorf("fallback after a refused reload: %q, want the page kept", got)
 	}
 }
+
+// Moving preview_listen by reload: the preview answers on the new
+// address, the old one closes, and the next deployment's pre_traffic hook
+// gets the new PREVIEW_URL and reaches the candidate through it.
+func TestReloadMovesPreviewListener(t *testing.T) {
+	e := newEnv(t)
+	script := filepath.Join(e.dir, "smoke.sh")
+	ran := filepath.Join(e.dir, "smoke.ran")
+	os.WriteFile(script, []byte(`hp=${PREVIEW_URL#http://}
+exec 3<>/dev/tcp/${hp%:*}/${hp##*:}
+printf 'GET /?format=json HTTP/1.0\r\nHost: preview\r\n\r\n' >&3
+grep -q "\"version\":\"$VERSION\"" <&3 || { echo "preview did not answer with $VERSION"; exit 1; }
+echo "$VERSION $PREVIEW_URL" >> `+ran+`
+`), 0o755)
+	f, err := os.OpenFile(e.cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "    hooks:\n      pre_traffic: [\"bash %s\"]\n", script)
+	f.Close()
+	e.start()
+	e.mustCLI(0, "deploy", "web", "v1", "--wait")
+
+	old, moved := e.preview, "127.0.0.1:"+freePort(t)
+	e.editConfig("preview_listen: "+old, "preview_listen: "+moved)
+	e.mustCLI(0, "reload")
+	if c, err := net.DialTimeout("tcp", old, time.Second); err == nil {
+		c.Close()
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			if c, err = net.DialTimeout("tcp", old, time.Second); err != nil {
+				break
+			}
+			c.Close()
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err == nil {
+			t.Errorf("the old preview address %s still accepts", old)
+		}
+	}
+	e.mustCLI(0, "deploy", "web", "v2", "--wait")
+	got, _ := os.ReadFile(ran)
+	if want := "v1 http://" + old + "\nv2 http://" + moved + "\n"; string(got) != want {
+		t.Errorf("the smoke test ran with %q, want %q", got, want)
+	}
+}

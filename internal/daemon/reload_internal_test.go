@@ -44,7 +44,7 @@ func TestRestartKeys(t *testing.T) {
 		{"keep_previous", "keep_previous: 1h", "keep_previous: 2h\n    quiet_period: 30s", nil},
 		{"hooks", `["./smoke.sh"]`, `["./other.sh"]`, nil},
 		{"listen", "listen: 127.0.0.1:8080", "listen: 127.0.0.1:9090", nil},
-		{"preview_listen", "127.0.0.1:8081", "127.0.0.1:9091", []string{"services.web.preview_listen"}},
+		{"preview_listen", "127.0.0.1:8081", "127.0.0.1:9091", nil},
 		{"instances", "instances: 2", "instances: 3", nil},
 		{"command", `"--port"`, `"--listen"`, []string{"services.web.runtime"}},
 		{"health", "interval: 1s\n    strategy", "interval: 2s\n    strategy", nil},

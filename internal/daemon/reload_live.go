@@ -104,12 +104,11 @@ func (svc *service) scale(ctx context.Context, n int) error {
 
 // restartReasons says why a key a reload refuses cannot change live.
 var restartReasons = map[string]string{
-	"preview_listen": "hooks get PREVIEW_URL from the controller, which is built at start",
-	"h2c":            "the public HTTP server is built for it at start",
-	"sticky_cookie":  "the router reads it when built",
-	"timeouts":       "the router's HTTP servers and upstream transport read them when built",
-	"start":          "the runtime reads it when built",
-	"runtime":        "the runtime's kind, command and environment shape the running instances",
+	"h2c":           "the public HTTP server is built for it at start",
+	"sticky_cookie": "the router reads it when built",
+	"timeouts":      "the router's HTTP servers and upstream transport read them when built",
+	"start":         "the runtime reads it when built",
+	"runtime":       "the runtime's kind, command and environment shape the running instances",
 }
 
 // withReasons adds to each of restartKeys' keys why it needs a restart.

@@ -14,7 +14,7 @@ import (
 )
 
 // This file is the part of a reload that adds and removes whole services
-// and moves a service's public listener to a new address.
+// and moves a service's listeners to new addresses.
 
 // routerRun is a service router's Serve: stop ends it, done is closed
 // once it returned (every in-flight request finished or was cut at the
@@ -24,38 +24,54 @@ type routerRun struct {
 	done chan struct{}
 }
 
-// rebinding is a public listener bound at a service's new address, not
-// serving yet.
+// rebinding is a listener bound at a service's new address, not serving
+// yet; a nil ln is a preview listener the reload removes.
 type rebinding struct {
-	svc *service
-	key string // the listener's configuration key, services.NAME.listen
-	ln  net.Listener
+	svc    *service
+	key    string // the listener's configuration key, services.NAME.listen
+	public bool
+	ln     net.Listener
 }
 
-// bindMoved binds the new public address of every service whose listen
-// changed, before anything else of the reload is applied, so that an
-// address that cannot be bound refuses the whole reload.
+// bindMoved binds the new address of every service listener (listen,
+// preview_listen) that changed, before anything else of the reload is
+// applied, so that an address that cannot be bound refuses the whole
+// reload.
 func bindMoved(old, next *config.Config, svcs map[string]*service) ([]rebinding, error) {
 	var out []rebinding
 	for _, name := range old.ServiceNames {
 		svc, o, n := svcs[name], old.Services[name], next.Services[name]
-		if svc == nil || n == nil || o.Listen == n.Listen {
+		if svc == nil || n == nil {
 			continue
 		}
-		key := sockets.Name(name, false)
-		ln, err := net.Listen("tcp", n.Listen)
-		if err != nil {
-			closeRebindings(out)
-			return nil, fmt.Errorf("%s %s: %w", key, n.Listen, err)
+		for _, public := range []bool{true, false} {
+			from, to := o.PreviewListen, n.PreviewListen
+			if public {
+				from, to = o.Listen, n.Listen
+			}
+			if from == to {
+				continue
+			}
+			rb := rebinding{svc: svc, key: sockets.Name(name, !public), public: public}
+			if to != "" {
+				ln, err := net.Listen("tcp", to)
+				if err != nil {
+					closeRebindings(out)
+					return nil, fmt.Errorf("%s %s: %w", rb.key, to, err)
+				}
+				rb.ln = ln
+			}
+			out = append(out, rb)
 		}
-		out = append(out, rebinding{svc: svc, key: key, ln: ln})
 	}
 	return out, nil
 }
 
 func closeRebindings(rbs []rebinding) {
 	for _, rb := range rbs {
-		rb.ln.Close()
+		if rb.ln != nil {
+			rb.ln.Close()
+		}
 	}
 }
 
@@ -64,13 +80,18 @@ func closeRebindings(rbs []rebinding) {
 func (d *Daemon) rebind(ctx context.Context, rbs []rebinding) error {
 	var errs []error
 	for i, rb := range rbs {
-		if err := rb.svc.router.Rebind(ctx, true, rb.ln); err != nil {
+		if err := rb.svc.router.Rebind(ctx, rb.public, rb.ln); err != nil {
 			closeRebindings(rbs[i : i+1])
 			errs = append(errs, fmt.Errorf("%s: %w", rb.key, err))
 			continue
 		}
+		if rb.ln == nil {
+			d.opts.Listeners.Release(rb.key)
+			rb.svc.log.Info("listener closed", "key", rb.key)
+			continue
+		}
 		d.opts.Listeners.Replace(rb.key, rb.ln)
-		rb.svc.log.Info("public listener moved", "listen", rb.ln.Addr().String())
+		rb.svc.log.Info("listener moved", "key", rb.key, "listen", rb.ln.Addr().String())
 	}
 	return errors.Join(errs...)
 }

@@ -52,6 +52,8 @@ type service struct {
 // the hooks when the runtime is the process one.
 func (svc *service) settings(sc *config.Service) deploy.Settings {
 	s := controllerSettings(sc)
+	u := previewURL(sc) // follows a preview_listen moved by a reload
+	s.PreviewURL = &u
 	if p, ok := svc.driver.(*process.Driver); ok {
 		s.Hooks.Secrets = p.HookEnv
 	}
