@@ -106,6 +106,12 @@ func (d *Daemon) addServices(old, next *config.Config) error {
 		if _, ok := old.Services[name]; ok {
 			continue
 		}
+		if d.hand.wg == nil { // not serving (yet): Run starts what cfg names
+			errs = append(errs, fmt.Errorf("services.%s (added): the daemon is not serving", name))
+			next.ServiceNames = slices.DeleteFunc(next.ServiceNames, func(n string) bool { return n == name })
+			delete(next.Services, name)
+			continue
+		}
 		svc, err := d.startService(d.hand.runCtx, next.StateDir, next.Services[name], d.hand.wg)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("services.%s (added): %w", name, err))
