@@ -46,6 +46,8 @@ func TestRestartKeys(t *testing.T) {
 		{"listen", "listen: 127.0.0.1:8080", "listen: 127.0.0.1:9090", nil},
 		{"preview_listen", "127.0.0.1:8081", "127.0.0.1:9091", nil},
 		{"instances", "instances: 2", "instances: 3", nil},
+		{"start.parallel", "instances: 2", "instances: 2\n    start: {parallel: 2}", nil},
+		{"sticky_cookie", "instances: 2", "instances: 2\n    sticky_cookie: shop", []string{"services.web.sticky_cookie"}},
 		{"command", `"--port"`, `"--listen"`, []string{"services.web.runtime"}},
 		{"health", "interval: 1s\n    strategy", "interval: 2s\n    strategy", nil},
 		{"timeouts", "interval: 1s\n    strategy", "interval: 1s\n    timeouts: {idle: 5s}\n    strategy", []string{"services.web.timeouts"}},

@@ -73,6 +73,11 @@ func (d *Daemon) applyLive(ctx context.Context, old, next *config.Config, svcs m
 				g.SetGate(gateOptions(n, svc.upstreamTLS), n.Health.UnhealthyThreshold)
 			}
 		}
+		if o.Start != n.Start {
+			if p, ok := svc.driver.(interface{ SetParallel(int) }); ok {
+				p.SetParallel(n.Start.Parallel)
+			}
+		}
 		if o.Instances != n.Instances {
 			if err := svc.scale(ctx, n.Instances); err != nil {
 				errs = append(errs, err)
@@ -107,7 +112,6 @@ var restartReasons = map[string]string{
 	"h2c":           "the public HTTP server is built for it at start",
 	"sticky_cookie": "the router reads it when built",
 	"timeouts":      "the router's HTTP servers and upstream transport read them when built",
-	"start":         "the runtime reads it when built",
 	"runtime":       "the runtime's kind, command and environment shape the running instances",
 }
 

@@ -210,3 +210,12 @@ func (d *Driver) SetGate(o runtime.GateOptions, unhealthy int) {
 	d.mu.Unlock()
 	old.CloseIdle()
 }
+
+// SetParallel makes n the number of instances a new pool, or a scale-up,
+// starts at once from now on (a reload of start.parallel); it is bounded
+// by the pool's size. A start under way keeps its own.
+func (d *Driver) SetParallel(n int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.parallel = max(n, 1)
+}
