@@ -144,7 +144,9 @@ func (a *app) reload(o *opts, pos []string) int {
 	ctx, cancel := a.callCtx()
 	defer cancel()
 	if err := a.client().Reload(ctx); err != nil {
-		return a.fail(fmt.Errorf("reload refused, the running config is kept:\n%w", err))
+		// The daemon's message says whether nothing was applied (a
+		// refusal) or all but what it names.
+		return a.fail(fmt.Errorf("reload:\n%w", err))
 	}
 	fmt.Fprintln(a.stdout, "config reloaded")
 	return ExitOK

@@ -135,7 +135,7 @@ func Serve(ctx context.Context, o ServeOptions, stdout, stderr io.Writer) int {
 				return
 			case <-hup:
 				if err := d.Reload(ctx); err != nil {
-					logger.Error("reload refused; the running configuration is kept", "err", err)
+					logger.Error("reload: not everything was applied", "err", err)
 				}
 			}
 		}

@@ -319,14 +319,14 @@ func TestReload(t *testing.T) {
 	}
 	d.waitFor("abort", 10*time.Second, func(st deploy.Status) bool { return st.Phase == deploy.PhaseIdle && st.Deployment == nil })
 
-	// Changing the public listener needs a restart: refused, named.
+	// Changing the API's listener needs a restart: refused, named.
 	moved := s
 	moved.Steps = "        - {weight: 10}\n"
-	moved.Listen = freeAddr(t)
+	moved.APIListen = freeAddr(t)
 	f.write(moved)
-	ae = apiError(t, "reload with another listen", d.c.Reload(ctx), http.StatusBadRequest, "invalid")
-	if !strings.Contains(ae.Message, "services.web.listen") || !strings.Contains(ae.Message, "restart") {
-		t.Errorf("refusal does not name services.web.listen and a restart:\n%s", ae.Message)
+	ae = apiError(t, "reload with another api.listen", d.c.Reload(ctx), http.StatusBadRequest, "invalid")
+	if !strings.Contains(ae.Message, "api") || !strings.Contains(ae.Message, "restart") {
+		t.Errorf("refusal does not name api and a restart:\n%s", ae.Message)
 	}
 	if strings.Contains(ae.Message, "strategy") {
 		t.Errorf("refusal names a key a reload may change:\n%s", ae.Message)

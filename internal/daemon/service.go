@@ -32,8 +32,14 @@ type service struct {
 	cfg    atomic.Pointer[config.Service]
 	log    *slog.Logger
 	router *proxy.Router
-	driver runtime.Driver
-	ctrl   *deploy.Controller
+	// upstreamTLS is how the router and the health gates speak to
+	// instances (instanceTLS); a reload of health rebuilds the gates with it.
+	upstreamTLS *tls.Config
+	// serving is the router's Serve; a reload that removes the service
+	// stops it (reload_services.go).
+	serving *routerRun
+	driver  runtime.Driver
+	ctrl    *deploy.Controller
 	// notices are what adoption found wrong at start; set before the
 	// service is published, read-only afterwards.
 	notices []string
@@ -57,6 +63,8 @@ func (svc *service) settings(sc *config.Service) deploy.Settings {
 	if !sc.Traffic.Embedded() {
 		s.Policy.LatencyFactor = cloudWatchLatencyFactor
 	}
+	u := previewURL(sc) // follows a preview_listen moved by a reload
+	s.PreviewURL = &u
 	if p, ok := svc.driver.(*process.Driver); ok {
 		s.Hooks.Secrets = p.HookEnv
 	} else if dk, ok := svc.driver.(*docker.Driver); ok {
@@ -112,7 +120,7 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 	if err != nil {
 		return nil, err
 	}
-	svc.router = r
+	svc.router, svc.upstreamTLS = r, tlsConf
 	defer func() {
 		if err != nil { // release what this service holds; instances keep running for the next start
 			if svc.driver != nil {
@@ -136,15 +144,23 @@ func (d *Daemon) startService(ctx context.Context, stateDir string, sc *config.S
 			return nil, err
 		}
 	}
+	sctx, stopServe := context.WithCancel(ctx)
+	svc.serving = &routerRun{stop: stopServe, done: make(chan struct{})}
 	wg.Go(func() {
-		if err := r.Serve(ctx, pub, prev); err != nil {
+		defer close(svc.serving.done)
+		if err := r.Serve(sctx, pub, prev); err != nil {
 			log.Error("router stopped", "err", err)
 		}
 	})
+	wg.Go(func() { r.WatchCertificate(sctx, certPollInterval) })
 	d.runControl(ctx, svc, wg)
 	d.sampleTraffic(ctx, svc, wg)
 	return svc, nil
 }
+
+// certPollInterval is how often a TLS service's certificate files are
+// checked for a change (rotation by a renewal job, say).
+const certPollInterval = 2 * time.Second
 
 // startControl gives svc its runtime driver and controller, restores the
 // persisted state and adopts the running instances (or re-establishes the

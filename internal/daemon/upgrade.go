@@ -138,12 +138,13 @@ func (o oldDaemon) Reclaim() error {
 // running.
 func (d *Daemon) restartControl(ctx context.Context, stateDir string, old *service) (*service, error) {
 	sc := old.cfg.Load()
-	svc := &service{name: old.name, log: old.log, router: old.router, traffic: old.traffic}
+	svc := &service{name: old.name, log: old.log, router: old.router, traffic: old.traffic, serving: old.serving}
 	svc.cfg.Store(sc)
 	tlsConf, err := instanceTLS(sc)
 	if err != nil {
 		return nil, err
 	}
+	svc.upstreamTLS = tlsConf
 	if err := d.startControl(ctx, stateDir, sc, svc, tlsConf); err != nil {
 		if svc.driver != nil {
 			svc.driver.Close()

@@ -48,7 +48,7 @@ func (c *Controller) hookEnv(j Job) ([]string, error) {
 		"SERVICE="+c.cfg().Name,
 		"VERSION="+j.Version,
 		"COLOR="+j.Color.String(),
-		"PREVIEW_URL="+c.opts.PreviewURL,
+		"PREVIEW_URL="+c.previewURL(),
 		"DEPLOYMENT="+j.Deployment,
 	)
 	if r := j.Retired; r != nil {
@@ -222,4 +222,12 @@ func validUTF8Start(s string) string {
 		}
 	}
 	return s
+}
+
+// previewURL is what hooks get as PREVIEW_URL now.
+func (c *Controller) previewURL() string {
+	if u := c.cfg().PreviewURL; u != nil {
+		return *u
+	}
+	return c.opts.PreviewURL
 }

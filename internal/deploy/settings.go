@@ -19,6 +19,10 @@ type Settings struct {
 	Policy Policy
 	// Hooks are the lifecycle commands.
 	Hooks Hooks
+	// PreviewURL, when not nil, is what hooks get as PREVIEW_URL instead
+	// of Options.PreviewURL: the preview listener moved by a reload ("" is
+	// none).
+	PreviewURL *string
 	// DrainTimeout bounds a drain before a pool is stopped anyway;
 	// default DefaultDrainTimeout.
 	DrainTimeout time.Duration

@@ -201,6 +201,14 @@ func start(o Options) (*newDaemon, error) {
 		files[i], names[i] = f.File, f.Name
 	}
 	if err := conn.Send(message{Step: stepSockets, Names: names}, files); err != nil {
+		// A binary that exits at once can close its end before the
+		// sockets reach it: tell how it ended rather than "broken pipe".
+		select {
+		case <-n.exited:
+			conn.Close()
+			return nil, fmt.Errorf("hand the sockets to %s: %w", o.Binary, n.died())
+		case <-time.After(time.Second):
+		}
 		n.kill()
 		conn.Close()
 		return nil, fmt.Errorf("hand the sockets to %s: %w", o.Binary, err)

@@ -24,6 +24,10 @@ type backend struct {
 	h1        *h1pool // plain requests to plain-HTTP instances; nil with upstream TLS
 	router    *Router
 	stopWatch context.CancelFunc
+	// drained is closed once a retired backend has no request in flight
+	// or its drain deadline passed (see Router.WaitRetired); nil until
+	// it is retired.
+	drained chan struct{}
 
 	mu      sync.Mutex
 	streams map[io.Closer]struct{} // long-lived responses and upgraded connections

@@ -191,9 +191,10 @@ func (r *Router) serveFallback(w http.ResponseWriter) {
 	h["Content-Type"] = hdrHTML
 	h["Retry-After"] = hdrRetryAfter
 	h["Cache-Control"] = hdrNoStore
-	h["Content-Length"] = []string{strconv.Itoa(len(r.fallback))}
+	page := r.settings().fallback
+	h["Content-Length"] = []string{strconv.Itoa(len(page))}
 	w.WriteHeader(http.StatusServiceUnavailable)
-	_, _ = w.Write(r.fallback)
+	_, _ = w.Write(page)
 }
 
 const builtinFallback = `<!doctype html>

@@ -36,8 +36,9 @@ func DefaultStickyCookie(service string) string { return "cutover_" + service }
 
 // Options configure a Router. Every field but Service has a useful zero
 // value; New gives zero durations the Default* values above and health
-// checks health.Config's defaults. New reads files (certificate, fallback
-// page) once; the router never re-reads them.
+// checks health.Config's defaults. New reads the files (certificate,
+// fallback page); SetLive, and WatchCertificate for the certificate, read
+// them again.
 type Options struct {
 	// Service is the service's name, for logs, errors, the default sticky
 	// cookie and the service label of the metrics. Required.
@@ -79,6 +80,12 @@ type Options struct {
 	H2C bool
 	// Logger receives the router's logs; nil discards them.
 	Logger *slog.Logger
+}
+
+// live is the part of o that SetLive changes.
+func (o Options) live() Live {
+	return Live{TrustedProxies: o.TrustedProxies, FallbackPage: o.FallbackPage, Health: o.Health,
+		DrainTimeout: o.DrainTimeout, TLSCert: o.TLSCert, TLSKey: o.TLSKey}
 }
 
 // withDefaults is the one place the router's defaults are applied.

@@ -144,7 +144,8 @@ func foldFieldByte(c byte) byte {
 
 // isTrusted reports whether remote (host:port) is in trusted_proxies.
 func (r *Router) isTrusted(remote string) bool {
-	if len(r.trusted) == 0 {
+	trusted := r.settings().trusted
+	if len(trusted) == 0 {
 		return false
 	}
 	ap, err := netip.ParseAddrPort(remote)
@@ -152,7 +153,7 @@ func (r *Router) isTrusted(remote string) bool {
 		return false
 	}
 	a := ap.Addr().Unmap()
-	for _, p := range r.trusted {
+	for _, p := range trusted {
 		if p.Contains(a) {
 			return true
 		}

@@ -21,8 +21,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/netip"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -70,12 +68,17 @@ type Router struct {
 	scheme    string // to instances
 	cookie    string // sticky cookie name; "" disables stickiness
 	cookieSfx string
-	trusted   []netip.Prefix
-	fallback  []byte
-	cert      *tls.Certificate
+	dyn       atomic.Pointer[liveState] // what SetLive changes
+	certs     *certStore                // the public listener's certificate; nil without TLS
 	bufs      bufferPool
 	states    sync.Pool
 	errLog    *slog.Logger
+
+	// serving is set while Serve runs; rebinds carries Rebind's requests
+	// to it, and quit is closed once Serve no longer takes them.
+	serving atomic.Bool
+	rebinds chan rebindReq
+	quit    atomic.Pointer[chan struct{}]
 
 	ctx    context.Context // cancelled by Close; parent of watchers and drains
 	cancel context.CancelFunc
@@ -88,7 +91,9 @@ type Router struct {
 	preset  bool        // SetPreview was called
 	pools   [2]poolState
 	members map[string]*backend
-	closed  bool // set by Close; no goroutine starts after it
+	// retiring holds removed members, by ID, until their drain ended.
+	retiring map[string]*backend
+	closed   bool // set by Close; no goroutine starts after it
 }
 
 type poolState struct {
@@ -106,38 +111,22 @@ func New(opts Options) (*Router, error) {
 	}
 	opts = opts.withDefaults()
 	log := opts.Logger.With("service", opts.Service)
-	r := &Router{opts: opts, log: log, errLog: log, scheme: "http", members: map[string]*backend{}}
+	r := &Router{opts: opts, log: log, errLog: log, scheme: "http", members: map[string]*backend{}, retiring: map[string]*backend{},
+		rebinds: make(chan rebindReq)}
 	var errs []error
-	for _, s := range opts.TrustedProxies {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				errs = append(errs, fmt.Errorf("trusted proxy %q: %w", s, err))
-				continue
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		r.trusted = append(r.trusted, p.Masked())
+	lv, err := loadLive(opts.live())
+	if err != nil {
+		errs = append(errs, err)
 	}
+	r.dyn.Store(lv)
 	if opts.StickyCookie != NoStickyCookie {
 		r.cookie = opts.StickyCookie
 	}
 	r.cookieSfx = "; Path=/; Max-Age=" + strconv.Itoa(int(stickyMaxAge/time.Second)) + "; HttpOnly; SameSite=Lax"
-	r.fallback = []byte(builtinFallback)
-	if opts.FallbackPage != "" {
-		b, err := os.ReadFile(opts.FallbackPage)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("fallback page: %w", err))
-		}
-		r.fallback = b
-	}
 	if opts.TLSCert != "" || opts.TLSKey != "" {
-		cert, err := tls.LoadX509KeyPair(opts.TLSCert, opts.TLSKey)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("tls certificate %s: %w", opts.TLSCert, err))
+		if r.certs, err = newCertStore(opts.TLSCert, opts.TLSKey); err != nil {
+			errs = append(errs, err)
 		}
-		r.cert = &cert
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("new router for service %s: %w", opts.Service, errors.Join(errs...))
@@ -396,7 +385,7 @@ func (r *Router) watch(be *backend) {
 	be.stopWatch = cancel
 	log := r.log.With("color", be.color, "instance", be.inst.ID)
 	r.wg.Go(func() {
-		health.Watch(ctx, r.health, r.scheme, be.inst.Addr, r.opts.Health, true, func(ok bool, err error) {
+		health.Watch(ctx, r.health, r.scheme, be.inst.Addr, r.settings().opts.Health, be.inst.Healthy(), func(ok bool, err error) {
 			be.inst.SetHealthy(ok)
 			if ok {
 				log.Info("instance healthy")
@@ -412,17 +401,69 @@ func (r *Router) watch(be *backend) {
 func (r *Router) retire(be *backend) {
 	be.stopWatch()
 	be.closeIdle(true)
+	be.drained = make(chan struct{})
 	if r.closed {
 		be.cutStreams()
+		close(be.drained)
 		return
 	}
-	deadline := time.Now().Add(r.opts.DrainTimeout)
+	r.retiring[be.inst.ID] = be
+	deadline := time.Now().Add(r.drainTimeout())
 	r.wg.Go(func() {
+		defer func() {
+			r.mu.Lock()
+			if r.retiring[be.inst.ID] == be {
+				delete(r.retiring, be.inst.ID)
+			}
+			r.mu.Unlock()
+			close(be.drained)
+		}()
 		if !waitIdle(r.ctx, []*backend{be}, deadline) {
 			n := be.cutStreams()
 			r.log.Warn("instance drain deadline passed; streams cut", "color", be.color, "instance", be.inst.ID, "streams", n)
+			return
+		}
+		// A request that picked the instance from the table published
+		// just before its removal may not have counted itself in flight
+		// yet when the check above found none: look once more a moment
+		// later before the instance is given up.
+		t := time.NewTimer(retireSettle)
+		defer t.Stop()
+		select {
+		case <-r.ctx.Done():
+		case <-t.C:
+			waitIdle(r.ctx, []*backend{be}, deadline)
 		}
 	})
+}
+
+// retireSettle is how long a removed instance that has gone idle is
+// watched once more before WaitRetired lets it be stopped.
+const retireSettle = 50 * time.Millisecond
+
+// WaitRetired returns once every instance with one of ids that SetPool
+// removed has finished its in-flight requests (or its drain timeout
+// passed and its streams were cut), or when ctx is done. IDs that are not
+// draining (never members, or already drained) are not waited for. The
+// runtime stops an instance it took out of a pool only after this, so
+// that no request is cut by the instance's exit.
+func (r *Router) WaitRetired(ctx context.Context, ids []string) error {
+	r.mu.Lock()
+	var waits []chan struct{}
+	for _, id := range ids {
+		if be := r.retiring[id]; be != nil {
+			waits = append(waits, be.drained)
+		}
+	}
+	r.mu.Unlock()
+	for _, w := range waits {
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return fmt.Errorf("service %s: wait for removed instances to drain: %w", r.opts.Service, ctx.Err())
+		}
+	}
+	return nil
 }
 
 // waitIdle polls until none of members has a request in flight (true), or
@@ -474,7 +515,7 @@ func (r *Router) Drain(ctx context.Context, color route.Color) error {
 		}
 	}()
 	start := time.Now()
-	if waitIdle(ctx, members, start.Add(r.opts.DrainTimeout)) {
+	if waitIdle(ctx, members, start.Add(r.drainTimeout())) {
 		r.log.Info("drained", "color", c, "took", time.Since(start))
 		return nil
 	}
@@ -489,3 +530,6 @@ func (r *Router) Drain(ctx context.Context, color route.Color) error {
 	}
 	return nil
 }
+
+// drainTimeout bounds draining now.
+func (r *Router) drainTimeout() time.Duration { return r.settings().opts.DrainTimeout }

@@ -32,52 +32,59 @@ func (r *Router) Serve(ctx context.Context, public, preview net.Listener) error 
 	if public == nil {
 		return fmt.Errorf("serve %s: no public listener", r.opts.Service)
 	}
-	type unit struct {
-		srv   *http.Server
-		ln    net.Listener
-		tls   bool
-		conns *connTracker
+	if !r.serving.CompareAndSwap(false, true) {
+		return fmt.Errorf("serve %s: already serving", r.opts.Service)
 	}
-	units := []unit{{r.newServer(r.Handler(), true), public, r.cert != nil, &connTracker{}}}
-	if preview != nil {
-		units = append(units, unit{r.newServer(r.PreviewHandler(), false), preview, false, &connTracker{}})
-	}
-	for _, u := range units {
+	defer r.serving.Store(false)
+	quit := make(chan struct{})
+	r.quit.Store(&quit)
+	errc := make(chan error, 1) // the first listener that failed
+	var running, retiring sync.WaitGroup
+	start := func(u *unit) {
 		u.conns.track(u.srv)
-	}
-	var stopping atomic.Bool
-	errc := make(chan error, len(units))
-	for _, u := range units {
-		go func() {
+		running.Go(func() {
 			var err error
 			if u.tls {
 				err = u.srv.ServeTLS(u.ln, "", "")
 			} else {
 				err = u.srv.Serve(u.ln)
 			}
-			if errors.Is(err, http.ErrServerClosed) || (stopping.Load() && errors.Is(err, net.ErrClosed)) {
-				err = nil
+			if errors.Is(err, http.ErrServerClosed) || (u.stopping.Load() && errors.Is(err, net.ErrClosed)) {
+				return
 			}
-			errc <- err
-		}()
+			select {
+			case errc <- fmt.Errorf("serve %s: %w", r.opts.Service, err):
+			default:
+			}
+		})
+	}
+	units := []*unit{r.newUnit(public, true)}
+	if preview != nil {
+		units = append(units, r.newUnit(preview, false))
+	}
+	for _, u := range units {
+		start(u)
 	}
 	r.log.Info("router serving", "listen", public.Addr().String())
 	var failed error
-	pending := len(units)
-	select {
-	case <-ctx.Done():
-	case failed = <-errc:
-		pending--
-		if failed != nil {
-			failed = fmt.Errorf("serve %s: %w", r.opts.Service, failed)
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case failed = <-errc:
+			break loop
+		case req := <-r.rebinds:
+			units = r.rebind(units, req, start, &retiring)
 		}
 	}
+	close(quit)
 	// Stop accepting, then let the client connections go on their own
 	// (see handoff.go) before the servers shut down.
-	stopping.Store(true)
-	graceEnd := time.Now().Add(min(handoffGrace, r.opts.DrainTimeout))
+	graceEnd := time.Now().Add(min(handoffGrace, r.drainTimeout()))
 	srvs := make([]*http.Server, 0, len(units))
 	for _, u := range units {
+		u.stopping.Store(true)
 		_ = u.ln.Close()
 		srvs = append(srvs, u.srv)
 	}
@@ -87,18 +94,33 @@ func (r *Router) Serve(ctx context.Context, public, preview net.Listener) error 
 	}
 	wg.Wait()
 	r.shutdown(srvs)
-	for range pending {
-		if err := <-errc; err != nil && failed == nil {
-			failed = fmt.Errorf("serve %s: %w", r.opts.Service, err)
-		}
-	}
+	retiring.Wait()
+	running.Wait()
 	return failed
+}
+
+// unit is one listener and the HTTP server on it.
+type unit struct {
+	srv      *http.Server
+	ln       net.Listener
+	public   bool
+	tls      bool
+	conns    *connTracker
+	stopping atomic.Bool // its listener is being closed on purpose
+}
+
+func (r *Router) newUnit(ln net.Listener, public bool) *unit {
+	h := r.PreviewHandler()
+	if public {
+		h = r.Handler()
+	}
+	return &unit{srv: r.newServer(h, public), ln: ln, public: public, tls: public && r.certs != nil, conns: &connTracker{}}
 }
 
 // shutdown stops the servers gracefully within the drain timeout, then
 // cuts streams and upgraded connections and closes what remains.
 func (r *Router) shutdown(srvs []*http.Server) {
-	deadline := time.Now().Add(r.opts.DrainTimeout)
+	deadline := time.Now().Add(r.drainTimeout())
 	sctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -136,9 +158,11 @@ func (r *Router) newServer(h http.Handler, public bool) *http.Server {
 		Protocols:         new(http.Protocols),
 	}
 	srv.Protocols.SetHTTP1(true)
-	if public && r.cert != nil {
+	if public && r.certs != nil {
 		srv.Protocols.SetHTTP2(true)
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*r.cert}, MinVersion: tls.VersionTLS12}
+		// GetCertificate, not Certificates: a certificate reloaded
+		// (SetLive, WatchCertificate) applies to the next handshake.
+		srv.TLSConfig = &tls.Config{GetCertificate: r.certs.get, MinVersion: tls.VersionTLS12}
 	}
 	if public && r.opts.H2C {
 		srv.Protocols.SetUnencryptedHTTP2(true)

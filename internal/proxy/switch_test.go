@@ -205,9 +205,15 @@ func TestPrometheusOutput(t *testing.T) {
 // the cert and key paths.
 func writeCert(t *testing.T) (string, string) {
 	t.Helper()
+	return writeCertSerial(t, 1)
+}
+
+// writeCertSerial is writeCert with the certificate's serial number.
+func writeCertSerial(t *testing.T, serial int64) (string, string) {
+	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "cutover test"},
+		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "cutover test"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},

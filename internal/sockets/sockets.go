@@ -262,6 +262,30 @@ func (l *Listeners) Listen(name, addr string) (net.Listener, error) {
 	return ln, nil
 }
 
+// Release forgets the listener handed out for name (a service removed by
+// a reload), so that an upgrade no longer passes it on; the caller closes
+// it. A name never handed out is ignored.
+func (l *Listeners) Release(name string) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.handed, name)
+}
+
+// Replace records ln as the listener handed out for name (a listen
+// address changed by a reload, bound by the caller), so that an upgrade
+// passes it on instead of the one it replaces.
+func (l *Listeners) Replace(name string, ln net.Listener) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.handed[name] = ln
+}
+
 // Inherited reports whether name was assigned an inherited socket (whether or
 // not it has been handed out yet).
 func (l *Listeners) Inherited(name string) bool {

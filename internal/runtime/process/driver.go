@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cutover/cutover/internal/health"
@@ -164,9 +165,10 @@ type Driver struct {
 	opts     Options
 	log      *slog.Logger
 	ports    *runtime.PortAllocator
-	gate     *runtime.HealthGate
+	gate     atomic.Pointer[runtime.HealthGate] // replaced by SetGate
 	listener runtime.Listener
 	stateDir string
+	parallel int // Options.Parallel as asked, before Scale bounds it by the pool's size
 
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
@@ -195,6 +197,7 @@ type pool struct {
 	version string
 	env     map[string]string // the release's own environment (runtime.Release.Env)
 	slots   []*instance       // index slot-1; nil while a slot waits for a replacement
+	leaving []*instance       // removed by Scale, draining until they are stopped
 	exits   []time.Time       // unexpected exits inside the crash-loop window
 	failed  error
 	ctx     context.Context // supervision; cancelled by Stop and Close
@@ -220,16 +223,18 @@ func New(opts Options) (*Driver, error) {
 			return nil, fmt.Errorf("service %s: process runtime: secret %s needs exactly one of file and env", opts.Service, name)
 		}
 	}
+	parallel := max(opts.Parallel, 1)
 	opts.defaults()
-	d := &Driver{
+	d := &Driver{parallel: parallel,
 		name: opts.Service, opts: opts, log: opts.Logger.With("service", opts.Service), ports: opts.Ports,
-		gate: runtime.NewGate(opts.Gate), listener: opts.Listener, stateDir: opts.StateDir,
+		listener: opts.Listener, stateDir: opts.StateDir,
 	}
 	for _, dir := range []string{filepath.Dir(d.recordPath()), d.logDir()} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("service %s: process runtime: %w", opts.Service, err)
 		}
 	}
+	d.gate.Store(runtime.NewGate(opts.Gate))
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.bg.Go(func() { d.rotateLogs(d.ctx) })
 	return d, nil
@@ -401,6 +406,6 @@ func (d *Driver) Close() error {
 		}
 	}
 	d.bg.Wait()
-	d.gate.CloseIdle()
+	d.gateNow().CloseIdle()
 	return nil
 }

@@ -90,7 +90,13 @@ func (d *Driver) persist() error {
 		if p.failed != nil {
 			pr.Failed = p.failed.Error()
 		}
-		for _, in := range p.slots {
+		// Instances a scale-down is draining stay recorded, with the slots
+		// they hold, until they are stopped: a daemon that crashes
+		// meanwhile adopts them rather than leaving them unmanaged.
+		for _, in := range p.leaving {
+			pr.Slots = max(pr.Slots, in.slot)
+		}
+		for _, in := range slices.Concat(p.slots, p.leaving) {
 			if in == nil {
 				continue
 			}
@@ -398,6 +404,8 @@ func (d *Driver) adoptPool(ctx context.Context, pr poolRecord) ([]runtime.Instan
 // Adopt does not wait longer for one that does not answer now; gateLate
 // keeps checking it.
 func (d *Driver) adoptGateTimeout() time.Duration {
+	d.mu.Lock() // SetGate changes them
+	defer d.mu.Unlock()
 	return min(time.Duration(d.opts.UnhealthyThreshold)*d.opts.Gate.Timeout, d.startTimeout())
 }
 
@@ -417,7 +425,7 @@ func (d *Driver) gateAdopted(ctx context.Context, p *pool) (late []*instance) {
 			continue
 		}
 		wg.Go(func() {
-			err := d.gate.WaitHealthy(ctx, in.addr(), in.done)
+			err := d.gateNow().WaitHealthy(ctx, in.addr(), in.done)
 			d.mu.Lock()
 			defer d.mu.Unlock()
 			switch {
@@ -449,7 +457,7 @@ func (d *Driver) gateAdopted(ctx context.Context, p *pool) (late []*instance) {
 func (d *Driver) gateLate(p *pool, in *instance, deadline time.Time) {
 	ctx, cancel := context.WithDeadlineCause(p.ctx, deadline, fmt.Errorf("start timeout %s passed", d.startTimeout()))
 	defer cancel()
-	err := d.gate.WaitHealthy(ctx, in.addr(), in.done)
+	err := d.gateNow().WaitHealthy(ctx, in.addr(), in.done)
 	if p.ctx.Err() != nil || in.exited() {
 		return
 	}

@@ -22,7 +22,8 @@ import (
 // starting are given up, everything launched is stopped, and the error
 // (a *startError) tells what happened to every slot.
 func (d *Driver) startPool(ctx context.Context, c route.Color, rel runtime.Release) error {
-	n, version := d.opts.Instances, rel.Version
+	n, parallel := d.size()
+	version := rel.Version
 	p := d.newPool(c, rel, n)
 	d.mu.Lock()
 	d.pools[c] = p
@@ -35,7 +36,7 @@ func (d *Driver) startPool(ctx context.Context, c route.Color, rel runtime.Relea
 	defer stop()
 
 	results := make([]slotStart, n)
-	sem := make(chan struct{}, d.opts.Parallel)
+	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	for slot := 1; slot <= n; slot++ {
 		results[slot-1] = slotStart{id: instanceID(d.name, c, slot), state: slotNotStarted}
@@ -138,7 +139,7 @@ func (d *Driver) startSlot(ctx context.Context, p *pool, slot int) slotStart {
 			r.state, r.err, r.tail = slotRecordFailed, err, d.tail(in, 20)
 			return r
 		}
-		err = d.gate.WaitHealthy(sctx, in.addr(), in.done)
+		err = d.gateNow().WaitHealthy(sctx, in.addr(), in.done)
 		if err == nil {
 			r.state = slotHealthy
 			return r

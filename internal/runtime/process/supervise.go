@@ -23,8 +23,11 @@ func (d *Driver) superviseSlot(p *pool, slot int) {
 	last := "" // what the slot's last failure said, for the crash-loop report
 	for {
 		d.mu.Lock()
-		in := p.slots[slot-1]
+		in, kept := p.slotAt(slot)
 		d.mu.Unlock()
+		if !kept { // removed by Scale
+			return
+		}
 		if in != nil {
 			select {
 			case <-p.ctx.Done():
@@ -67,7 +70,7 @@ func (d *Driver) superviseSlot(p *pool, slot int) {
 func (d *Driver) lost(p *pool, in *instance) {
 	d.mu.Lock()
 	in.healthy = false
-	p.slots[in.slot-1] = nil
+	p.clearSlot(in)
 	d.mu.Unlock()
 	d.log.Warn("instance exited", "color", p.color.String(), "version", p.version,
 		"instance", in.id, "err", in.exitErr)
@@ -80,7 +83,7 @@ func (d *Driver) lost(p *pool, in *instance) {
 // for not becoming healthy; it never served, so the pool is not reported.
 func (d *Driver) evicted(p *pool, in *instance) {
 	d.mu.Lock()
-	p.slots[in.slot-1] = nil
+	p.clearSlot(in)
 	d.mu.Unlock()
 	d.persist()
 }
@@ -132,11 +135,18 @@ func (d *Driver) replace(p *pool, slot int) string {
 		return fmt.Sprintf("instance %s could not be launched: %v", id, err)
 	}
 	d.mu.Lock()
-	p.slots[slot-1] = in
+	_, kept := p.slotAt(slot)
+	if kept {
+		p.slots[slot-1] = in
+	}
 	d.mu.Unlock()
+	if !kept { // Scale removed the slot while this one launched
+		d.terminate(context.Background(), in)
+		return ""
+	}
 	d.persist()
 	ctx, cancel := context.WithTimeout(p.ctx, d.startTimeout())
-	err = d.gate.WaitHealthy(ctx, in.addr(), in.done)
+	err = d.gateNow().WaitHealthy(ctx, in.addr(), in.done)
 	cancel()
 	if p.ctx.Err() != nil {
 		return "" // Stop terminates it; Close leaves it for the next daemon
@@ -146,7 +156,7 @@ func (d *Driver) replace(p *pool, slot int) string {
 		d.log.Error("replacement not healthy", "color", p.color.String(), "version", p.version,
 			"instance", in.id, "err", err)
 		d.mu.Lock()
-		p.slots[slot-1] = nil
+		p.clearSlot(in)
 		d.mu.Unlock()
 		d.terminate(context.Background(), in)
 		d.persist()
