@@ -30,6 +30,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cutover/cutover/internal/api/client"
+	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/internal/preflight"
 )
 
 // The exit codes of cutover.
@@ -61,6 +63,9 @@ type Commands struct {
 	// DemoApp runs the demo's web application (hidden: the demo starts it
 	// as its instances, through this same binary).
 	DemoApp func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+	// Preflight builds the release safety checker of a service of cfg
+	// (cutover preflight, cutover diff), which needs the runtime drivers.
+	Preflight func(cfg *config.Config, service string) (*preflight.Checker, error)
 }
 
 // ServeOptions are serve's flags.

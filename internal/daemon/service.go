@@ -49,6 +49,7 @@ func (svc *service) settings(sc *config.Service) deploy.Settings {
 	if p, ok := svc.driver.(*process.Driver); ok {
 		s.Hooks.Secrets = p.HookEnv
 	}
+	s.Preflight, s.Database = svc.preflightSettings(sc)
 	return s
 }
 

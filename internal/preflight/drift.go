@@ -136,7 +136,7 @@ func (c *Checker) drift(ctx context.Context, req Request) (*DriftReport, error) 
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	live := req.Live
-	if live == nil {
+	if live == nil && !req.NoLive {
 		running, err := c.running(ctx)
 		if err != nil {
 			return nil, err

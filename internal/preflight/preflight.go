@@ -127,7 +127,10 @@ type Request struct {
 	Version   string
 	Candidate route.Color
 	Live      *runtime.PoolRef
-	Env       map[string]string
+	// NoLive says Live is nil because no pool is live (a first
+	// deployment), not because it is unknown.
+	NoLive bool
+	Env    map[string]string
 }
 
 // Report is the result of a preflight, as `cutover preflight --json`
