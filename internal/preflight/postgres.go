@@ -55,7 +55,9 @@ func (p *postgres) Close(ctx context.Context) error { return p.conn.Close(ctx) }
 
 // Usage reads the limit, the reserved slots and the client backends by
 // database and role. Background workers (autovacuum, WAL writer, ...)
-// have slots of their own and are not counted; nor is this connection.
+// have slots of their own and are not counted; nor are the checks' own
+// short connections (application_name cutover-preflight), which a
+// server may still list for a moment after they closed.
 func (p *postgres) Usage(ctx context.Context) (Usage, error) {
 	var u Usage
 	var reserved int
@@ -69,6 +71,7 @@ func (p *postgres) Usage(ctx context.Context) (Usage, error) {
 	rows, err := p.conn.Query(ctx, `SELECT coalesce(datname, ''), coalesce(usename, ''), count(*)::int
 		FROM pg_stat_activity
 		WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+			AND coalesce(application_name, '') <> 'cutover-preflight'
 		GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2`)
 	if err != nil {
 		return u, err
