@@ -1,13 +1,16 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/preflight"
+	"github.com/cutover/cutover/internal/runtime"
 )
 
 // preflightHelp is `cutover help preflight`'s text.
@@ -63,7 +66,7 @@ func (a *app) preflight(o *opts, pos []string) int {
 	if chk == nil {
 		return code
 	}
-	rep, err := chk.Run(a.ctx, preflight.Request{Version: pos[1]})
+	rep, err := chk.Run(a.ctx, a.preflightRequest(o, pos[0], pos[1]))
 	if err != nil {
 		fmt.Fprintf(a.stderr, "cutover: preflight %s %s: %v\n", pos[0], pos[1], err)
 		return ExitUsage
@@ -79,4 +82,28 @@ func (a *app) preflight(o *opts, pos []string) int {
 		return ExitError
 	}
 	return ExitOK
+}
+
+// preflightRequest asks the daemon, when one answers within a second,
+// which colour is live, so that the drift check compares live with what
+// the candidate would run; without one the check finds the running
+// colours itself.
+func (a *app) preflightRequest(o *opts, service, version string) preflight.Request {
+	req := preflight.Request{Version: version}
+	if o.daemonConfig == "" {
+		o.daemonConfig = o.config
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, time.Second)
+	defer cancel()
+	st, err := a.client().Status(ctx, service)
+	if err != nil {
+		return req
+	}
+	if st.Live == nil {
+		req.NoLive = true
+		return req
+	}
+	req.Live = &runtime.PoolRef{Color: st.Live.Color, Version: st.Live.Version}
+	req.Candidate = st.Live.Color.Other()
+	return req
 }

@@ -15,8 +15,8 @@ import (
 // that does not validate is refused and the running configuration kept.
 //
 // What a reload can change without touching traffic: strategy (steps and
-// analysis), hooks, keep_previous and quiet_period. The new strategy
-// applies from the next deployment on. Everything else (listen addresses,
+// analysis), hooks, keep_previous, quiet_period and preflight. The new
+// strategy and preflight apply from the next deployment on. Everything else (listen addresses,
 // runtime, instances, health, timeouts, services added or removed, the API
 // and state dir) shapes listeners, processes or the router, so a change to
 // it is refused with the keys named; restart the daemon for those (running
@@ -77,7 +77,7 @@ func restartKeys(old, next *config.Config) []string {
 
 // reloadableKeys are the service keys a reload applies; a change to any
 // other key needs a restart.
-var reloadableKeys = []string{"strategy", "hooks", "keep_previous", "quiet_period"}
+var reloadableKeys = []string{"strategy", "hooks", "keep_previous", "quiet_period", "preflight"}
 
 // differingFields names the keys, other than the reloadable ones, whose
 // values differ between two services, from the key table the config

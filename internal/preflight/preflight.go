@@ -171,8 +171,11 @@ func (r *Report) Summary() string {
 	if r.Migrations != nil {
 		parts = append(parts, fmt.Sprintf("%d migration statements in %d files", r.Migrations.Statements, len(r.Migrations.Files)))
 	}
-	if r.Drift != nil {
-		parts = append(parts, fmt.Sprintf("%d settings compared between %s and %s", r.Drift.Compared, r.Drift.A.Color, r.Drift.B.Color))
+	if d := r.Drift; d != nil && d.A.Version == "" {
+		parts = append(parts, fmt.Sprintf("drift: no live pool to compare %s %s with", d.B.Color, d.B.Version))
+	} else if d != nil {
+		parts = append(parts, fmt.Sprintf("drift: %d settings of %s %s and %s %s compared, %d differ",
+			d.Compared, d.A.Color, d.A.Version, d.B.Color, d.B.Version, len(d.Differences)))
 	}
 	head := "preflight passed"
 	if len(failed) > 0 {

@@ -48,7 +48,7 @@ func (d *DriftReport) Text() string {
 	if d.BWouldRun {
 		bWhat = "would run"
 	}
-	if d.A.Color == d.B.Color && d.A.Version == "" {
+	if d.A.Version == "" {
 		fmt.Fprintf(&b, "drift: nothing live to compare with; %s %s checked alone\n", d.B.Color, d.B.Version)
 		return b.String()
 	}
