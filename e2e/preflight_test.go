@@ -331,3 +331,66 @@ func TestPreflightWatchLintAndDiff(t *testing.T) {
 	}
 	t.Logf("cutover diff web:\n%s", out)
 }
+
+// A surge of connections while traffic shifts (another service, a batch
+// job) takes the database past the budget the preflight allowed for: the
+// rollout pauses, with the figures, before the shortage becomes a storm;
+// once the surge is gone it resumes and finishes.
+func TestDatabaseSurgePausesTheRollout(t *testing.T) {
+	pg := testsupport.StartPostgres(t)
+	pg.CreateDatabase(t, "app")
+	e := preflightEnv(t, pg.URL("app"), 2, nil)
+	b, _ := os.ReadFile(e.cfg)
+	os.WriteFile(e.cfg, []byte(strings.Replace(string(b), "pause: 3s", "pause: 60s", 1)), 0o644)
+	e.start()
+	e.mustCLI(0, "deploy", "web", "v1", "--wait")
+	tr := e.startTraffic(2)
+	e.mustCLI(0, "deploy", "web", "v2")
+	e.waitFor("the shift", 60*time.Second, func(st status) bool { return st.Phase == "shifting" })
+
+	// 175 more on top of the apps' own: past 200 - 3 - 20 = 177.
+	var surge []*pgx.Conn
+	for range 175 {
+		c, err := pgx.Connect(context.Background(), pg.URL("app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		surge = append(surge, c)
+	}
+	e.waitFor("the pause", 20*time.Second, func(st status) bool { return st.Phase == "paused" })
+	var st struct {
+		Analysis *struct {
+			Database *struct {
+				Connections, Budget int
+				Over                bool
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(e.mustCLI(0, "status", "web", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Analysis == nil || st.Analysis.Database == nil || !st.Analysis.Database.Over || st.Analysis.Database.Connections <= 177 {
+		t.Fatalf("paused with analysis %+v, want the database over its budget", st.Analysis)
+	}
+	for _, c := range surge {
+		c.Close(context.Background())
+	}
+	e.mustCLI(0, "resume", "web")
+	e.mustCLI(0, "promote", "web")
+	e.waitFor("the promotion", 30*time.Second, func(st status) bool { return st.Phase == "idle" && st.Live != nil && st.Live.Version == "v2" })
+	tr.halt()
+	h := e.historyEvents()
+	paused := ""
+	for _, ev := range h[0].Events {
+		if ev.Type == "decision" && strings.Contains(ev.Message, "paused at step 1") {
+			paused = ev.Message
+		}
+	}
+	if !strings.Contains(paused, "over the budget of 177") {
+		t.Fatalf("no pause decision with the figures in history: %+v", h[0].Events)
+	}
+	if f := tr.failed.Load(); f != 0 {
+		t.Errorf("%d requests failed (last: %v)", f, tr.lastErr.Load())
+	}
+	t.Logf("%s (connections %d)", paused, st.Analysis.Database.Connections)
+}
