@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -176,18 +177,9 @@ func (v *validator) preflight(key string, s *Service) {
 			v.add(k+".dialect", "must be postgres (got %q)", m.Dialect)
 		}
 		for i, r := range m.Allow {
-			if !contains(LintRules, r) {
+			if !slices.Contains(LintRules, r) {
 				v.add(fmt.Sprintf("%s.allow[%d]", k, i), "unknown rule %q (rules: %s)", r, strings.Join(LintRules, ", "))
 			}
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
