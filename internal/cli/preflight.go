@@ -46,6 +46,8 @@ func (a *app) checker(o *opts, service string) (*preflight.Checker, int) {
 			for _, p := range verr.Problems {
 				fmt.Fprintln(a.stderr, p.String())
 			}
+			fmt.Fprintf(a.stderr, "cutover: %s is invalid (cutover validate -c %s)\n", o.config, o.config)
+			return nil, ExitUsage
 		}
 		fmt.Fprintf(a.stderr, "cutover: %v\n", err)
 		return nil, ExitUsage
