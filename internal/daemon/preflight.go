@@ -105,6 +105,9 @@ func PreflightChecker(cfg *config.Config, name string) (*preflight.Checker, erro
 	return preflight.New(preflightOptions(sc, describer)), nil
 }
 
+// reportLimit bounds the report a deployment's history keeps.
+const reportLimit = 16 << 10
+
 // preflightSettings are the controller's preflight job and database watch
 // for sc, both nil without a preflight section.
 func (svc *service) preflightSettings(sc *config.Service) (deploy.PreflightFunc, func() *deploy.DatabaseFigures) {
@@ -126,10 +129,14 @@ func (svc *service) preflightSettings(sc *config.Service) (deploy.PreflightFunc,
 		}
 		failed := rep.Failed()
 		log.Info("preflight", "version", req.Version, "findings", len(failed))
-		if len(failed) > 0 {
-			return rep.Summary(), rep.Text(), errors.New(rep.Summary())
+		text := rep.Text()
+		if len(text) > reportLimit {
+			text = text[:reportLimit] + "\n... (cut; cutover preflight " + sc.Name + " " + req.Version + " prints it all)\n"
 		}
-		return rep.Summary(), rep.Text(), nil
+		if len(failed) > 0 {
+			return rep.Summary(), text, errors.New(rep.Summary())
+		}
+		return rep.Summary(), text, nil
 	}
 	var watch func() *deploy.DatabaseFigures
 	if w := checker.Watch(sc.Strategy.Analysis.Interval); w != nil {

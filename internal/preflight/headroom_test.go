@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"testing"
@@ -26,6 +27,17 @@ func appDB(t *testing.T) (*testsupport.Postgres, string) {
 	pg.SQL(t, "postgres", "CREATE ROLE app LOGIN")
 	pg.SQL(t, "postgres", "CREATE DATABASE app OWNER app")
 	return pg, fmt.Sprintf("postgres://app@127.0.0.1:%d/app?sslmode=disable", pg.Port)
+}
+
+// freeTCPPort is a loopback port nothing listens on a moment later.
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // hold opens n connections as url's role and keeps them until the test ends.
@@ -128,6 +140,16 @@ func TestHeadroomNeverShowsTheURL(t *testing.T) {
 			t.Fatalf("the report shows %q:\n%s", secret, rep.Text())
 		}
 	}
+	// Nothing listens: the dial error, still without the password or user.
+	closed := fmt.Sprintf("postgres://secretive:hunter2-xyz@127.0.0.1:%d/app?sslmode=disable&connect_timeout=2", freeTCPPort(t))
+	rep, err = checker(closed, 1, DatabaseOptions{PerInstance: 1}).Run(context.Background(), Request{Version: "v2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := rep.Failed(); len(f) != 1 || f[0].Rule != "unreachable" || strings.Contains(rep.Text(), "hunter2") || strings.Contains(rep.Text(), "secretive") {
+		t.Fatalf("unreachable database reported as %+v\n%s", f, rep.Text())
+	}
+	t.Logf("unreachable: %s", rep.Failed()[0].Message)
 }
 
 // The watch reads the live connection count, and a refused connection
