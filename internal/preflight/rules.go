@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	pg "github.com/pganalyze/pg_query_go/v5"
+	pg "github.com/pganalyze/pg_query_go/v6"
 )
 
 // Rule is one migration lint rule: what breaks, and the expand/contract
