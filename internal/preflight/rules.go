@@ -36,7 +36,7 @@ var Rules = []Rule{
 		"keep the default until no running version omits the column; drop it in a later release"},
 	{"add-constraint", "adds a constraint that writes of the version still serving may violate, validated under a lock that blocks writes",
 		"add CHECK and FOREIGN KEY constraints NOT VALID, then VALIDATE CONSTRAINT in a separate statement; for UNIQUE, CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... USING INDEX"},
-	{"create-index", "builds an index without CONCURRENTLY: writes to the table block until it is built",
+	{"create-index", "builds or drops an index without CONCURRENTLY: writes to the table block until it is done",
 		"CREATE INDEX CONCURRENTLY (outside a transaction), and DROP INDEX CONCURRENTLY"},
 	{"table-rewrite", "rewrites the whole table under an ACCESS EXCLUSIVE lock (volatile default, SET TABLESPACE, SET LOGGED/UNLOGGED, VACUUM FULL, CLUSTER)",
 		"add the column without a default and backfill in batches; use pg_repack or a new table for a reorganisation"},
@@ -208,7 +208,11 @@ func addConstraint(table string, c *pg.Constraint) (Finding, bool) {
 	if name != "" {
 		name = " " + name
 	}
-	return finding("add-constraint", "ALTER TABLE %s ADD CONSTRAINT%s %s without NOT VALID", table, name, kind), true
+	how := "without NOT VALID"
+	if c.Contype != pg.ConstrType_CONSTR_CHECK && c.Contype != pg.ConstrType_CONSTR_FOREIGN {
+		how = "built in place, not USING INDEX"
+	}
+	return finding("add-constraint", "ALTER TABLE %s ADD CONSTRAINT%s %s %s", table, name, kind, how), true
 }
 
 func drop(d *pg.DropStmt, created map[string]bool) []Finding {
