@@ -168,6 +168,9 @@ func (v *validator) preflight(key string, s *Service) {
 			v.add(k+".pool_env", "set either connections_per_instance or pool_env, not both")
 		}
 	}
+	if p.Drift != nil && s.Runtime.Static != nil {
+		v.add(key+".drift", "the static runtime cannot say what a colour runs (its instances are managed elsewhere); remove drift")
+	}
 	if m := p.Migrations; m != nil {
 		k := key + ".migrations"
 		if strings.TrimSpace(m.Dir) == "" {

@@ -82,3 +82,17 @@ func TestPreflightProblems(t *testing.T) {
 		})
 	}
 }
+
+// The static runtime's instances are managed elsewhere: nothing to compare.
+func TestPreflightDriftNeedsADescribingRuntime(t *testing.T) {
+	_, err := Parse("cutover.yaml", []byte(`services:
+  web:
+    listen: 127.0.0.1:8080
+    runtime: {static: {versions: {v1: ["127.0.0.1:9001"]}}}
+    preflight:
+      drift: {}
+`))
+	if err == nil || !strings.Contains(err.Error(), "cutover.yaml:6: services.web.preflight.drift: the static runtime cannot say") {
+		t.Fatalf("err = %v", err)
+	}
+}
