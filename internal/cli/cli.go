@@ -1,6 +1,7 @@
 // Package cli implements the cutover command line. Every command except
-// serve, validate, demo and version talks to the daemon through the control
-// API's typed client (package api/client); none imports the data plane.
+// serve, validate, preflight, diff, demo and version talks to the daemon
+// through the control API's typed client (package api/client); none
+// imports the data plane.
 //
 // Main takes its whole world as parameters (arguments, environment, standard
 // streams) so that tests run it in-process; the package holds no mutable
