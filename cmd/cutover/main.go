@@ -21,8 +21,9 @@ func main() {
 			return daemon.Serve(ctx, daemon.ServeOptions{Config: o.Config, AcceptEmptyStore: o.AcceptEmptyStore,
 				StopInstancesOnExit: o.StopInstancesOnExit}, stdout, stderr)
 		},
-		Demo:    demo.Run,
-		DemoApp: demo.App,
+		Demo:      demo.Run,
+		DemoApp:   demo.App,
+		Preflight: daemon.PreflightChecker,
 	})
 	stop()
 	os.Exit(code)

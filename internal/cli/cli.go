@@ -1,6 +1,7 @@
 // Package cli implements the cutover command line. Every command except
-// serve, validate, demo and version talks to the daemon through the control
-// API's typed client (package api/client); none imports the data plane.
+// serve, validate, preflight, diff, demo and version talks to the daemon
+// through the control API's typed client (package api/client); none
+// imports the data plane.
 //
 // Main takes its whole world as parameters (arguments, environment, standard
 // streams) so that tests run it in-process; the package holds no mutable
@@ -30,6 +31,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cutover/cutover/internal/api/client"
+	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/internal/preflight"
 )
 
 // The exit codes of cutover.
@@ -61,6 +64,9 @@ type Commands struct {
 	// DemoApp runs the demo's web application (hidden: the demo starts it
 	// as its instances, through this same binary).
 	DemoApp func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+	// Preflight builds the release safety checker of a service of cfg
+	// (cutover preflight, cutover diff), which needs the runtime drivers.
+	Preflight func(cfg *config.Config, service string) (*preflight.Checker, error)
 }
 
 // ServeOptions are serve's flags.

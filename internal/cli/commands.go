@@ -150,6 +150,7 @@ func (a *app) commands() []*cobra.Command {
 		a.downUpCommand("down", "take a service out of service: drain and stop both colours, keep its state", downHelp, (*app).down),
 		a.downUpCommand("up", "bring a service that is down back: start its live release, health-gated", upHelp, (*app).up),
 		history, logs, register, deregister, validate,
+		a.preflightCommand(o), a.diffCommand(o),
 		reload, a.upgradeCommand(o),
 		a.rawCommand("demo [--keep] [--rps N]", "the self-contained showcase", (*app).demo),
 		hidden(a.rawCommand("demo-app [--listen ADDR] [--version V] [--faults FILE]", "the demo's web app", (*app).demoApp)),

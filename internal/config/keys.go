@@ -31,5 +31,6 @@ func (s *Service) Settings() []Setting {
 		{"quiet_period", s.QuietPeriod},
 		{"hooks", s.Hooks},
 		{"fallback_page", s.FallbackPage},
+		{"preflight", s.Preflight},
 	}
 }

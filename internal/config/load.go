@@ -164,6 +164,7 @@ func (c *Config) finish(dir string) {
 	for name, s := range c.Services {
 		c.ServiceNames = append(c.ServiceNames, name)
 		abs(&s.FallbackPage)
+		s.Preflight.resolve(abs)
 		if s.TLS != nil {
 			abs(&s.TLS.Cert)
 			abs(&s.TLS.Key)

@@ -80,6 +80,7 @@ func (d *decoder) service(n *yaml.Node, key string, s *Service) {
 			})
 		},
 		"fallback_page": d.str(&s.FallbackPage),
+		"preflight":     func(key string, n *yaml.Node) { d.preflight(n, key, s) },
 	})
 }
 

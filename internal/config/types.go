@@ -84,6 +84,8 @@ type Service struct {
 	// FallbackPage is a file served with 503 when no pool is healthy; ""
 	// serves a built-in page. Resolved against the config file's directory.
 	FallbackPage string
+	// Preflight holds the release safety checks (preflight.go); nil for none.
+	Preflight *Preflight
 }
 
 // TLS names a certificate and key in PEM files.

@@ -195,6 +195,7 @@ func (v *validator) service(key, name string, s *Service) {
 	v.notNegative(key+".quiet_period", s.QuietPeriod)
 	v.hooks(key+".hooks", s.Hooks)
 	v.file(key+".fallback_page", s.FallbackPage)
+	v.preflight(key+".preflight", s)
 }
 
 // validName reports whether name matches [a-z0-9-]{1,63}.

@@ -17,8 +17,8 @@ import (
 // that does not validate is refused and the running configuration kept.
 //
 // What a reload changes while the daemon serves: strategy (steps and
-// analysis), hooks, keep_previous and quiet_period (from the next
-// deployment on); instances (reload_live.go: the running pools are
+// analysis), hooks, keep_previous, quiet_period and preflight (from the
+// next deployment on); instances (reload_live.go: the running pools are
 // resized, new instances health-gated before they get traffic, removed
 // ones drained, then stopped); health, drain_timeout, fallback_page,
 // trusted_proxies and the TLS certificate files (the routers and health
@@ -122,7 +122,7 @@ func restartKeys(old, next *config.Config) []string {
 
 // reloadableKeys are the service keys a reload applies; a change to any
 // other key needs a restart.
-var reloadableKeys = []string{"strategy", "hooks", "keep_previous", "quiet_period", "instances",
+var reloadableKeys = []string{"strategy", "hooks", "keep_previous", "quiet_period", "preflight", "instances",
 	"health", "drain_timeout", "fallback_page", "trusted_proxies", "tls", "listen", "preview_listen", "start"}
 
 // differingFields names the keys, other than the reloadable ones, whose

@@ -70,6 +70,7 @@ func (svc *service) settings(sc *config.Service) deploy.Settings {
 	} else if dk, ok := svc.driver.(*docker.Driver); ok {
 		s.Hooks.Secrets = dk.HookEnv
 	}
+	s.Preflight, s.Database = svc.preflightSettings(sc)
 	return s
 }
 

@@ -167,8 +167,12 @@ func (c *Controller) apply(ctx context.Context, obs Observation) error {
 		obs.Health[col].Healthy, obs.Health[col].Total = c.opts.Router.Healthy(col)
 	}
 	h := c.cfg().Hooks
-	obs.Hooks = HookSet{PreProvision: len(h.PreProvision) > 0, PostPromote: len(h.PostPromote) > 0, PostRetire: len(h.PostRetire) > 0}
+	obs.Hooks = HookSet{PreProvision: len(h.PreProvision) > 0, PostPromote: len(h.PostPromote) > 0, PostRetire: len(h.PostRetire) > 0,
+		Preflight: c.cfg().Preflight != nil}
 	cur := c.state()
+	if db := c.cfg().Database; db != nil && cur.Run != nil {
+		obs.Database = db()
+	}
 	if err := Admit(cur, obs); err != nil {
 		return err
 	}

@@ -22,6 +22,8 @@ func (c *Controller) runJob(ctx context.Context, j Job, st State) (string, error
 	log.Debug("job started")
 	hooks := c.cfg().Hooks
 	switch j.Kind {
+	case JobPreflight:
+		return c.jobPreflight(ctx, j, st)
 	case JobPreProvision:
 		return c.jobHooks(ctx, j, st, hooks.PreProvision)
 	case JobStart:

@@ -29,6 +29,12 @@ type Settings struct {
 	// StartTimeout bounds the health gate a new pool passes in the router
 	// before traffic; default DefaultStartTimeout.
 	StartTimeout time.Duration
+	// Preflight, when set, runs the release safety checks at the start of
+	// every deployment (JobPreflight); Database, when set, returns the
+	// latest database connection figures without blocking, for the
+	// analysis (see preflight.go).
+	Preflight PreflightFunc
+	Database  func() *DatabaseFigures
 }
 
 // Hooks are what runs at a deployment's lifecycle points, each list in

@@ -84,6 +84,9 @@ type Observation struct {
 	// (it was the only healthy one) and must run again later.
 	Deferred bool
 	Counts   [2]metrics.Counts
+	// Database is the latest database connection sample while a
+	// deployment runs (Settings.Database), or nil.
+	Database *DatabaseFigures
 	// Health carries both colours' health in the router at Now (indexed by
 	// colour) with every observation; an instant rollback needs it.
 	Health [2]PoolHealth
@@ -95,6 +98,8 @@ type Observation struct {
 // not.)
 type HookSet struct {
 	PreProvision, PostPromote, PostRetire bool
+	// Preflight says release safety checks are configured (JobPreflight).
+	Preflight bool
 }
 
 // PoolHealth is how many of a colour's instances the router counts healthy.
@@ -470,13 +475,11 @@ func (t *txn) deploy() {
 		msg += fmt.Sprintf("; the previous pool %s in %s is replaced", replaced.Version, replaced.Color)
 	}
 	t.event(EventStarted, msg, nil)
-	if ev.Hooks.PreProvision {
-		// The kept previous pool stays kept, and may still be rolled
-		// back to after a failure, until the candidate starts.
-		t.job(Job{Kind: JobPreProvision, Color: color, Version: ev.Version})
+	if ev.Hooks.Preflight {
+		t.job(Job{Kind: JobPreflight, Color: color, Version: ev.Version})
 		return
 	}
-	t.startCandidate()
+	t.afterPreflight()
 }
 
 // startCandidate starts the run's candidate in its colour, replacing the
@@ -503,6 +506,8 @@ func (t *txn) jobDone() {
 	switch j.Kind {
 	case JobDown, JobUp, JobUpPrevious:
 		t.downJobDone(j)
+	case JobPreflight:
+		t.preflightDone()
 	case JobPreProvision:
 		if ev.Err != "" {
 			t.hookEvent(j, ev.Err, ev.Output)
@@ -745,7 +750,10 @@ func (t *txn) stopRun(outcome Outcome, why string, v *Verdict) {
 				outcome = OutcomeAborted
 			}
 		}
-		if t.st.Job.kind() == JobPreProvision {
+		if k := t.st.Job.kind(); k == JobPreflight {
+			t.failBeforeStart(outcome, why)
+			return
+		} else if k == JobPreProvision {
 			t.event(EventHook, fmt.Sprintf("pre_provision hooks cancelled: %s", why), nil)
 			t.failBeforeStart(outcome, why)
 			return
@@ -919,6 +927,9 @@ func (t *txn) analyse() bool {
 		Candidate: figures(cand, av.Candidate), Baseline: figures(live, av.Baseline)}
 	changed := run.Verdict == nil || run.Verdict.Result != v.Result
 	run.Verdict = v
+	if t.databaseOver(v) {
+		return false
+	}
 	if v.Result == ResultFail {
 		t.rollback(OutcomeRolledBack, v.Reason, v)
 		return true

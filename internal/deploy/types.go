@@ -121,6 +121,9 @@ type Verdict struct {
 	Baseline  Figures   `json:"baseline"`
 	PValue    float64   `json:"p_value,omitempty"`
 	At        time.Time `json:"at"`
+	// Database is the database's connection figures at the verdict, when
+	// preflight.database is configured.
+	Database *DatabaseFigures `json:"database,omitempty"`
 }
 
 // Event is one entry of a deployment's history and of the live event stream.

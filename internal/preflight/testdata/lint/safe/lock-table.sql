@@ -1,0 +1,2 @@
+SET lock_timeout = '2s';
+UPDATE orders SET status = 'open' WHERE status IS NULL AND id < 10000;

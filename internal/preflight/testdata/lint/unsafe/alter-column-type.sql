@@ -1,0 +1,2 @@
+-- want alter-column-type
+ALTER TABLE events ALTER COLUMN payload TYPE jsonb USING payload::jsonb;

@@ -1,0 +1,2 @@
+-- want drop-table
+DROP TABLE IF EXISTS sessions;

@@ -1,0 +1,2 @@
+-- want rename-column
+ALTER TABLE orders RENAME COLUMN total TO amount_cents;

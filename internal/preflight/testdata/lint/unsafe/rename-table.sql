@@ -1,0 +1,2 @@
+-- want rename-table
+ALTER TABLE customer RENAME TO customers;

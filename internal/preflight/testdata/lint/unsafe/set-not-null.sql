@@ -1,0 +1,2 @@
+-- want set-not-null
+ALTER TABLE users ALTER COLUMN email SET NOT NULL;
