@@ -93,3 +93,16 @@ func (v *validator) envName(key, name string) {
 		v.add(key, "%s is set by cutover for every instance and cannot be overridden", name)
 	}
 }
+
+// InstanceEnv is where a runtime's instances get their environment from:
+// the env, env_file and secrets of runtime.process or runtime.docker. ok is
+// false for runtimes whose instances cutover does not start (static, asg).
+func (r Runtime) InstanceEnv() (env map[string]string, envFile string, secrets map[string]Secret, ok bool) {
+	switch {
+	case r.Process != nil:
+		return r.Process.Env, r.Process.EnvFile, r.Process.Secrets, true
+	case r.Docker != nil:
+		return r.Docker.Env, r.Docker.EnvFile, r.Docker.Secrets, true
+	}
+	return nil, "", nil, false
+}

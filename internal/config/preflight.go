@@ -151,11 +151,11 @@ func (v *validator) preflight(key string, s *Service) {
 		k := key + ".database"
 		if strings.TrimSpace(db.URLEnv) == "" {
 			v.add(k+".url_env", "required: the variable of the service's env, env_file or secrets that holds the database URL")
-		} else if s.Runtime.Process == nil {
-			v.add(k+".url_env", "needs runtime.process, whose env, env_file and secrets hold the variable")
-		} else if pr := s.Runtime.Process; pr.Env[db.URLEnv] == "" && pr.EnvFile == "" {
-			if _, ok := pr.Secrets[db.URLEnv]; !ok {
-				v.add(k+".url_env", "%s is not in runtime.process.env or secrets, and there is no env_file that could hold it", db.URLEnv)
+		} else if env, envFile, secrets, ok := s.Runtime.InstanceEnv(); !ok {
+			v.add(k+".url_env", "needs runtime.process or runtime.docker, whose env, env_file and secrets hold the variable")
+		} else if env[db.URLEnv] == "" && envFile == "" {
+			if _, ok := secrets[db.URLEnv]; !ok {
+				v.add(k+".url_env", "%s is not in the runtime's env or secrets, and there is no env_file that could hold it", db.URLEnv)
 			}
 		}
 		if db.Dialect != "postgres" && db.Dialect != "postgresql" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/cutover/cutover/internal/envfile"
 	"github.com/cutover/cutover/internal/preflight"
 	"github.com/cutover/cutover/internal/runtime"
+	"github.com/cutover/cutover/internal/runtime/docker"
 	"github.com/cutover/cutover/internal/runtime/process"
 )
 
@@ -49,21 +51,21 @@ func preflightOptions(sc *config.Service, describer runtime.Describer) preflight
 func serviceEnv(sc *config.Service) func(release map[string]string) (map[string]string, error) {
 	return func(release map[string]string) (map[string]string, error) {
 		env := map[string]string{}
-		p := sc.Runtime.Process
-		if p == nil {
+		vars, envFile, secrets, ok := sc.Runtime.InstanceEnv()
+		if !ok {
 			maps.Copy(env, release)
 			return env, nil
 		}
-		if p.EnvFile != "" {
-			file, err := envfile.Read(p.EnvFile)
+		if envFile != "" {
+			file, err := envfile.Read(envFile)
 			if err != nil {
 				return nil, fmt.Errorf("env_file: %w", err)
 			}
 			maps.Copy(env, file)
 		}
-		maps.Copy(env, p.Env)
+		maps.Copy(env, vars)
 		maps.Copy(env, release)
-		for name, s := range p.Secrets {
+		for name, s := range secrets {
 			v, err := readSecret(s)
 			if err != nil {
 				return nil, fmt.Errorf("secret %s: %w", name, err)
@@ -91,16 +93,30 @@ func readSecret(s config.Secret) (string, error) {
 
 // PreflightChecker is the checker of service name in cfg for the CLI,
 // without a daemon: a process runtime is described from its record file
-// under the state directory and /proc; other runtimes have no drift check
-// here yet unless their driver offers a Describer.
+// under the state directory and /proc, a Docker runtime from its engines'
+// containers (by their labels), an asg runtime from its groups and launch
+// template; a static runtime has no drift check.
 func PreflightChecker(cfg *config.Config, name string) (*preflight.Checker, error) {
 	sc, ok := cfg.Services[name]
 	if !ok {
 		return nil, fmt.Errorf("service %q is not in %s", name, cfg.File)
 	}
 	var describer runtime.Describer
-	if sc.Runtime.Process != nil {
+	switch {
+	case sc.Runtime.Process != nil:
 		describer = process.NewDescriber(processOptions(sc, nil, cfg.StateDir, nil, nil, nil))
+	case sc.Runtime.Docker != nil:
+		drv, err := docker.New(dockerOptions(sc, nil, nil, slog.New(slog.DiscardHandler), nil, nil))
+		if err != nil {
+			return nil, err
+		}
+		describer = drv
+	case sc.Runtime.ASG != nil:
+		d, err := ASGDescriber(context.Background(), sc)
+		if err != nil {
+			return nil, err
+		}
+		describer = d
 	}
 	return preflight.New(preflightOptions(sc, describer)), nil
 }
