@@ -74,16 +74,30 @@ func newALBEnv(t *testing.T, analysisExtra string, steps ...string) *awsEnv {
 }
 
 // startAWS runs `cutover serve` with the fake's environment (endpoint,
-// region, static keys) and 1-second CloudWatch periods.
+// region, static keys), its config set to 1-second CloudWatch periods
+// read once the fake's delay has passed (strategy.analysis.cloudwatch).
 func (a *awsEnv) startAWS() {
 	a.t.Helper()
 	e := a.env
+	b, err := os.ReadFile(e.cfg)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if cfg := string(b); !strings.Contains(cfg, "cloudwatch:") {
+		cw := fmt.Sprintf("        cloudwatch: {period: 1s, delay: %s}\n", metricDelay+500*time.Millisecond)
+		cfg = strings.Replace(cfg, "        min_requests: 20\n", "        min_requests: 20\n"+cw, 1)
+		if !strings.Contains(cfg, "cloudwatch:") {
+			a.t.Fatalf("no strategy.analysis to add cloudwatch to in:\n%s", cfg)
+		}
+		if err := os.WriteFile(e.cfg, []byte(cfg), 0o644); err != nil {
+			a.t.Fatal(err)
+		}
+	}
 	e.daemonMu.Lock()
 	defer e.daemonMu.Unlock()
 	e.logs = &lockedWriter{}
 	cmd := exec.Command(binary, "serve", "-c", e.cfg)
-	cmd.Env = append(append(os.Environ(), a.fake.Env()...),
-		"CUTOVER_CLOUDWATCH_PERIOD=1s", "CUTOVER_CLOUDWATCH_DELAY="+(metricDelay+500*time.Millisecond).String())
+	cmd.Env = append(os.Environ(), a.fake.Env()...)
 	cmd.Stdout, cmd.Stderr = e.logs, e.logs
 	if err := cmd.Start(); err != nil {
 		a.t.Fatal(err)
