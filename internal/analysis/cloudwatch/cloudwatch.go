@@ -1,7 +1,7 @@
 // Package cloudwatch is an analysis source that reads each colour's
 // traffic from CloudWatch: the ALB target group metrics RequestCount,
-// HTTPCode_Target_5XX_Count, HTTPCode_ELB_5XX_Count (sums) and
-// TargetResponseTime (p99), fetched with GetMetricData, turned into the
+// HTTPCode_Target_5XX_Count, TargetConnectionErrorCount (sums) and
+// TargetResponseTime (p50, p90, p99), fetched with GetMetricData, turned into the
 // same cumulative per-colour counters (metrics.Counts) that the embedded
 // router records, so the controller's SPRT analysis judges them unchanged.
 // It also watches the user's own CloudWatch alarms (DescribeAlarms) and
@@ -171,7 +171,11 @@ func (s *Source) Poll(ctx context.Context) error {
 var metricNames = [...]struct{ name, stat string }{
 	{"RequestCount", "Sum"},
 	{"HTTPCode_Target_5XX_Count", "Sum"},
-	{"HTTPCode_ELB_5XX_Count", "Sum"},
+	// A target that cannot be connected to costs its client a 502 from
+	// the load balancer. AWS publishes that 502 in HTTPCode_ELB_5XX_Count
+	// per load balancer only (a query per target group is always empty),
+	// so the colour's share is this per-target-group count.
+	{"TargetConnectionErrorCount", "Sum"},
 	{"TargetResponseTime", "p99"},
 	{"TargetResponseTime", "p50"},
 	{"TargetResponseTime", "p90"},
@@ -254,10 +258,10 @@ func (s *Source) pollMetrics(ctx context.Context) error {
 // over them (half at p50, 40% at p90, 9% halfway to p99, 1% at p99) and
 // the histogram holds the rounded running sums of that spread.
 func add(c *metrics.Counts, mass *[metrics.NumBuckets]float64, values map[string]map[time.Time]float64, color string) {
-	reqs, t5, e5 := values[color+"0"], values[color+"1"], values[color+"2"]
+	reqs, t5, ce := values[color+"0"], values[color+"1"], values[color+"2"]
 	p99, p50, p90 := values[color+"3"], values[color+"4"], values[color+"5"]
 	periods := map[time.Time]bool{}
-	for _, m := range []map[time.Time]float64{reqs, t5, e5} {
+	for _, m := range []map[time.Time]float64{reqs, t5, ce} {
 		for ts := range m {
 			periods[ts] = true
 		}
@@ -265,8 +269,10 @@ func add(c *metrics.Counts, mass *[metrics.NumBuckets]float64, values map[string
 	secs := func(v float64) time.Duration { return time.Duration(v * float64(time.Second)) }
 	for ts := range periods {
 		n := uint64(math.Round(reqs[ts]))
-		errs := uint64(math.Round(t5[ts])) + uint64(math.Round(e5[ts]))
-		// An ELB 5xx may have reached no target: count it as a request too.
+		// A failed connection's request is in RequestCount already (a
+		// target was chosen for it); max guards against a period whose
+		// counts CloudWatch published unevenly.
+		errs := uint64(math.Round(t5[ts])) + uint64(math.Round(ce[ts]))
 		n = max(n, errs)
 		if n == 0 {
 			continue
