@@ -270,13 +270,20 @@ func TestAWSALBShiftsByListenerWeightsWithoutFailedRequests(t *testing.T) {
 	if !strings.Contains(out, "alb: weights blue 0% green 100%") {
 		t.Errorf("status does not show the ALB's actual weights:\n%s", out)
 	}
+	// The load balancer's own 5xx (per load balancer in CloudWatch, no
+	// colour named): none, since no request failed.
+	if !strings.Contains(out, "alb: load balancer 5xx since the daemon started: 0 (HTTPCode_ELB_5XX_Count") {
+		t.Errorf("status does not show the load balancer's own 5xx:\n%s", out)
+	}
 	var st struct {
 		Traffic struct {
 			Engine  string             `json:"engine"`
 			Weights map[string]float64 `json:"weights"`
+			LB5xx   *uint64            `json:"load_balancer_5xx"`
 		} `json:"traffic"`
 	}
-	if err := json.Unmarshal([]byte(a.mustCLI(0, "status", "web", "--json")), &st); err != nil || st.Traffic.Engine != "alb" || st.Traffic.Weights["green"] != 100 {
+	if err := json.Unmarshal([]byte(a.mustCLI(0, "status", "web", "--json")), &st); err != nil || st.Traffic.Engine != "alb" || st.Traffic.Weights["green"] != 100 ||
+		st.Traffic.LB5xx == nil || *st.Traffic.LB5xx != 0 {
 		t.Errorf("status --json traffic = %+v (%v)", st.Traffic, err)
 	}
 }

@@ -111,7 +111,7 @@ func (d *Daemon) startTraffic(ctx context.Context, stateDir string, sc *config.S
 	if a := t.ALB; a != nil {
 		r, err := alb.New(alb.Options{Service: sc.Name, Client: elbc, ListenerARN: a.ListenerARN, RuleARN: a.RuleARN,
 			TestListenerARN: a.TestListenerARN, TargetGroups: tgs, Counts: src, Ledger: ledger, Local: local,
-			Poll: sc.Health.Interval, Alarms: src.Alarms, Logger: log})
+			Poll: sc.Health.Interval, Alarms: src.Alarms, LoadBalancer5xx: src.LoadBalancer5xx, Logger: log})
 		if err != nil {
 			return nil, err
 		}
@@ -121,7 +121,7 @@ func (d *Daemon) startTraffic(ctx context.Context, stateDir string, sc *config.S
 		r, err := route53.New(route53.Options{Service: sc.Name, Client: r53.NewFromConfig(cfg), ZoneID: rt.HostedZoneID,
 			Record: rt.Record, Type: rt.Type, TTL: rt.TTL, PreviewRecord: rt.PreviewRecord,
 			Targets: [2]route53.Target{{Value: rt.Targets.Blue.Alias, Zone: rt.Targets.Blue.Zone}, {Value: rt.Targets.Green.Alias, Zone: rt.Targets.Green.Zone}},
-			Counts:  src, Ledger: ledger, Local: local, Alarms: src.Alarms, Logger: log})
+			Counts:  src, Ledger: ledger, Local: local, Alarms: src.Alarms, LoadBalancer5xx: src.LoadBalancer5xx, Logger: log})
 		if err != nil {
 			return nil, err
 		}

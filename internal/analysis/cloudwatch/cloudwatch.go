@@ -90,6 +90,10 @@ type Source struct {
 	next    time.Time                      // start of the first period not yet counted
 	alarms  []string                       // "name: reason" of alarms in ALARM at the last poll
 	lastErr error
+	// lb5xx is the load balancers' HTTPCode_ELB_5XX_Count since start,
+	// all colours together; lbRead says a poll has counted it.
+	lb5xx  float64
+	lbRead bool
 }
 
 // New returns a Source; Run starts polling.
@@ -124,6 +128,16 @@ func (s *Source) Alarms() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.alarms)
+}
+
+// LoadBalancer5xx returns the answers the colours' load balancers failed
+// with a 5xx themselves (HTTPCode_ELB_5XX_Count, which AWS publishes per
+// load balancer only, so it is attributed to no colour) since the source
+// started, and whether a poll has read it yet.
+func (s *Source) LoadBalancer5xx() (uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return uint64(math.Round(s.lb5xx)), s.lbRead
 }
 
 // Err is the last poll's error, or nil.
@@ -214,6 +228,24 @@ func (s *Source) pollMetrics(ctx context.Context) error {
 			})
 		}
 	}
+	// The load balancers' own 5xx, once per load balancer.
+	var lbs []string
+	for _, c := range route.Colors {
+		if d := s.opts.Colors[c]; d.TargetGroup != "" && d.LoadBalancer != "" && !slices.Contains(lbs, d.LoadBalancer) {
+			lbs = append(lbs, d.LoadBalancer)
+		}
+	}
+	for i, lb := range lbs {
+		queries = append(queries, types.MetricDataQuery{
+			Id: aws.String(fmt.Sprintf("lb%d", i)),
+			MetricStat: &types.MetricStat{
+				Metric: &types.Metric{Namespace: aws.String("AWS/ApplicationELB"), MetricName: aws.String("HTTPCode_ELB_5XX_Count"),
+					Dimensions: []types.Dimension{{Name: aws.String("LoadBalancer"), Value: aws.String(lb)}}},
+				Period: aws.Int32(int32(p / time.Second)), Stat: aws.String("Sum"),
+			},
+			ReturnData: aws.Bool(true),
+		})
+	}
 	if len(queries) == 0 {
 		s.mu.Lock()
 		s.next = end
@@ -249,6 +281,12 @@ func (s *Source) pollMetrics(ctx context.Context) error {
 	for _, c := range route.Colors {
 		add(&s.counts[c], &s.mass[c], values, c.String())
 	}
+	for i := range lbs {
+		for _, v := range values[fmt.Sprintf("lb%d", i)] {
+			s.lb5xx += v
+		}
+	}
+	s.lbRead = s.lbRead || len(lbs) > 0
 	s.next = end
 	return nil
 }

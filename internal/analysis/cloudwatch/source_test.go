@@ -30,7 +30,8 @@ func portOf(t *testing.T, addr string) int {
 // green's only target refuses connections, so its clients get 502s from
 // the load balancer. Those land in green's figures as 5xx (through
 // TargetConnectionErrorCount, the per-target-group count AWS publishes),
-// none in blue's.
+// none in blue's. The load balancer's own HTTPCode_ELB_5XX_Count, which
+// AWS has per load balancer only, is read beside them, unattributed.
 func TestSourceCountsConnectionErrorsPerColour(t *testing.T) {
 	fake := awsfake.NewTest(t, awsfake.Options{MetricDelay: 200 * time.Millisecond, HealthInterval: 50 * time.Millisecond})
 	e := fake.ELB()
@@ -106,5 +107,8 @@ func TestSourceCountsConnectionErrorsPerColour(t *testing.T) {
 	}
 	if g.Requests != bad || g.Errors() != bad {
 		t.Errorf("green: %d requests %d errors, want %d and %d: its 502s are its connection errors (err %v)", g.Requests, g.Errors(), bad, bad, src.Err())
+	}
+	if n, read := src.LoadBalancer5xx(); !read || n != bad {
+		t.Errorf("load balancer 5xx %d (read %v), want the %d 502s", n, read, bad)
 	}
 }
