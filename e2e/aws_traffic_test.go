@@ -33,6 +33,8 @@ type awsEnv struct {
 	listener        awsfake.Listener
 	test            awsfake.Listener
 	blueTG, greenTG awsfake.TargetGroup
+	// extraEnv is added to the daemon's environment.
+	extraEnv []string
 }
 
 // newALBEnv builds the fake ALB (blue and green ip target groups, a
@@ -74,16 +76,30 @@ func newALBEnv(t *testing.T, analysisExtra string, steps ...string) *awsEnv {
 }
 
 // startAWS runs `cutover serve` with the fake's environment (endpoint,
-// region, static keys) and 1-second CloudWatch periods.
+// region, static keys), its config set to 1-second CloudWatch periods
+// read once the fake's delay has passed (strategy.analysis.cloudwatch).
 func (a *awsEnv) startAWS() {
 	a.t.Helper()
 	e := a.env
+	b, err := os.ReadFile(e.cfg)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if cfg := string(b); !strings.Contains(cfg, "cloudwatch:") {
+		cw := fmt.Sprintf("        cloudwatch: {period: 1s, delay: %s}\n", metricDelay+500*time.Millisecond)
+		cfg = strings.Replace(cfg, "        min_requests: 20\n", "        min_requests: 20\n"+cw, 1)
+		if !strings.Contains(cfg, "cloudwatch:") {
+			a.t.Fatalf("no strategy.analysis to add cloudwatch to in:\n%s", cfg)
+		}
+		if err := os.WriteFile(e.cfg, []byte(cfg), 0o644); err != nil {
+			a.t.Fatal(err)
+		}
+	}
 	e.daemonMu.Lock()
 	defer e.daemonMu.Unlock()
 	e.logs = &lockedWriter{}
 	cmd := exec.Command(binary, "serve", "-c", e.cfg)
-	cmd.Env = append(append(os.Environ(), a.fake.Env()...),
-		"CUTOVER_CLOUDWATCH_PERIOD=1s", "CUTOVER_CLOUDWATCH_DELAY="+(metricDelay+500*time.Millisecond).String())
+	cmd.Env = append(append(os.Environ(), a.fake.Env()...), a.extraEnv...)
 	cmd.Stdout, cmd.Stderr = e.logs, e.logs
 	if err := cmd.Start(); err != nil {
 		a.t.Fatal(err)
@@ -256,13 +272,20 @@ func TestAWSALBShiftsByListenerWeightsWithoutFailedRequests(t *testing.T) {
 	if !strings.Contains(out, "alb: weights blue 0% green 100%") {
 		t.Errorf("status does not show the ALB's actual weights:\n%s", out)
 	}
+	// The load balancer's own 5xx (per load balancer in CloudWatch, no
+	// colour named): none, since no request failed.
+	if !strings.Contains(out, "alb: load balancer 5xx since the daemon started: 0 (HTTPCode_ELB_5XX_Count") {
+		t.Errorf("status does not show the load balancer's own 5xx:\n%s", out)
+	}
 	var st struct {
 		Traffic struct {
 			Engine  string             `json:"engine"`
 			Weights map[string]float64 `json:"weights"`
+			LB5xx   *uint64            `json:"load_balancer_5xx"`
 		} `json:"traffic"`
 	}
-	if err := json.Unmarshal([]byte(a.mustCLI(0, "status", "web", "--json")), &st); err != nil || st.Traffic.Engine != "alb" || st.Traffic.Weights["green"] != 100 {
+	if err := json.Unmarshal([]byte(a.mustCLI(0, "status", "web", "--json")), &st); err != nil || st.Traffic.Engine != "alb" || st.Traffic.Weights["green"] != 100 ||
+		st.Traffic.LB5xx == nil || *st.Traffic.LB5xx != 0 {
 		t.Errorf("status --json traffic = %+v (%v)", st.Traffic, err)
 	}
 }
@@ -397,6 +420,105 @@ func TestAWSALBThrottlingSurvived(t *testing.T) {
 	if n := a.fake.Calls("elasticloadbalancing", "ModifyListener") - before; n < 6 {
 		t.Errorf("ModifyListener was called %d times; the 4 throttled calls should have been retried", n)
 	}
+}
+
+// TestAWSALBFailingCallsPauseAtASafeWeight: the ALB's API answers 503 to
+// every ModifyListener, long past the SDK's retries (AWS_MAX_ATTEMPTS=2
+// makes that quick), when the deployment moves from 10% to 50%. It
+// pauses there saying why in status and history, the listener keeps the
+// 10% split it had (never half of a change, never both weights 0, no
+// failed request), and once the API answers again the driver writes the
+// held 50% by itself and `cutover resume` goes on to the promotion.
+func TestAWSALBFailingCallsPauseAtASafeWeight(t *testing.T) {
+	a := newALBEnv(t, "", "{weight: 10, pause: 2s}", "{weight: 50, pause: 1s}")
+	a.extraEnv = []string{"AWS_MAX_ATTEMPTS=2"}
+	a.startAWS()
+	a.deployLive()
+	tr := startALBTraffic(t, a.listener.URL, 2)
+	seen := map[[2]int]bool{}
+	var seenMu sync.Mutex
+	stop := make(chan struct{})
+	var watch sync.WaitGroup
+	watch.Go(func() {
+		for {
+			b, g := a.weights()
+			seenMu.Lock()
+			seen[[2]int{b, g}] = true
+			seenMu.Unlock()
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	})
+	a.mustCLI(0, "deploy", "web", "v2")
+	deadline := time.Now().Add(30 * time.Second)
+	for b, g := a.weights(); b != 900 || g != 100; b, g = a.weights() {
+		if time.Now().After(deadline) {
+			t.Fatalf("step 1 never reached the listener: blue %d green %d", b, g)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	before := a.fake.Calls("elasticloadbalancing", "ModifyListener")
+	a.fake.Unavailable("elasticloadbalancing", "ModifyListener", -1)
+	a.waitFor("paused", 30*time.Second, func(s status) bool { return s.Phase == "paused" })
+	paused := time.Now()
+	tries := a.fake.Calls("elasticloadbalancing", "ModifyListener") - before
+	if tries < 2 {
+		t.Errorf("ModifyListener was tried %d times before the pause; the SDK should have retried it", tries)
+	}
+	out := a.mustCLI(0, "status", "web")
+	if !strings.Contains(out, "alb pending:") || !strings.Contains(out, "keeps failing") || !strings.Contains(out, "ServiceUnavailable") {
+		t.Errorf("status does not say the split is pending and why:\n%s", out)
+	}
+	if !strings.Contains(out, "alb: weights blue 90% green 10%") {
+		t.Errorf("status does not show the ALB still at 10%%:\n%s", out)
+	}
+	if h := a.history(); !strings.Contains(h, "paused") || !strings.Contains(h, "keeps failing") {
+		t.Errorf("history does not say why the deployment paused:\n%s", h)
+	}
+	// Held at 10% while the API fails, the driver retrying meanwhile.
+	time.Sleep(2 * time.Second)
+	if b, g := a.weights(); b != 900 || g != 100 {
+		t.Errorf("while ModifyListener fails the listener forwards blue %d green %d, want the 10%% split it had", b, g)
+	}
+	if st := a.status(); st.Phase != "paused" {
+		t.Errorf("phase %q while the API fails, want paused", st.Phase)
+	}
+	retried := a.fake.Calls("elasticloadbalancing", "ModifyListener") - before
+	a.fake.ClearFaults()
+	deadline = time.Now().Add(20 * time.Second)
+	for b, g := a.weights(); b != 500 || g != 500; b, g = a.weights() {
+		if time.Now().After(deadline) {
+			t.Fatalf("once the API answers, the held 50%% should be written; the listener forwards blue %d green %d", b, g)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	written := time.Since(paused)
+	a.mustCLI(0, "resume", "web")
+	a.waitFor("promoted", 40*time.Second, func(s status) bool { return s.Phase == "idle" && s.Live != nil && s.Live.Version == "v2" })
+	close(stop)
+	watch.Wait()
+	tr.halt()
+	if b, g := a.weights(); b != 0 || g != 999 {
+		t.Errorf("after the promotion the listener forwards blue %d green %d", b, g)
+	}
+	if out := a.mustCLI(0, "status", "web"); strings.Contains(out, "pending") {
+		t.Errorf("status still shows a pending write after the promotion:\n%s", out)
+	}
+	for w := range seen {
+		switch w {
+		case [2]int{999, 0}, [2]int{900, 100}, [2]int{500, 500}, [2]int{0, 999}:
+		default:
+			t.Errorf("the listener held blue %d / green %d, a split cutover never asked for", w[0], w[1])
+		}
+	}
+	if n := tr.failed.Load(); n != 0 {
+		t.Errorf("%d requests failed through the fake ALB while its API failed (last: %v)", n, tr.lastErr.Load())
+	}
+	t.Logf("ModifyListener failing: paused at 10%% (%d calls by the time status said paused, %d more while paused); 50%% written %s after the pause was seen (API back after 2s of it); %d requests, %d failed",
+		tries, retried-tries, written.Round(10*time.Millisecond), tr.ok.Load()+tr.failed.Load(), tr.failed.Load())
 }
 
 // r53Env is a fake Route53 zone with two weighted alias records to two

@@ -8,12 +8,18 @@
 // than its default, so a burst of throttling is survived; a caller that
 // still gets an error treats it as "the call keeps failing".
 //
+// AWS_MAX_ATTEMPTS, the SDK's own setting, replaces MaxAttempts when set
+// (1 = no retries): how long a failing call is retried before it pauses
+// a deployment.
+//
 // It holds no state; Load is safe for concurrent use.
 package awsconf
 
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -32,10 +38,18 @@ const MaxBackoff = 5 * time.Second
 // the profile's region). It fails when no region can be found, naming
 // what to set, and never reads or logs the credentials themselves.
 func Load(ctx context.Context, region string) (aws.Config, error) {
+	attempts := MaxAttempts
+	if v := os.Getenv("AWS_MAX_ATTEMPTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return aws.Config{}, fmt.Errorf("aws config: AWS_MAX_ATTEMPTS=%q: want a whole number of attempts, at least 1", v)
+		}
+		attempts = n
+	}
 	opts := []func(*config.LoadOptions) error{
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = MaxAttempts
+				o.MaxAttempts = attempts
 				o.MaxBackoff = MaxBackoff
 			})
 		}),

@@ -463,6 +463,8 @@ func (c *CloudWatch) samples(q metricQuery, from, to time.Time) ([]float64, bool
 		return count(b.target4xx), true
 	case "HTTPCode_Target_5XX_Count":
 		return count(b.target5xx), true
+	case "TargetConnectionErrorCount":
+		return count(b.connErrors), true
 	case "HTTPCode_ELB_5XX_Count":
 		if tg != "" {
 			return nil, false // AWS publishes it per load balancer only

@@ -74,6 +74,9 @@ type hop struct {
 	t      *target
 	start  time.Time
 	status int
+	// connErr is set when no connection to the target could be
+	// established (TargetConnectionErrorCount).
+	connErr bool
 }
 
 func (e *ELB) newListener(lb *loadBalancer, port int, as actions) (*listener, error) {
@@ -114,6 +117,8 @@ func (e *ELB) newListener(lb *loadBalancer, port int, as actions) (*listener, er
 				return
 			}
 			h.status = -http.StatusBadGateway
+			var op *net.OpError
+			h.connErr = errors.As(err, &op) && op.Op == "dial"
 			http.Error(w, "502 Bad Gateway", http.StatusBadGateway)
 		},
 	}
@@ -232,6 +237,9 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t.inflight.Add(-1)
 	switch {
 	case h.status < 0:
+		if h.connErr {
+			l.e.stats.connectionError(l.lb.dimension(), tg.dimension(), start)
+		}
 		l.e.stats.record(l.lb.dimension(), tg.dimension(), start, true, -h.status, 0, 0)
 	case h.status == 460:
 		l.e.stats.record(l.lb.dimension(), tg.dimension(), start, true, 0, 0, 0)

@@ -52,7 +52,9 @@
 //
 // CloudWatch: GetMetricData (MetricStat queries) and GetMetricStatistics
 // over AWS/ApplicationELB RequestCount, HTTPCode_Target_{2,3,4,5}XX_Count,
-// HTTPCode_ELB_{4,5}XX_Count and TargetResponseTime with Sum, SampleCount,
+// HTTPCode_ELB_{4,5}XX_Count, TargetConnectionErrorCount (a request whose
+// target refused the connection: its client gets the load balancer's 502)
+// and TargetResponseTime with Sum, SampleCount,
 // Average, Minimum, Maximum and pNN, from the data plane's records
 // (RequestCount counts only requests for which a target was chosen), per
 // period aligned on the epoch, newest first unless ScanBy says otherwise,

@@ -425,3 +425,56 @@ func maps(m map[string]int) map[string]int {
 	}
 	return out
 }
+
+// TestTargetConnectionErrorCountPerTargetGroup: a target that refuses
+// connections (its process gone, every target unhealthy so the ALB fails
+// open to it) gets the client a 502; CloudWatch counts it as a request
+// and a TargetConnectionErrorCount of its target group, and as an
+// HTTPCode_ELB_5XX_Count of the load balancer only.
+func TestTargetConnectionErrorCountPerTargetGroup(t *testing.T) {
+	f := newALB(t)
+	ctx := context.Background()
+	f.waitStates(t, f.green.ARN, "healthy")
+	if err := f.fake.ELB().SetForward(f.ln.ARN, awsfake.Weight{TargetGroupARN: f.blue.ARN, Weight: 0}, awsfake.Weight{TargetGroupARN: f.green.ARN, Weight: 1}); err != nil {
+		t.Fatal(err)
+	}
+	f.apps["green-1"].srv.Close()
+	f.waitStates(t, f.green.ARN, "unhealthy")
+	start := time.Now()
+	for range 3 {
+		resp, err := http.Get(f.ln.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Fatalf("a request to a target that refuses connections got %d, want 502", resp.StatusCode)
+		}
+	}
+	if c := f.fake.ELB().Counts(f.green.ARN, start); c.ConnectionErrors != 3 || c.ELB5xx != 3 {
+		t.Errorf("counts %+v, want 3 connection errors and 3 ELB 5xx", c)
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	tg := map[string]string{"TargetGroup": f.green.Dimension, "LoadBalancer": f.lb.Dimension}
+	out, err := cloudwatch.NewFromConfig(f.fake.Config()).GetMetricData(ctx, &cloudwatch.GetMetricDataInput{
+		StartTime: aws.Time(time.Now().Add(-time.Minute)), EndTime: aws.Time(time.Now().Add(time.Minute)),
+		MetricDataQueries: []cwtypes.MetricDataQuery{
+			metricQuery("conn", "TargetConnectionErrorCount", "Sum", 60, tg),
+			metricQuery("requests", "RequestCount", "Sum", 60, tg),
+			metricQuery("elbtg", "HTTPCode_ELB_5XX_Count", "Sum", 60, tg),
+			metricQuery("elb", "HTTPCode_ELB_5XX_Count", "Sum", 60, map[string]string{"LoadBalancer": f.lb.Dimension}),
+			metricQuery("blueconn", "TargetConnectionErrorCount", "Sum", 60, map[string]string{"TargetGroup": f.blue.Dimension, "LoadBalancer": f.lb.Dimension}),
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []float64{3, 3, 0, 3, 0} {
+		r := out.MetricDataResults[i]
+		if got := sum(r.Values); got != want {
+			t.Errorf("%s = %v, want %v", aws.ToString(r.Id), got, want)
+		}
+	}
+	if n := len(out.MetricDataResults[2].Values); n != 0 {
+		t.Errorf("HTTPCode_ELB_5XX_Count per target group has %d data points; AWS publishes it per load balancer only", n)
+	}
+}

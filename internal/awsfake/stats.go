@@ -30,7 +30,10 @@ type bucket struct {
 	target5xx float64
 	elb5xx    float64
 	elb4xx    float64
-	latencies []float64 // seconds, of requests a target answered
+	// connErrors counts the requests whose target could not be
+	// connected to (TargetConnectionErrorCount).
+	connErrors float64
+	latencies  []float64 // seconds, of requests a target answered
 }
 
 func newStats() *stats { return &stats{series: map[seriesKey]map[int64]*bucket{}} }
@@ -42,18 +45,7 @@ func newStats() *stats { return &stats{series: map[seriesKey]map[int64]*bucket{}
 func (s *stats) record(lb, tg string, at time.Time, chosen bool, elbCode, code int, latency time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := seriesKey{lb, tg}
-	m := s.series[k]
-	if m == nil {
-		m = map[int64]*bucket{}
-		s.series[k] = m
-	}
-	sec := at.Unix()
-	b := m[sec]
-	if b == nil {
-		b = &bucket{}
-		m[sec] = b
-	}
+	b := s.bucket(lb, tg, at)
 	b.requests++
 	if chosen {
 		b.chosen++
@@ -84,6 +76,31 @@ func (s *stats) record(lb, tg string, at time.Time, chosen bool, elbCode, code i
 	}
 }
 
+// connectionError adds a failed connection to a target of tg; the
+// request itself is recorded by record.
+func (s *stats) connectionError(lb, tg string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bucket(lb, tg, at).connErrors++
+}
+
+// bucket returns the series' bucket of at's second; s.mu is held.
+func (s *stats) bucket(lb, tg string, at time.Time) *bucket {
+	k := seriesKey{lb, tg}
+	m := s.series[k]
+	if m == nil {
+		m = map[int64]*bucket{}
+		s.series[k] = m
+	}
+	sec := at.Unix()
+	b := m[sec]
+	if b == nil {
+		b = &bucket{}
+		m[sec] = b
+	}
+	return b
+}
+
 // window sums the buckets in [from, to) of the series matching lb and tg
 // (tg "*" matches every target group of lb, "" included).
 func (s *stats) window(lb, tg string, from, to time.Time) bucket {
@@ -106,6 +123,7 @@ func (s *stats) window(lb, tg string, from, to time.Time) bucket {
 			out.target5xx += b.target5xx
 			out.elb5xx += b.elb5xx
 			out.elb4xx += b.elb4xx
+			out.connErrors += b.connErrors
 			out.latencies = append(out.latencies, b.latencies...)
 		}
 	}
@@ -138,6 +156,9 @@ type Counts struct {
 	// ELB5xx counts requests the load balancer itself failed (no routable
 	// target: 503; the target refused or reset the connection: 502).
 	ELB5xx int
+	// ConnectionErrors counts requests whose target could not be
+	// connected to (their 502 is in ELB5xx too).
+	ConnectionErrors int
 	// P99 is the 99th percentile of the target response time.
 	P99 time.Duration
 }
@@ -152,7 +173,7 @@ func (e *ELB) Counts(tgARN string, since time.Time) Counts {
 		return Counts{}
 	}
 	b := e.stats.window("*", tg.dimension(), since, time.Now().Add(time.Second))
-	c := Counts{Requests: int(b.requests), Target2xx: int(b.target2xx), Target4xx: int(b.target4xx), Target5xx: int(b.target5xx), ELB5xx: int(b.elb5xx)}
+	c := Counts{Requests: int(b.requests), Target2xx: int(b.target2xx), Target4xx: int(b.target4xx), Target5xx: int(b.target5xx), ELB5xx: int(b.elb5xx), ConnectionErrors: int(b.connErrors)}
 	if p := percentile(b.latencies, 99); !math.IsNaN(p) {
 		c.P99 = time.Duration(p * float64(time.Second))
 	}

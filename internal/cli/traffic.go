@@ -32,6 +32,9 @@ func writeTraffic(w io.Writer, st deploy.Status, loc *time.Location) error {
 	} else if t.Pending != "" {
 		lines = append(lines, fmt.Sprintf("%s %s pending: %s", st.Service, t.Engine, t.Pending))
 	}
+	if t.LoadBalancer5xx != nil {
+		lines = append(lines, fmt.Sprintf("%s %s: load balancer 5xx since the daemon started: %d (HTTPCode_ELB_5XX_Count; AWS does not say which colour)", st.Service, t.Engine, *t.LoadBalancer5xx))
+	}
 	for _, a := range t.Alarms {
 		lines = append(lines, fmt.Sprintf("%s alarm in ALARM: %s", st.Service, a))
 	}

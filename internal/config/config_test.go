@@ -137,7 +137,8 @@ services:
 		Timeouts:     Timeouts{ReadHeader: 10 * time.Second, Idle: 120 * time.Second, UpstreamHeader: 60 * time.Second},
 		DrainTimeout: 30 * time.Second,
 		Strategy: Strategy{
-			Analysis:         Analysis{Interval: time.Second, MaxErrorRate: 0.01, MaxP99Latency: time.Second, MinRequests: 50},
+			Analysis: Analysis{Interval: time.Second, MaxErrorRate: 0.01, MaxP99Latency: time.Second, MinRequests: 50,
+				CloudWatch: CloudWatchMetrics{Period: time.Minute, Delay: time.Minute}},
 			ProgressDeadline: 10 * time.Minute,
 		},
 		KeepPrevious: time.Hour,

@@ -41,6 +41,7 @@ func defaultService(name string) *Service {
 				MaxErrorRate:  0.01,
 				MaxP99Latency: time.Second,
 				MinRequests:   50,
+				CloudWatch:    CloudWatchMetrics{Period: time.Minute, Delay: time.Minute},
 			},
 			ProgressDeadline: 10 * time.Minute,
 		},

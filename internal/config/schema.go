@@ -172,6 +172,7 @@ func (d *decoder) strategy(n *yaml.Node, key string, s *Strategy) {
 				"max_p99_latency": d.duration(&a.MaxP99Latency),
 				"min_requests":    d.int(&a.MinRequests),
 				"alarms":          d.strs(&a.Alarms),
+				"cloudwatch":      d.cloudWatch(&a.CloudWatch),
 			})
 		},
 		"progress_deadline": d.duration(&s.ProgressDeadline),

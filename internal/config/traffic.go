@@ -124,6 +124,33 @@ func (d *decoder) traffic(n *yaml.Node, key string, t *Traffic) {
 	})
 }
 
+// CloudWatchMetrics is how the CloudWatch analysis source reads a
+// colour's metrics (strategy.analysis.cloudwatch).
+type CloudWatchMetrics struct {
+	// Period is the metric period: 1s, 5s, 10s or 30s (high-resolution
+	// metrics) or a multiple of 60s; default 60s.
+	Period time.Duration
+	// Delay is how long after a period ends CloudWatch has published all
+	// of it; a period is counted only then. Default 60s.
+	Delay time.Duration
+}
+
+func (d *decoder) cloudWatch(dst *CloudWatchMetrics) setter {
+	return func(key string, n *yaml.Node) {
+		d.mapping(n, key, fields{"period": d.duration(&dst.Period), "delay": d.duration(&dst.Delay)})
+	}
+}
+
+// validCloudWatchPeriod reports whether CloudWatch accepts p as a
+// GetMetricData period: 1, 5, 10, 30 or a multiple of 60 seconds.
+func validCloudWatchPeriod(p time.Duration) bool {
+	switch p {
+	case time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second:
+		return true
+	}
+	return p > 0 && p%time.Minute == 0
+}
+
 func (d *decoder) colorARNs(dst *ColorARNs) setter {
 	return func(key string, n *yaml.Node) {
 		d.mapping(n, key, fields{"blue": d.str(&dst.Blue), "green": d.str(&dst.Green)})
@@ -201,10 +228,18 @@ func (v *validator) traffic(key string, s *Service) {
 			v.add(k+".ttl", "is longer than drain_timeout %s: a demoted colour must stay up for the TTL after its weight reached 0; raise drain_timeout", s.DrainTimeout)
 		}
 	}
+	ak := strings.TrimSuffix(key, ".traffic") + ".strategy.analysis"
 	for i, name := range s.Strategy.Analysis.Alarms {
 		if !alarmName.MatchString(name) {
-			v.add(fmt.Sprintf("%s.strategy.analysis.alarms[%d]", strings.TrimSuffix(key, ".traffic"), i), "must be a CloudWatch alarm name (1-255 printable characters, got %q)", name)
+			v.add(fmt.Sprintf("%s.alarms[%d]", ak, i), "must be a CloudWatch alarm name (1-255 printable characters, got %q)", name)
 		}
+	}
+	cw := s.Strategy.Analysis.CloudWatch
+	if !validCloudWatchPeriod(cw.Period) {
+		v.add(ak+".cloudwatch.period", "must be 1s, 5s, 10s, 30s or a multiple of 60s, the periods CloudWatch serves (got %s)", cw.Period)
+	}
+	if cw.Delay < 0 || cw.Delay > time.Hour {
+		v.add(ak+".cloudwatch.delay", "must be between 0s and 1h (got %s)", cw.Delay)
 	}
 }
 

@@ -86,3 +86,55 @@ func TestTrafficDefaults(t *testing.T) {
 		t.Errorf("defaults: type %q ttl %s", r.Type, r.TTL)
 	}
 }
+
+// TestCloudWatchMetricsConfig: strategy.analysis.cloudwatch decodes,
+// defaults to 60s/60s, and refuses periods CloudWatch does not serve and
+// negative delays at their own line.
+func TestCloudWatchMetricsConfig(t *testing.T) {
+	c, err := Parse("cutover.yaml", []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Services["web"].Strategy.Analysis.CloudWatch; got != (CloudWatchMetrics{Period: time.Minute, Delay: time.Minute}) {
+		t.Errorf("default %+v, want 60s period and 60s delay", got)
+	}
+	for _, ok := range []string{"1s", "5s", "10s", "30s", "1m", "5m", "120s"} {
+		c, err := Parse("cutover.yaml", []byte(base+"    strategy:\n      analysis:\n        cloudwatch: {period: "+ok+", delay: 2s}\n"))
+		if err != nil {
+			t.Errorf("period %s: %v", ok, err)
+			continue
+		}
+		d, _ := time.ParseDuration(ok)
+		if got := c.Services["web"].Strategy.Analysis.CloudWatch; got.Period != d || got.Delay != 2*time.Second {
+			t.Errorf("period %s decoded as %+v", ok, got)
+		}
+	}
+	line := strings.Count(base, "\n") + 4
+	for _, bad := range []struct{ period, delay, want string }{
+		{"7s", "1s", "services.web.strategy.analysis.cloudwatch.period: must be 1s, 5s, 10s, 30s or a multiple of 60s"},
+		{"90s", "1s", "cloudwatch.period: must be 1s, 5s, 10s, 30s or a multiple of 60s, the periods CloudWatch serves (got 1m30s)"},
+		{"500ms", "1s", "cloudwatch.period: must be"},
+		{"60s", "-1s", "services.web.strategy.analysis.cloudwatch.delay: must not be negative"},
+		{"60s", "2h", "services.web.strategy.analysis.cloudwatch.delay: must be between 0s and 1h"},
+	} {
+		yaml := base + "    strategy:\n      analysis:\n        cloudwatch:\n          period: " + bad.period + "\n          delay: " + bad.delay + "\n"
+		_, err := Parse("cutover.yaml", []byte(yaml))
+		var verr *ValidationError
+		if !errors.As(err, &verr) {
+			t.Fatalf("period %s delay %s: want a ValidationError, got %v", bad.period, bad.delay, err)
+		}
+		if !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("period %s delay %s: missing %q in:\n%v", bad.period, bad.delay, bad.want, err)
+		}
+		want := line
+		if strings.Contains(bad.want, "delay") {
+			want++
+		}
+		if len(verr.Problems) != 1 || verr.Problems[0].Line != want {
+			t.Errorf("period %s delay %s: want one problem at line %d, got %+v", bad.period, bad.delay, want, verr.Problems)
+		}
+	}
+	if _, err := Parse("cutover.yaml", []byte(base+"    strategy:\n      analysis:\n        cloudwatch: {periodd: 1s}\n")); err == nil || !strings.Contains(err.Error(), "periodd") {
+		t.Errorf("unknown key accepted: %v", err)
+	}
+}

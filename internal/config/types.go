@@ -219,6 +219,9 @@ type Analysis struct {
 	// Alarms are CloudWatch alarm names; any in ALARM during a step rolls
 	// the deployment back.
 	Alarms []string
+	// CloudWatch is how the CloudWatch analysis source reads metrics
+	// (used only with an AWS traffic driver).
+	CloudWatch CloudWatchMetrics
 }
 
 // Hooks are what runs at lifecycle points of a deployment, each list in

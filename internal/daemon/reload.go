@@ -136,5 +136,5 @@ func differingFields(a, b config.Service) []string {
 			out = append(out, sa[i].Key)
 		}
 	}
-	return out
+	return append(out, awsAnalysisChanges(a, b)...)
 }

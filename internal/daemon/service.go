@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -178,7 +177,7 @@ func (d *Daemon) startControl(ctx context.Context, stateDir string, sc *config.S
 		groups *asg.Driver
 	)
 	var router deploy.Router = r
-	tr, err := d.startTraffic(ctx, stateDir, sc, r, alarmGate(svc), component("traffic"), os.Getenv)
+	tr, err := d.startTraffic(ctx, stateDir, sc, r, alarmGate(svc), component("traffic"))
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,29 +57,11 @@ func (t *awsTraffic) stop() {
 	<-t.done
 }
 
-// metricSettings are the CloudWatch timings the analysis source uses;
-// CUTOVER_CLOUDWATCH_PERIOD and CUTOVER_CLOUDWATCH_DELAY override them
-// (high-resolution metrics, and tests against the fake).
-func metricSettings(getenv func(string) string) (period, delay time.Duration, err error) {
-	period, delay = time.Minute, time.Minute
-	if v := getenv("CUTOVER_CLOUDWATCH_PERIOD"); v != "" {
-		if period, err = time.ParseDuration(v); err != nil || period < time.Second || period%time.Second != 0 {
-			return 0, 0, fmt.Errorf("CUTOVER_CLOUDWATCH_PERIOD=%q: want whole seconds, at least 1s", v)
-		}
-	}
-	if v := getenv("CUTOVER_CLOUDWATCH_DELAY"); v != "" {
-		if delay, err = time.ParseDuration(v); err != nil || delay < 0 {
-			return 0, 0, fmt.Errorf("CUTOVER_CLOUDWATCH_DELAY=%q: want a duration", v)
-		}
-	}
-	return period, delay, nil
-}
-
 // startTraffic builds the service's AWS traffic driver, or returns nil
 // for the embedded router. local is the embedded proxy, which the AWS
 // driver keeps in step. onAlarm receives alarms in ALARM.
 func (d *Daemon) startTraffic(ctx context.Context, stateDir string, sc *config.Service, local deploy.Router,
-	onAlarm func(name, reason string), log *slog.Logger, getenv func(string) string) (*awsTraffic, error) {
+	onAlarm func(name, reason string), log *slog.Logger) (*awsTraffic, error) {
 	t := sc.Traffic
 	if t.Embedded() {
 		return nil, nil
@@ -93,10 +76,9 @@ func (d *Daemon) startTraffic(ctx context.Context, stateDir string, sc *config.S
 	if err != nil {
 		return nil, fmt.Errorf("service %s: traffic: %w", sc.Name, err)
 	}
-	period, delay, err := metricSettings(getenv)
-	if err != nil {
-		return nil, fmt.Errorf("service %s: %w", sc.Name, err)
-	}
+	// strategy.analysis.cloudwatch: the metric period and CloudWatch's
+	// publication delay (validated by config).
+	period, delay := sc.Strategy.Analysis.CloudWatch.Period, sc.Strategy.Analysis.CloudWatch.Delay
 	ledger, err := traffic.OpenLedger(filepath.Join(stateDir, "traffic-"+sc.Name+".json"))
 	if err != nil {
 		return nil, fmt.Errorf("service %s: %w", sc.Name, err)
@@ -129,7 +111,7 @@ func (d *Daemon) startTraffic(ctx context.Context, stateDir string, sc *config.S
 	if a := t.ALB; a != nil {
 		r, err := alb.New(alb.Options{Service: sc.Name, Client: elbc, ListenerARN: a.ListenerARN, RuleARN: a.RuleARN,
 			TestListenerARN: a.TestListenerARN, TargetGroups: tgs, Counts: src, Ledger: ledger, Local: local,
-			Poll: sc.Health.Interval, Alarms: src.Alarms, Logger: log})
+			Poll: sc.Health.Interval, Alarms: src.Alarms, LoadBalancer5xx: src.LoadBalancer5xx, Logger: log})
 		if err != nil {
 			return nil, err
 		}
@@ -139,7 +121,7 @@ func (d *Daemon) startTraffic(ctx context.Context, stateDir string, sc *config.S
 		r, err := route53.New(route53.Options{Service: sc.Name, Client: r53.NewFromConfig(cfg), ZoneID: rt.HostedZoneID,
 			Record: rt.Record, Type: rt.Type, TTL: rt.TTL, PreviewRecord: rt.PreviewRecord,
 			Targets: [2]route53.Target{{Value: rt.Targets.Blue.Alias, Zone: rt.Targets.Blue.Zone}, {Value: rt.Targets.Green.Alias, Zone: rt.Targets.Green.Zone}},
-			Counts:  src, Ledger: ledger, Local: local, Alarms: src.Alarms, Logger: log})
+			Counts:  src, Ledger: ledger, Local: local, Alarms: src.Alarms, LoadBalancer5xx: src.LoadBalancer5xx, Logger: log})
 		if err != nil {
 			return nil, err
 		}
@@ -193,6 +175,23 @@ func (t *awsTraffic) registerTargets(color route.Color, insts []runtime.Instance
 	if err := alb.SetTargets(ctx, t.elb, t.tgs[color&1], addrs, log.With("color", color)); err != nil {
 		log.Error("updating the ALB target group", "color", color, "err", err)
 	}
+}
+
+// awsAnalysisChanges names the strategy.analysis keys that the AWS
+// traffic driver's CloudWatch source took at start (alarms, cloudwatch):
+// a reload cannot change them, although the rest of strategy reloads.
+func awsAnalysisChanges(a, b config.Service) []string {
+	if a.Traffic.Embedded() && b.Traffic.Embedded() {
+		return nil
+	}
+	var out []string
+	if !slices.Equal(a.Strategy.Analysis.Alarms, b.Strategy.Analysis.Alarms) {
+		out = append(out, "strategy.analysis.alarms")
+	}
+	if a.Strategy.Analysis.CloudWatch != b.Strategy.Analysis.CloudWatch {
+		out = append(out, "strategy.analysis.cloudwatch")
+	}
+	return out
 }
 
 // alarmGate rolls back the running deployment of svc when one of its

@@ -48,6 +48,11 @@ type TrafficStatus struct {
 	Drift string `json:"drift,omitempty"`
 	// Alarms names the alarms in ALARM, with their reasons.
 	Alarms []string `json:"alarms,omitempty"`
+	// LoadBalancer5xx counts the answers the load balancers themselves
+	// failed with a 5xx since the daemon started (CloudWatch's
+	// HTTPCode_ELB_5XX_Count, published per load balancer: no colour is
+	// named); nil until CloudWatch has been read.
+	LoadBalancer5xx *uint64 `json:"load_balancer_5xx,omitempty"`
 }
 
 // PauseError is an error from Router.SetSplit after which the deployment

@@ -64,7 +64,7 @@ func Plan(in PlanInput) []string {
 			add("%s (refuse unless it holds what cutover last wrote)", read)
 			add("elasticloadbalancing:%s=%s %s=[forward %s weight %d, %s weight %d] (%g%% on %s)", op, res, field, tg[in.Live], keep, tg[cand], min(c, 999), w, cand)
 			if w < 100 {
-				add("monitoring:GetMetricData RequestCount, HTTPCode_Target_5XX_Count, HTTPCode_ELB_5XX_Count, TargetResponseTime p50/p90/p99 of %s and %s (every period, through the step)", dim(tg[in.Live]), dim(tg[cand]))
+				add("monitoring:GetMetricData RequestCount, HTTPCode_Target_5XX_Count, TargetConnectionErrorCount, TargetResponseTime p50/p90/p99 of %s and %s (every period, through the step)", dim(tg[in.Live]), dim(tg[cand]))
 				if len(in.Alarms) > 0 {
 					add("monitoring:DescribeAlarms AlarmNames=%s (every poll; any in ALARM rolls back)", strings.Join(in.Alarms, ","))
 				}

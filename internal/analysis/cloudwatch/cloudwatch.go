@@ -1,7 +1,7 @@
 // Package cloudwatch is an analysis source that reads each colour's
 // traffic from CloudWatch: the ALB target group metrics RequestCount,
-// HTTPCode_Target_5XX_Count, HTTPCode_ELB_5XX_Count (sums) and
-// TargetResponseTime (p99), fetched with GetMetricData, turned into the
+// HTTPCode_Target_5XX_Count, TargetConnectionErrorCount (sums) and
+// TargetResponseTime (p50, p90, p99), fetched with GetMetricData, turned into the
 // same cumulative per-colour counters (metrics.Counts) that the embedded
 // router records, so the controller's SPRT analysis judges them unchanged.
 // It also watches the user's own CloudWatch alarms (DescribeAlarms) and
@@ -90,6 +90,10 @@ type Source struct {
 	next    time.Time                      // start of the first period not yet counted
 	alarms  []string                       // "name: reason" of alarms in ALARM at the last poll
 	lastErr error
+	// lb5xx is the load balancers' HTTPCode_ELB_5XX_Count since start,
+	// all colours together; lbRead says a poll has counted it.
+	lb5xx  float64
+	lbRead bool
 }
 
 // New returns a Source; Run starts polling.
@@ -124,6 +128,16 @@ func (s *Source) Alarms() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.alarms)
+}
+
+// LoadBalancer5xx returns the answers the colours' load balancers failed
+// with a 5xx themselves (HTTPCode_ELB_5XX_Count, which AWS publishes per
+// load balancer only, so it is attributed to no colour) since the source
+// started, and whether a poll has read it yet.
+func (s *Source) LoadBalancer5xx() (uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return uint64(math.Round(s.lb5xx)), s.lbRead
 }
 
 // Err is the last poll's error, or nil.
@@ -171,7 +185,11 @@ func (s *Source) Poll(ctx context.Context) error {
 var metricNames = [...]struct{ name, stat string }{
 	{"RequestCount", "Sum"},
 	{"HTTPCode_Target_5XX_Count", "Sum"},
-	{"HTTPCode_ELB_5XX_Count", "Sum"},
+	// A target that cannot be connected to costs its client a 502 from
+	// the load balancer. AWS publishes that 502 in HTTPCode_ELB_5XX_Count
+	// per load balancer only (a query per target group is always empty),
+	// so the colour's share is this per-target-group count.
+	{"TargetConnectionErrorCount", "Sum"},
 	{"TargetResponseTime", "p99"},
 	{"TargetResponseTime", "p50"},
 	{"TargetResponseTime", "p90"},
@@ -210,6 +228,24 @@ func (s *Source) pollMetrics(ctx context.Context) error {
 			})
 		}
 	}
+	// The load balancers' own 5xx, once per load balancer.
+	var lbs []string
+	for _, c := range route.Colors {
+		if d := s.opts.Colors[c]; d.TargetGroup != "" && d.LoadBalancer != "" && !slices.Contains(lbs, d.LoadBalancer) {
+			lbs = append(lbs, d.LoadBalancer)
+		}
+	}
+	for i, lb := range lbs {
+		queries = append(queries, types.MetricDataQuery{
+			Id: aws.String(fmt.Sprintf("lb%d", i)),
+			MetricStat: &types.MetricStat{
+				Metric: &types.Metric{Namespace: aws.String("AWS/ApplicationELB"), MetricName: aws.String("HTTPCode_ELB_5XX_Count"),
+					Dimensions: []types.Dimension{{Name: aws.String("LoadBalancer"), Value: aws.String(lb)}}},
+				Period: aws.Int32(int32(p / time.Second)), Stat: aws.String("Sum"),
+			},
+			ReturnData: aws.Bool(true),
+		})
+	}
 	if len(queries) == 0 {
 		s.mu.Lock()
 		s.next = end
@@ -245,6 +281,12 @@ func (s *Source) pollMetrics(ctx context.Context) error {
 	for _, c := range route.Colors {
 		add(&s.counts[c], &s.mass[c], values, c.String())
 	}
+	for i := range lbs {
+		for _, v := range values[fmt.Sprintf("lb%d", i)] {
+			s.lb5xx += v
+		}
+	}
+	s.lbRead = s.lbRead || len(lbs) > 0
 	s.next = end
 	return nil
 }
@@ -254,10 +296,10 @@ func (s *Source) pollMetrics(ctx context.Context) error {
 // over them (half at p50, 40% at p90, 9% halfway to p99, 1% at p99) and
 // the histogram holds the rounded running sums of that spread.
 func add(c *metrics.Counts, mass *[metrics.NumBuckets]float64, values map[string]map[time.Time]float64, color string) {
-	reqs, t5, e5 := values[color+"0"], values[color+"1"], values[color+"2"]
+	reqs, t5, ce := values[color+"0"], values[color+"1"], values[color+"2"]
 	p99, p50, p90 := values[color+"3"], values[color+"4"], values[color+"5"]
 	periods := map[time.Time]bool{}
-	for _, m := range []map[time.Time]float64{reqs, t5, e5} {
+	for _, m := range []map[time.Time]float64{reqs, t5, ce} {
 		for ts := range m {
 			periods[ts] = true
 		}
@@ -265,8 +307,10 @@ func add(c *metrics.Counts, mass *[metrics.NumBuckets]float64, values map[string
 	secs := func(v float64) time.Duration { return time.Duration(v * float64(time.Second)) }
 	for ts := range periods {
 		n := uint64(math.Round(reqs[ts]))
-		errs := uint64(math.Round(t5[ts])) + uint64(math.Round(e5[ts]))
-		// An ELB 5xx may have reached no target: count it as a request too.
+		// A failed connection's request is in RequestCount already (a
+		// target was chosen for it); max guards against a period whose
+		// counts CloudWatch published unevenly.
+		errs := uint64(math.Round(t5[ts])) + uint64(math.Round(ce[ts]))
 		n = max(n, errs)
 		if n == 0 {
 			continue

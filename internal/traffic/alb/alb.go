@@ -97,7 +97,10 @@ type Options struct {
 	CallTimeout time.Duration
 	// Alarms, when set, returns the alarms in ALARM, for status.
 	Alarms func() []string
-	Logger *slog.Logger
+	// LoadBalancer5xx, when set, returns the load balancers' own 5xx
+	// count since start and whether it is known, for status.
+	LoadBalancer5xx func() (uint64, bool)
+	Logger          *slog.Logger
 }
 
 // Router implements deploy.Router with an ALB.
@@ -557,6 +560,11 @@ func (r *Router) TrafficStatus() *deploy.TrafficStatus {
 	}
 	if r.opts.Alarms != nil {
 		st.Alarms = r.opts.Alarms()
+	}
+	if r.opts.LoadBalancer5xx != nil {
+		if n, ok := r.opts.LoadBalancer5xx(); ok {
+			st.LoadBalancer5xx = &n
+		}
 	}
 	return st
 }

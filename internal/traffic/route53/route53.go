@@ -86,7 +86,10 @@ type Options struct {
 	// CallTimeout bounds one change until INSYNC; default 3m.
 	CallTimeout time.Duration
 	Alarms      func() []string
-	Logger      *slog.Logger
+	// LoadBalancer5xx, when set, returns the load balancers' own 5xx
+	// count since start and whether it is known, for status.
+	LoadBalancer5xx func() (uint64, bool)
+	Logger          *slog.Logger
 }
 
 // Router implements deploy.Router with Route53 weighted records.
@@ -449,6 +452,11 @@ func (r *Router) TrafficStatus() *deploy.TrafficStatus {
 	}
 	if r.opts.Alarms != nil {
 		st.Alarms = r.opts.Alarms()
+	}
+	if r.opts.LoadBalancer5xx != nil {
+		if n, ok := r.opts.LoadBalancer5xx(); ok {
+			st.LoadBalancer5xx = &n
+		}
 	}
 	return st
 }
