@@ -41,7 +41,7 @@ func TestDashboardPromoteAndRollback(t *testing.T) {
 
 	// Promote: the candidate takes everything at once; v1 is kept warm.
 	p.do("press promote", chromedp.Click(chromedp.CSS("#act-promote")))
-	p.confirm(idle+" v2 takes all traffic now", live.Color+" v1 stays warm as the previous pool")
+	p.confirmShot("a2-promote-confirmation", idle+" v2 takes all traffic now", live.Color+" v1 stays warm as the previous pool")
 	st := e.waitFor("v2 promoted", 20*time.Second, func(st status) bool {
 		return st.Phase == "idle" && st.Live != nil && st.Live.Version == "v2"
 	})
@@ -50,11 +50,11 @@ func TestDashboardPromoteAndRollback(t *testing.T) {
 	}
 	e.mustServe("v2")
 	p.waitJS("v2 live on the page, v1 previous", fmt.Sprintf(`document.querySelector('#svc-web .pool-live')?.textContent.includes(%q) && document.querySelector('#svc-web .pool-previous')?.textContent.includes(%q) && !document.getElementById('act-rollback').disabled`, idle+" v2", live.Color+" v1"), 10*time.Second)
-	p.shot("a2-promoted")
+	p.shot("a3-promoted")
 
 	// Rollback: all traffic back to the pool kept warm.
 	p.do("press rollback", chromedp.Click(chromedp.CSS("#act-rollback")))
-	p.confirm("All traffic back to "+live.Color+" v1 (kept warm)", "away from "+idle+" v2")
+	p.confirmShot("a4-rollback-confirmation", "All traffic back to "+live.Color+" v1 (kept warm)", "away from "+idle+" v2")
 	st = e.waitFor("v1 live again", 20*time.Second, func(st status) bool {
 		return st.Live != nil && st.Live.Version == "v1" && st.Weights[live.Color] == 100
 	})
@@ -63,7 +63,7 @@ func TestDashboardPromoteAndRollback(t *testing.T) {
 	}
 	e.mustServe("v1")
 	p.waitJS("v1 live on the page again", fmt.Sprintf(`document.querySelector('#svc-web .pool-live')?.textContent.includes(%q) && document.querySelector('#svc-web .weights')?.dataset.%s === '100'`, live.Color+" v1", live.Color), 10*time.Second)
-	p.shot("a3-rolled-back")
+	p.shot("a5-rolled-back")
 	b.checkConsole(t)
 	t.Logf("screenshots in %s", p.art)
 }
@@ -130,4 +130,12 @@ func (p *dashPage) confirm(wants ...string) {
 		}
 	}
 	p.do("confirm", chromedp.Click(chromedp.CSS("#confirm-ok")), chromedp.WaitNotVisible(chromedp.CSS("#confirm-ok")))
+}
+
+// confirmShot is confirm with a screenshot of the open dialog first.
+func (p *dashPage) confirmShot(name string, wants ...string) {
+	p.t.Helper()
+	p.do("see the confirmation", chromedp.WaitVisible(chromedp.CSS("#confirm-ok")))
+	p.shot(name)
+	p.confirm(wants...)
 }
