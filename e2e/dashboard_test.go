@@ -56,51 +56,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	idle := map[string]string{"blue": "green", "green": "blue"}[live.Color]
 	tr := e.startTraffic(2) // workers below
 
-	art := artefactDir(t)
 	b := startBrowser(t)
 	ctx := b.ctx
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(art, name+".png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitJS := func(what, expr string, timeout time.Duration) {
-		t.Helper()
-		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(100*time.Millisecond)))
-		if err != nil {
-			shot("failed-" + strings.ReplaceAll(what, " ", "-"))
-			text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
-			t.Fatalf("waiting for %s: %v\nthe page said:\n%s\ndaemon log:\n%s", what, err, text, e.logs)
-		}
-	}
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			shot("failed-" + strings.ReplaceAll(what, " ", "-"))
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	// confirm waits for the confirmation dialog, checks it names what will
-	// happen, and presses Confirm.
-	confirm := func(wants ...string) {
-		t.Helper()
-		do("see the confirmation", chromedp.WaitVisible(chromedp.CSS("#confirm-ok")))
-		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#confirm-text")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, w := range wants {
-			if !strings.Contains(text, w) {
-				t.Errorf("confirmation %q does not say %q", text, w)
-			}
-		}
-		do("confirm", chromedp.Click(chromedp.CSS("#confirm-ok")), chromedp.WaitNotVisible(chromedp.CSS("#confirm-ok")))
-	}
+	p := newDashPage(t, e, b)
+	shot, waitJS, do, confirm := p.shot, p.waitJS, p.do, p.confirm
 	deployFromForm := func(version string) {
 		t.Helper()
 		do("fill the deploy form",
@@ -258,7 +217,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if sent := tr.ok.Load() + tr.failed.Load(); counted < sent || counted > sent+workers || len(hist.Points) < 20 {
 		t.Errorf("the traffic history counts %d requests in %d seconds; the client sent %d", counted, len(hist.Points), sent)
 	}
-	t.Logf("screenshots in %s", art)
+	t.Logf("screenshots in %s", p.art)
 }
 
 // The page's code is public (a browser cannot send a token with a

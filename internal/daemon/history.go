@@ -14,7 +14,7 @@ import (
 // traffic, one sample a second, for the dashboard's charts: in memory only
 // (a restart or an upgrade starts it empty), a fixed ring allocated once.
 // Its cost is historySeconds × metrics.SampleBytes per service (900 × 248
-// bytes, about 218 KiB; TestTrafficHistoryMemory prints the figure).
+// bytes, about 218 KiB; metrics.TestHistoryMemory prints the figure).
 const (
 	historySeconds = 15 * 60
 	sampleEvery    = time.Second

@@ -326,7 +326,7 @@ function describe(action, st, extra) {
   const d = st.deployment;
   switch (action) {
     case 'promote':
-      return `All traffic to ${cand} now, skipping the remaining steps and checks; ${live} stays warm as the previous pool.`;
+      return `${cand} takes all traffic now, skipping the remaining steps and checks; ${live} stays warm as the previous pool.`;
     case 'pause':
       return `Hold the deployment of ${cand} where it is: ${weight(st.weights?.[st.candidate?.color] ?? 0)} of traffic stays on ${cand} until you resume.`;
     case 'resume':
