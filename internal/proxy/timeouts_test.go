@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -65,15 +66,7 @@ func (c *rawConn) closedWithin(d time.Duration) bool {
 	_ = c.SetReadDeadline(time.Now().Add(d))
 	_, err := c.br.ReadByte()
 	var ne net.Error
-	return err != nil && !(errorsAs(err, &ne) && ne.Timeout())
-}
-
-func errorsAs(err error, ne *net.Error) bool {
-	e, ok := err.(net.Error)
-	if ok {
-		*ne = e
-	}
-	return ok
+	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
 }
 
 // Timeouts changed by SetLive apply without a failed request: the upstream
