@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -180,4 +182,82 @@ func (e *env) stepWeights(version string) []float64 {
 	}
 	e.t.Fatalf("no deployment of %s in history:\n%s", version, out)
 	return nil
+}
+
+// Timeouts change by reload under a client that never retries, on raw
+// keep-alive connections to instances that take 300 ms per request (so
+// requests are always in flight when a reload lands): no request fails.
+// Then each new value shows: upstream_header below the instances' 300 ms
+// answers the next request with 504, and back above it with 200;
+// read_header and idle close a connection opened after the reload once
+// they pass.
+func TestReloadTimeoutsUnderLoad(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	e.mustCLI(0, "deploy", "web", "slow", "--wait") // 300 ms per request
+	const workers = 12
+	load := startRawLoad(t, e.public, workers, loadInterval)
+	load.waitAnswers(t, time.Now(), 20, 10*time.Second)
+
+	cur := "    drain_timeout: 3s\n"
+	set := func(timeouts string) {
+		t.Helper()
+		next := "    drain_timeout: 3s\n    timeouts: " + timeouts + "\n"
+		e.editConfig(cur, next)
+		cur = next
+		if out := e.mustCLI(0, "reload"); !strings.Contains(out, "reloaded") {
+			t.Errorf("cutover reload said %q", out)
+		}
+	}
+	values := []string{
+		"{read_header: 3s, idle: 5s, upstream_header: 2s}",
+		"{read_header: 2s, idle: 4s, upstream_header: 1s}",
+		"{read_header: 10s, idle: 2m, upstream_header: 1m}",
+		"{read_header: 1s, idle: 3s, upstream_header: 800ms}",
+	}
+	for _, v := range values {
+		set(v)
+		load.waitAnswers(t, time.Now(), 20, 10*time.Second)
+	}
+	load.halt()
+	t.Logf("%d timeout reloads under %d non-retrying connections to 300 ms instances: %s", len(values), workers, load)
+	if n := load.failed.Load() + load.refused.Load(); n != 0 {
+		t.Errorf("%d requests failed while the timeouts were reloaded, want 0: %s", n, load)
+	}
+	if load.ok.Load() < 50 {
+		t.Errorf("only %d requests were answered; the test did not load the router", load.ok.Load())
+	}
+
+	// upstream_header: the next request after the reload waits for it.
+	set("{read_header: 500ms, idle: 700ms, upstream_header: 100ms}")
+	c, err := dialRawHTTP(e.public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	if st, _, err := c.get(); st != http.StatusGatewayTimeout {
+		t.Errorf("with upstream_header 100ms a 300 ms instance answered %d (%v), want 504", st, err)
+	}
+	// idle: the connection opened after the reload is closed once idle
+	// for 700 ms.
+	time.Sleep(1200 * time.Millisecond)
+	if !c.closedByPeer() {
+		t.Error("a connection idle for 1.2s was not closed, want it closed by idle 700ms")
+	}
+	// read_header: a header that takes longer than 500 ms is cut.
+	slow, err := dialRawHTTP(e.public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.close()
+	io.WriteString(slow.conn, "GET / HTTP/1.1\r\n")
+	time.Sleep(900 * time.Millisecond)
+	io.WriteString(slow.conn, "Host: web\r\n\r\n")
+	slow.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if resp, err := http.ReadResponse(slow.br, nil); err == nil {
+		resp.Body.Close()
+		t.Errorf("a request header sent over 900 ms was answered %d, want the connection closed by read_header 500ms", resp.StatusCode)
+	}
+	set("{read_header: 500ms, idle: 700ms, upstream_header: 2s}")
+	e.mustServe("slow")
 }

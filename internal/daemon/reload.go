@@ -21,17 +21,19 @@ import (
 // next deployment on); instances (reload_live.go: the running pools are
 // resized, new instances health-gated before they get traffic, removed
 // ones drained, then stopped); health, drain_timeout, fallback_page,
-// trusted_proxies and the TLS certificate files (the routers and health
-// gates follow at once); a service's listen and preview_listen addresses
-// (the new one serves before the old one closes; hooks get the new
-// PREVIEW_URL) and whole services added or removed (reload_services.go).
-// start.parallel applies to the next pool or scale-up. Everything else
-// (runtime, timeouts, h2c, sticky_cookie, the API and state dir, TLS
-// turned on or off) is refused with the keys named and why; restart or upgrade
-// the daemon for those (running instances are adopted, so neither costs a
-// request). A refusal changes nothing; once past the refusals, a change
-// that fails (a scale-up whose instance is not healthy, a service that
-// cannot start) is reported while the rest applies.
+// trusted_proxies, timeouts and the TLS certificate files (the routers and
+// health gates follow at once; read_header and idle apply to client
+// connections accepted from then on, upstream_header to the next request);
+// a service's listen and preview_listen addresses (the new one serves
+// before the old one closes; hooks get the new PREVIEW_URL) and whole
+// services added or removed (reload_services.go). start.parallel applies
+// to the next pool or scale-up. Everything else (runtime, traffic, h2c,
+// sticky_cookie, the API and state dir, TLS turned on or off, and under an
+// AWS router the CloudWatch analysis keys) is refused with the keys named
+// and why; restart or upgrade the daemon for those (running instances are
+// adopted, so neither costs a request). A refusal changes nothing; once
+// past the refusals, a change that fails (a scale-up whose instance is not
+// healthy, a service that cannot start) is reported while the rest applies.
 func (d *Daemon) Reload(ctx context.Context) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
@@ -123,7 +125,7 @@ func restartKeys(old, next *config.Config) []string {
 // reloadableKeys are the service keys a reload applies; a change to any
 // other key needs a restart.
 var reloadableKeys = []string{"strategy", "hooks", "keep_previous", "quiet_period", "preflight", "instances",
-	"health", "drain_timeout", "fallback_page", "trusted_proxies", "tls", "listen", "preview_listen", "start"}
+	"health", "drain_timeout", "fallback_page", "trusted_proxies", "timeouts", "tls", "listen", "preview_listen", "start"}
 
 // differingFields names the keys, other than the reloadable ones, whose
 // values differ between two services, from the key table the config

@@ -50,7 +50,7 @@ func TestRestartKeys(t *testing.T) {
 		{"sticky_cookie", "instances: 2", "instances: 2\n    sticky_cookie: shop", []string{"services.web.sticky_cookie"}},
 		{"command", `"--port"`, `"--listen"`, []string{"services.web.runtime"}},
 		{"health", "interval: 1s\n    strategy", "interval: 2s\n    strategy", nil},
-		{"timeouts", "interval: 1s\n    strategy", "interval: 1s\n    timeouts: {idle: 5s}\n    strategy", []string{"services.web.timeouts"}},
+		{"timeouts", "interval: 1s\n    strategy", "interval: 1s\n    timeouts: {idle: 5s, read_header: 2s, upstream_header: 3s}\n    strategy", nil},
 		{"api", "listen: 127.0.0.1:7070", "listen: 127.0.0.1:7071", []string{"api"}},
 		{"state_dir", "/tmp/cutover-state", "/tmp/other-state", []string{"state_dir"}},
 		{"two at once", "instances: 2", "instances: 3\n    drain_timeout: 1m\n    h2c: true", []string{"services.web.h2c"}},

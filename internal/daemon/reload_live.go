@@ -111,7 +111,6 @@ func (svc *service) scale(ctx context.Context, n int) error {
 var restartReasons = map[string]string{
 	"h2c":           "the public HTTP server is built for it at start",
 	"sticky_cookie": "the router reads it when built",
-	"timeouts":      "the router's HTTP servers and upstream transport read them when built",
 	"runtime":       "the runtime's kind, command and environment shape the running instances",
 }
 
@@ -134,7 +133,8 @@ func withReasons(keys []string) []string {
 func routerLive(sc *config.Service) proxy.Live {
 	o := proxyOptions(sc, nil, nil)
 	return proxy.Live{TrustedProxies: o.TrustedProxies, FallbackPage: o.FallbackPage, Health: o.Health,
-		DrainTimeout: o.DrainTimeout, TLSCert: o.TLSCert, TLSKey: o.TLSKey}
+		DrainTimeout: o.DrainTimeout, TLSCert: o.TLSCert, TLSKey: o.TLSKey,
+		ReadHeaderTimeout: o.ReadHeaderTimeout, IdleTimeout: o.IdleTimeout, UpstreamHeaderTimeout: o.UpstreamHeaderTimeout}
 }
 
 // applyRouters gives every router whose live settings differ between old

@@ -152,7 +152,7 @@ func checkH1Isolation(t *testing.T, method byte, answer []byte) {
 		_ = c.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
 		return true
 	})
-	p := newH1Pool(be.addr(), newTransport(time.Second, nil))
+	p := newH1Pool(be.addr(), newTransport(time.Second, nil), secondTimeout())
 	defer p.closeIdle(true)
 	methods := [...]string{http.MethodGet, http.MethodHead, http.MethodPost}
 	for i := range n {

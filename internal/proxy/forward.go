@@ -37,11 +37,11 @@ func (r *Router) newBackend(c route.Color, b Backend) *backend {
 	be := &backend{color: c, router: r, stopWatch: func() {}, streams: map[io.Closer]struct{}{}}
 	be.inst = route.NewInstance(b.ID, b.Addr, be)
 	if r.scheme == "http" {
-		be.h1 = newH1Pool(b.Addr, r.transport)
+		be.h1 = newH1Pool(b.Addr, r.transport.Load(), &r.upHeader)
 	}
 	be.rp = &httputil.ReverseProxy{
 		Rewrite:        be.rewrite,
-		Transport:      r.transport,
+		Transport:      r.upstream,
 		BufferPool:     &r.bufs,
 		ErrorHandler:   r.handleError,
 		ModifyResponse: be.modifyResponse,

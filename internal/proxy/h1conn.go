@@ -55,7 +55,7 @@ func h1Eligible(req *http.Request) bool {
 type h1pool struct {
 	addr          string
 	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
-	headerTimeout time.Duration // 0: none
+	headerTimeout *atomic.Int64 // nanoseconds, read per request (the router's upHeader); 0: none
 	idleTimeout   time.Duration
 	max           int
 
@@ -64,8 +64,8 @@ type h1pool struct {
 	closed bool // the instance left for good: nothing goes back in
 }
 
-func newH1Pool(addr string, t *http.Transport) *h1pool {
-	return &h1pool{addr: addr, dial: t.DialContext, headerTimeout: t.ResponseHeaderTimeout,
+func newH1Pool(addr string, t *http.Transport, headerTimeout *atomic.Int64) *h1pool {
+	return &h1pool{addr: addr, dial: t.DialContext, headerTimeout: headerTimeout,
 		idleTimeout: t.IdleConnTimeout, max: h1MaxIdle}
 }
 
@@ -249,8 +249,9 @@ func (c *h1conn) exchange(ctx context.Context, st *reqState, out *http.Request, 
 		early = true
 	}
 	p := c.pool
-	if p.headerTimeout > 0 {
-		_ = c.Conn.SetReadDeadline(time.Now().Add(p.headerTimeout))
+	headerTimeout := time.Duration(p.headerTimeout.Load())
+	if headerTimeout > 0 {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(headerTimeout))
 	}
 	c.limit = h1MaxHeaderBytes
 	if _, err := c.br.Peek(1); err != nil {
@@ -272,7 +273,7 @@ func (c *h1conn) exchange(ctx context.Context, st *reqState, out *http.Request, 
 		c.limit = h1MaxHeaderBytes
 	}
 	c.limit = 1 << 62
-	if p.headerTimeout > 0 {
+	if headerTimeout > 0 {
 		_ = c.Conn.SetReadDeadline(time.Time{})
 	}
 	reuse := !early && !res.Close && !out.Close && res.StatusCode != http.StatusSwitchingProtocols

@@ -142,7 +142,7 @@ func TestH1PoolCapAndIdleTimeout(t *testing.T) {
 	}
 	srv.Start()
 	t.Cleanup(srv.Close)
-	p := newH1Pool(srv.Listener.Addr().String(), newTransport(time.Second, nil))
+	p := newH1Pool(srv.Listener.Addr().String(), newTransport(time.Second, nil), secondTimeout())
 	p.max, p.idleTimeout = 3, 300*time.Millisecond
 	var wg sync.WaitGroup
 	for range 8 {

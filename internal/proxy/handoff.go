@@ -44,7 +44,11 @@ type connInfo struct {
 
 // track installs the tracker's connection hook and response wrapper on srv.
 func (c *connTracker) track(srv *http.Server) {
-	c.conns = map[net.Conn]connInfo{}
+	c.mu.Lock()
+	if c.conns == nil {
+		c.conns = map[net.Conn]connInfo{}
+	}
+	c.mu.Unlock()
 	next := srv.Handler
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if c.stopping.Load() && req.ProtoMajor == 1 {

@@ -27,6 +27,11 @@ type Live struct {
 	// (see WatchCertificate). They cannot be turned on or off live: a
 	// router built without TLS serves plain HTTP until it is rebuilt.
 	TLSCert, TLSKey string
+	// ReadHeaderTimeout and IdleTimeout apply to client connections
+	// accepted after SetLive (a connection keeps the values it was
+	// accepted with); UpstreamHeaderTimeout to the next request to an
+	// instance. See timeouts.go.
+	ReadHeaderTimeout, IdleTimeout, UpstreamHeaderTimeout time.Duration
 }
 
 // liveState is what the request path and the control plane read of the
@@ -42,6 +47,15 @@ type liveState struct {
 func loadLive(l Live) (*liveState, error) {
 	if l.DrainTimeout <= 0 {
 		l.DrainTimeout = DefaultDrainTimeout
+	}
+	if l.ReadHeaderTimeout <= 0 {
+		l.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = DefaultIdleTimeout
+	}
+	if l.UpstreamHeaderTimeout <= 0 {
+		l.UpstreamHeaderTimeout = DefaultUpstreamHeaderTimeout
 	}
 	s := &liveState{opts: l, fallback: []byte(builtinFallback)}
 	var errs []error
@@ -69,7 +83,9 @@ func loadLive(l Live) (*liveState, error) {
 
 // SetLive makes the router follow l from now on: trusted proxies and the
 // fallback page for the next request, the drain timeout for the next
-// drain, the health settings by restarting every member's check (each
+// drain, the upstream header timeout for the next request to an instance,
+// the client read-header and idle timeouts for the next client connection
+// (timeouts.go), the health settings by restarting every member's check (each
 // keeps its current health), and a re-read certificate for the next TLS
 // handshake. Files are read first; when one cannot be read or a value is
 // invalid nothing changes and the error says why. Turning TLS on or off
@@ -90,6 +106,7 @@ func (r *Router) SetLive(l Live) error {
 		}
 	}
 	prev := r.dyn.Swap(next)
+	r.applyTimeouts(prev.opts, next.opts)
 	if !reflect.DeepEqual(prev.opts.Health, l.Health) && !r.closed {
 		for _, be := range r.members {
 			be.stopWatch()

@@ -85,7 +85,8 @@ type Options struct {
 // live is the part of o that SetLive changes.
 func (o Options) live() Live {
 	return Live{TrustedProxies: o.TrustedProxies, FallbackPage: o.FallbackPage, Health: o.Health,
-		DrainTimeout: o.DrainTimeout, TLSCert: o.TLSCert, TLSKey: o.TLSKey}
+		DrainTimeout: o.DrainTimeout, TLSCert: o.TLSCert, TLSKey: o.TLSKey,
+		ReadHeaderTimeout: o.ReadHeaderTimeout, IdleTimeout: o.IdleTimeout, UpstreamHeaderTimeout: o.UpstreamHeaderTimeout}
 }
 
 // withDefaults is the one place the router's defaults are applied.

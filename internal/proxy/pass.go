@@ -112,7 +112,7 @@ func (be *backend) pass(st *reqState, req *http.Request) {
 	if h1 {
 		res, err = be.h1.roundTrip(st, out, o)
 	} else {
-		res, err = r.transport.RoundTrip(out)
+		res, err = r.upstream.RoundTrip(out)
 	}
 	o.mu.Lock()
 	o.done = true

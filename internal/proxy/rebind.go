@@ -67,6 +67,7 @@ func (r *Router) rebind(units []*unit, req rebindReq, start func(*unit), retirin
 		r.log.Info("listener rebound", "public", req.public, "listen", req.ln.Addr().String())
 	}
 	if old != nil {
+		r.unregister(old) // no new server for it from a timeout change
 		retiring.Go(func() { r.retireUnit(old) })
 	}
 	return next
@@ -80,9 +81,16 @@ func (r *Router) retireUnit(u *unit) {
 	u.conns.drain(time.Now().Add(min(handoffGrace, drain)))
 	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
-	if err := u.srv.Shutdown(ctx); err != nil {
-		r.log.Warn("old listener's requests cut at the drain timeout", "listen", u.ln.Addr().String(), "err", err)
+	srvs := r.unregister(u)
+	var wg sync.WaitGroup
+	for _, srv := range srvs {
+		wg.Go(func() {
+			if err := srv.Shutdown(ctx); err != nil {
+				r.log.Warn("old listener's requests cut at the drain timeout", "listen", u.ln.Addr().String(), "err", err)
+			}
+			_ = srv.Close()
+		})
 	}
-	_ = u.srv.Close()
+	wg.Wait()
 	r.log.Info("old listener closed", "listen", u.ln.Addr().String())
 }

@@ -63,7 +63,8 @@ type Router struct {
 	prev   [2]metrics.Recorder // preview traffic (smoke tests), kept apart
 
 	fallbacks atomic.Uint64
-	transport *http.Transport
+	transport atomic.Pointer[http.Transport] // swapped when upstream_header changes (timeouts.go)
+	upstream  liveTransport                  // what requests and health checks go through
 	health    *http.Client
 	scheme    string // to instances
 	cookie    string // sticky cookie name; "" disables stickiness
@@ -79,6 +80,12 @@ type Router struct {
 	serving atomic.Bool
 	rebinds chan rebindReq
 	quit    atomic.Pointer[chan struct{}]
+	// upHeader is the upstream header timeout in nanoseconds, read per
+	// request; umu guards units, the listeners Serve serves now, which a
+	// change of the client timeouts gives a new server (timeouts.go).
+	upHeader atomic.Int64
+	umu      sync.Mutex
+	units    []*unit
 
 	ctx    context.Context // cancelled by Close; parent of watchers and drains
 	cancel context.CancelFunc
@@ -119,6 +126,7 @@ func New(opts Options) (*Router, error) {
 		errs = append(errs, err)
 	}
 	r.dyn.Store(lv)
+	r.upHeader.Store(int64(opts.UpstreamHeaderTimeout))
 	if opts.StickyCookie != NoStickyCookie {
 		r.cookie = opts.StickyCookie
 	}
@@ -134,9 +142,10 @@ func New(opts Options) (*Router, error) {
 	if opts.UpstreamTLS != nil {
 		r.scheme = "https"
 	}
-	r.transport = newTransport(opts.UpstreamHeaderTimeout, opts.UpstreamTLS)
+	r.transport.Store(newTransport(opts.UpstreamHeaderTimeout, opts.UpstreamTLS))
+	r.upstream = liveTransport{r}
 	r.health = &http.Client{
-		Transport:     r.transport,
+		Transport:     r.upstream,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	r.states.New = func() any { return new(reqState) }

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -40,24 +39,7 @@ func (r *Router) Serve(ctx context.Context, public, preview net.Listener) error 
 	r.quit.Store(&quit)
 	errc := make(chan error, 1) // the first listener that failed
 	var running, retiring sync.WaitGroup
-	start := func(u *unit) {
-		u.conns.track(u.srv)
-		running.Go(func() {
-			var err error
-			if u.tls {
-				err = u.srv.ServeTLS(u.ln, "", "")
-			} else {
-				err = u.srv.Serve(u.ln)
-			}
-			if errors.Is(err, http.ErrServerClosed) || (u.stopping.Load() && errors.Is(err, net.ErrClosed)) {
-				return
-			}
-			select {
-			case errc <- fmt.Errorf("serve %s: %w", r.opts.Service, err):
-			default:
-			}
-		})
-	}
+	start := func(u *unit) { r.register(u, &running, errc) }
 	units := []*unit{r.newUnit(public, true)}
 	if preview != nil {
 		units = append(units, r.newUnit(preview, false))
@@ -82,11 +64,11 @@ loop:
 	// Stop accepting, then let the client connections go on their own
 	// (see handoff.go) before the servers shut down.
 	graceEnd := time.Now().Add(min(handoffGrace, r.drainTimeout()))
-	srvs := make([]*http.Server, 0, len(units))
+	var srvs []*http.Server
 	for _, u := range units {
 		u.stopping.Store(true)
 		_ = u.ln.Close()
-		srvs = append(srvs, u.srv)
+		srvs = append(srvs, r.unregister(u)...)
 	}
 	var wg sync.WaitGroup
 	for _, u := range units {
@@ -99,14 +81,19 @@ loop:
 	return failed
 }
 
-// unit is one listener and the HTTP server on it.
+// unit is one listener and the HTTP servers on it: the current one takes
+// new connections, older ones (built with other timeouts) keep theirs
+// (timeouts.go).
 type unit struct {
-	srv      *http.Server
 	ln       net.Listener
 	public   bool
 	tls      bool
+	handler  http.Handler
 	conns    *connTracker
 	stopping atomic.Bool // its listener is being closed on purpose
+	wg       *sync.WaitGroup
+	cur      atomic.Pointer[genListener]
+	srvs     []*http.Server // every server started on it, the current one last; guarded by Router.umu
 }
 
 func (r *Router) newUnit(ln net.Listener, public bool) *unit {
@@ -114,7 +101,7 @@ func (r *Router) newUnit(ln net.Listener, public bool) *unit {
 	if public {
 		h = r.Handler()
 	}
-	return &unit{srv: r.newServer(h, public), ln: ln, public: public, tls: public && r.certs != nil, conns: &connTracker{}}
+	return &unit{handler: h, ln: ln, public: public, tls: public && r.certs != nil, conns: &connTracker{}}
 }
 
 // shutdown stops the servers gracefully within the drain timeout, then
@@ -152,8 +139,8 @@ func (r *Router) shutdown(srvs []*http.Server) {
 func (r *Router) newServer(h http.Handler, public bool) *http.Server {
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: r.opts.ReadHeaderTimeout,
-		IdleTimeout:       r.opts.IdleTimeout,
+		ReadHeaderTimeout: r.settings().opts.ReadHeaderTimeout,
+		IdleTimeout:       r.settings().opts.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
 		Protocols:         new(http.Protocols),
 	}
