@@ -1,7 +1,8 @@
 // Package runtime defines the contract between cutover and whatever starts
-// and stops a service's instances (the driver), and holds its drivers:
-// local processes (package runtime/process) and static addresses
-// (package runtime/static).
+// and stops a service's instances (the driver). Its drivers are local
+// processes (package runtime/process), containers on one or more Docker
+// engines (runtime/docker), Auto Scaling groups (runtime/asg) and static
+// addresses (runtime/static).
 //
 // A Driver serves one service. Its methods are safe for concurrent use.
 // Membership changes (instances becoming healthy, being replaced, stopping)
