@@ -135,3 +135,39 @@ func TestStopSecondsRoundsUp(t *testing.T) {
 		}
 	}
 }
+
+// TestStopRemovesContainersThePoolDoesNotHold stops a pool beside which
+// a container of its colour runs that the driver does not hold (as one
+// left on a host that was down at Adopt, or a replacement whose create
+// the stop cut short): Stop leaves no container of the colour running,
+// and the other colour's containers are untouched.
+func TestStopRemovesContainersThePoolDoesNotHold(t *testing.T) {
+	ctx := context.Background()
+	d, _, _ := newDriver(t, func(o *Options) { o.Instances = 1 })
+	if _, err := d.Start(ctx, route.Blue, runtime.Release{Version: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Start(ctx, route.Green, runtime.Release{Version: "v2"}); err != nil {
+		t.Fatal(err)
+	}
+	cli := engineClient(t)
+	stray, err := cli.ContainerCreate(ctx, &container.Config{Image: "app:v1", Env: []string{"PORT=8080"},
+		Labels: map[string]string{LabelService: "web", LabelColor: "blue", LabelVersion: "v1", LabelInstance: "web-blue-1"}},
+		nil, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.ContainerStart(ctx, stray.ID, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Stop(ctx, route.Blue); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, c := range containers(t, "web", true) {
+		left = append(left, c.Labels[LabelColor]+"/"+c.Labels[LabelVersion])
+	}
+	if len(left) != 1 || left[0] != "green/v2" {
+		t.Errorf("containers after Stop of blue: %v, want green's only", left)
+	}
+}
