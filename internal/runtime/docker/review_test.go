@@ -171,3 +171,22 @@ func TestStopRemovesContainersThePoolDoesNotHold(t *testing.T) {
 		t.Errorf("containers after Stop of blue: %v, want green's only", left)
 	}
 }
+
+// TestHostPasswordNeverShown gives the driver (which the daemon only
+// builds from a validated config, but other callers need not) a host
+// whose URL holds a password: the unreachable host's error names it
+// without the password.
+func TestHostPasswordNeverShown(t *testing.T) {
+	_, err := New(Options{Service: "web", Image: "app:v1", Port: 8080, Hosts: []string{"tcp://ops:hunter2-7f1c@127.0.0.1:[x"}})
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("a host that is no URL: err = %v, want one without the password", err)
+	}
+	d, _, logs := newDriver(t, func(o *Options) { o.Hosts = []string{"tcp://ops:hunter2-7f1c@127.0.0.1:1"}; o.PingTimeout = time.Second })
+	_, err = d.Start(context.Background(), route.Blue, runtime.Release{Version: "v1"})
+	if err == nil || !strings.Contains(err.Error(), "tcp://ops:xxxxx@127.0.0.1:1") || !strings.Contains(err.Error(), "unreachable") {
+		t.Fatalf("err = %v, want it to name the unreachable host, password masked", err)
+	}
+	if strings.Contains(err.Error()+logs.String(), "hunter2") {
+		t.Errorf("the host's password shows:\n%v\n%s", err, logs.String())
+	}
+}
