@@ -181,7 +181,10 @@ func TestHostPasswordNeverShown(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("a host that is no URL: err = %v, want one without the password", err)
 	}
-	d, _, logs := newDriver(t, func(o *Options) { o.Hosts = []string{"tcp://ops:hunter2-7f1c@127.0.0.1:1"}; o.PingTimeout = time.Second })
+	d, _, logs := newDriver(t, func(o *Options) {
+		o.Hosts = []string{"tcp://ops:hunter2-7f1c@127.0.0.1:1"}
+		o.PingTimeout = time.Second
+	})
 	_, err = d.Start(context.Background(), route.Blue, runtime.Release{Version: "v1"})
 	if err == nil || !strings.Contains(err.Error(), "tcp://ops:xxxxx@127.0.0.1:1") || !strings.Contains(err.Error(), "unreachable") {
 		t.Fatalf("err = %v, want it to name the unreachable host, password masked", err)
