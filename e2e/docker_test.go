@@ -220,6 +220,15 @@ func TestDockerReleaseCycle(t *testing.T) {
 	outputs.WriteString(run(0, "status", "web", "--json"))
 	outputs.WriteString(run(0, "history", "web", "--json"))
 	outputs.WriteString(run(0, "logs", "web"))
+	for _, args := range [][]string{{"diff", "web", "-c", e.cfg}, {"diff", "web", "-c", e.cfg, "--json"}} {
+		// The drift check describes both pools, env included (secrets
+		// as hashes).
+		code, out := e.cli(args...)
+		if code != 0 && code != 1 {
+			t.Errorf("cutover %s: exit %d:\n%s", strings.Join(args, " "), code, out)
+		}
+		outputs.WriteString(out)
+	}
 	outputs.WriteString(metrics(t, e))
 	outputs.WriteString(e.logs.String())
 	for _, s := range []string{dockerSecretFile, dockerSecretEnv, dockerEnvFileVal} {
