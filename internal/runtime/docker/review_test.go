@@ -10,6 +10,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/docker/go-connections/nat"
 
 	"github.com/cutover/cutover/internal/route"
 	"github.com/cutover/cutover/internal/runtime"
@@ -191,5 +192,60 @@ func TestHostPasswordNeverShown(t *testing.T) {
 	}
 	if strings.Contains(err.Error()+logs.String(), "hunter2") {
 		t.Errorf("the host's password shows:\n%v\n%s", err, logs.String())
+	}
+}
+
+// TestAdoptGatesContainersBeforeTraffic adopts a running container that
+// does not pass the health check (its app listens on another port than
+// the one published, as a replacement still starting when the daemon
+// died does not answer yet): it is never reported to the router, it is
+// removed, and its slot gets a healthy container.
+func TestAdoptGatesContainersBeforeTraffic(t *testing.T) {
+	ctx := context.Background()
+	cli := engineClient(t)
+	cport := nat.Port("8080/tcp")
+	bad, err := cli.ContainerCreate(ctx, &container.Config{Image: "app:v1", Env: []string{"PORT=9999", "VERSION=v1"},
+		ExposedPorts: nat.PortSet{cport: {}},
+		Labels:       map[string]string{LabelService: "web", LabelColor: "blue", LabelVersion: "v1", LabelInstance: "web-blue-1"}},
+		&container.HostConfig{PortBindings: nat.PortMap{cport: {{HostIP: "127.0.0.1"}}}}, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.ContainerStart(ctx, bad.ID, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := cli.ContainerInspect(ctx, bad.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := publishedPort(info, cport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	badAddr := "127.0.0.1:" + itoa(port)
+	d, rec, _ := newDriver(t, func(o *Options) { o.Instances = 1; o.StartTimeout = 2 * time.Second })
+	notices, err := d.Adopt(ctx, []runtime.PoolRef{{Color: route.Blue, Version: "v1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("notices: %q", notices)
+	ev := rec.WaitPool(t, route.Blue, 30*time.Second, "a healthy blue container", func(ev runtimetest.PoolEvent) bool {
+		return len(ev.Instances) == 1
+	})
+	if got := get(t, "http://"+ev.Instances[0].Addr+"/"); got != "v1 blue web-blue-1" {
+		t.Errorf("blue's instance answers %q", got)
+	}
+	for _, e := range rec.PoolEvents() {
+		for _, in := range e.Instances {
+			if in.Addr == badAddr {
+				t.Errorf("the container that fails the health check was reported to the router: %+v", in)
+			}
+		}
+	}
+	if _, err := cli.ContainerInspect(ctx, bad.ID); err == nil {
+		t.Errorf("the container that failed its gate still exists")
+	}
+	if !strings.Contains(strings.Join(notices, "\n"), "failed its health gate") {
+		t.Errorf("notices do not say the container failed its gate: %q", notices)
 	}
 }
