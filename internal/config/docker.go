@@ -181,7 +181,10 @@ func (v *validator) docker(key string, dk *Docker) {
 		u, err := url.Parse(h)
 		switch {
 		case err != nil:
-			v.add(hk, "%q is not a URL: %v", h, err)
+			// url's error quotes the whole text, a password with it.
+			v.add(hk, "is not a URL")
+		case hasPassword(u):
+			v.add(hk, "holds a password, which would show in messages: ssh:// hosts use keys (ssh-agent, ~/.ssh/config), tcp:// hosts TLS certificates")
 		case u.Scheme == "unix":
 			if u.Path == "" {
 				v.add(hk, "a unix host needs a socket path, like unix:///var/run/docker.sock")
@@ -228,4 +231,12 @@ func countSet(bs ...bool) int {
 		}
 	}
 	return n
+}
+
+func hasPassword(u *url.URL) bool {
+	if u.User == nil {
+		return false
+	}
+	_, ok := u.User.Password()
+	return ok
 }

@@ -95,3 +95,31 @@ func TestParseMemory(t *testing.T) {
 		t.Error("negative memory accepted")
 	}
 }
+
+func TestDockerHostWithPasswordIsRefusedUnshown(t *testing.T) {
+	yaml := `services:
+  web:
+    listen: 127.0.0.1:8080
+    runtime:
+      docker:
+        image: app:${VERSION}
+        port: 8080
+        hosts: ["tcp://ops:hunter2-7f1c@10.0.1.6:2376", "ssh://deploy:hunter2-7f1c@10.0.1.5", "tcp://ops:hunter2-7f1c@[bad"]
+`
+	_, err := Parse("cutover.yaml", []byte(yaml))
+	if err == nil {
+		t.Fatal("docker hosts holding a password accepted")
+	}
+	for _, want := range []string{
+		"cutover.yaml:8: services.web.runtime.docker.hosts[0]: holds a password",
+		"cutover.yaml:8: services.web.runtime.docker.hosts[1]: holds a password",
+		"cutover.yaml:8: services.web.runtime.docker.hosts[2]: is not a URL",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("problems lack %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("the error shows the password:\n%v", err)
+	}
+}

@@ -131,8 +131,16 @@ func LaunchDockerd(o DockerdOptions) (*Dockerd, error) {
 	// dockerd finds runc, docker-proxy and containerd on its PATH, which
 	// Debian puts in /usr/sbin and /usr/bin.
 	d.cmd.Env = append(os.Environ(), "PATH="+sbinPath())
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := d.cmd.Start(); err != nil {
+	// Pdeathsig: a test binary that dies without its cleanups (a panic,
+	// the -timeout's, a SIGKILL) must not leave a dockerd and its
+	// containers running. The signal follows the thread that started the
+	// child, so the start runs on a thread locked for it; an unlocked
+	// thread lives on.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	runtime.LockOSThread()
+	err = d.cmd.Start()
+	runtime.UnlockOSThread()
+	if err != nil {
 		d.cleanup()
 		return nil, fmt.Errorf("start dockerd: %w", err)
 	}
@@ -372,3 +380,7 @@ func lookSbin(name string) (string, error) {
 	}
 	return "", fmt.Errorf("%s not found on %s", name, sbinPath())
 }
+
+// kill ends a dockerd that is no child of this process (a test's check of
+// orphans), with its process group.
+func (d *Dockerd) kill() { syscall.Kill(-d.PID, syscall.SIGKILL) }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -67,11 +68,11 @@ func (d *Driver) Adopt(ctx context.Context, serving []runtime.PoolRef) (notices 
 				notices = append(notices, fmt.Sprintf("%s had two containers on %s; removed %s", in.id, h.name, shortID(in.cid)))
 				stale = append(stale, in)
 			default:
-				in.healthy = true
 				p.slots[in.slot-1] = in
 			}
 		}
 	}
+	stale, notices = d.gateAdopted(ctx, pools, stale, notices)
 	for _, in := range stale {
 		d.log.Info("removing container not adopted", "instance", in.id, "host", in.host.name, "container", shortID(in.cid))
 		d.remove(ctx, in)
@@ -190,4 +191,49 @@ func (d *Driver) removeStrays(ctx context.Context, c route.Color) error {
 		}
 	}
 	return nil
+}
+
+// adoptGate bounds the health gate of an adopted container: one that
+// runs but does not pass within it (a replacement that was still starting
+// when the daemon died, an app that hangs) is removed, and its slot
+// filled by a new container, instead of getting traffic.
+func (d *Driver) adoptGate() time.Duration { return min(d.opts.StartTimeout, 10*time.Second) }
+
+// gateAdopted health-gates the adopted containers at once, as a start
+// does; those that fail are taken out of their slots and added to stale.
+func (d *Driver) gateAdopted(ctx context.Context, pools map[route.Color]*pool, stale []*instance, notices []string) ([]*instance, []string) {
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+	)
+	for _, p := range pools {
+		for _, in := range p.slots {
+			if in == nil {
+				continue
+			}
+			wg.Go(func() {
+				gctx, cancel := context.WithTimeout(ctx, d.adoptGate())
+				err := d.waitHealthy(gctx, in)
+				cancel()
+				mu.Lock()
+				defer mu.Unlock()
+				if err == nil {
+					d.mu.Lock()
+					in.healthy = true
+					d.mu.Unlock()
+					return
+				}
+				d.log.Warn("adopted container failed its health gate, replacing it", "color", p.color.String(),
+					"version", p.version, "instance", in.id, "host", in.host.name, "container", shortID(in.cid), "err", err)
+				notices = append(notices, fmt.Sprintf("%s on %s (container %s) failed its health gate at adoption and is replaced: %v",
+					in.id, in.host.name, shortID(in.cid), err))
+				d.mu.Lock()
+				p.slots[in.slot-1] = nil
+				d.mu.Unlock()
+				stale = append(stale, in)
+			})
+		}
+	}
+	wg.Wait()
+	return stale, notices
 }

@@ -81,7 +81,7 @@ func (d *Driver) launch(ctx context.Context, p *pool, slot int, h *host) (*insta
 	}
 	maps.Copy(labels, map[string]string{LabelService: d.name, LabelColor: p.color.String(),
 		LabelVersion: p.version, LabelInstance: in.id})
-	stop := int(d.opts.StopTimeout.Round(time.Second) / time.Second)
+	stop := stopSeconds(d.opts.StopTimeout)
 	cport := nat.Port(strconv.Itoa(d.opts.Port) + "/tcp")
 	cfg := &container.Config{Image: p.image, Env: env, Labels: labels, StopSignal: "SIGTERM", StopTimeout: &stop}
 	hc := &container.HostConfig{
@@ -239,10 +239,17 @@ func (d *Driver) waitHealthy(ctx context.Context, in *instance) error {
 	}
 }
 
+// stopSeconds is the stop timeout in the engine's whole seconds, rounded
+// up: a timeout under a second must not become 0, which is SIGKILL right
+// after SIGTERM.
+func stopSeconds(t time.Duration) int {
+	return int((t + time.Second - 1) / time.Second)
+}
+
 // stopContainer stops a container gracefully (SIGTERM, then the engine's
 // SIGKILL after StopTimeout) and removes it.
 func (d *Driver) stopContainer(ctx context.Context, in *instance) {
-	secs := int(d.opts.StopTimeout.Round(time.Second) / time.Second)
+	secs := stopSeconds(d.opts.StopTimeout)
 	sctx, cancel := context.WithTimeout(ctx, d.opts.StopTimeout+15*time.Second)
 	defer cancel()
 	if err := in.host.cli.ContainerStop(sctx, in.cid, container.StopOptions{Signal: "SIGTERM", Timeout: &secs}); err != nil && !client.IsErrNotFound(err) {

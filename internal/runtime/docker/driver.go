@@ -269,6 +269,13 @@ func (d *Driver) stopPool(ctx context.Context, p *pool) {
 	d.mu.Unlock()
 	d.report(p)
 	d.removeAll(ctx, slots)
+	// Containers of the colour the pool does not hold (a replacement whose
+	// create was cut short by the stop, or one left on a host that did not
+	// answer at Adopt) would otherwise keep running until the colour's
+	// next Start.
+	if err := d.removeStrays(ctx, p.color); err != nil {
+		d.log.Warn("removing the stopped pool's stray containers", "color", p.color.String(), "err", err)
+	}
 	d.log.Info("pool stopped", "color", p.color.String(), "version", p.version)
 }
 

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -40,9 +41,10 @@ func hostNames(hosts []string) []string {
 func openHost(name string) (*host, error) {
 	u, err := url.Parse(name)
 	if err != nil {
-		return nil, fmt.Errorf("docker host %q: %w", name, err)
+		return nil, errors.New("a docker host is not a URL") // url's error quotes it, password and all
 	}
-	h := &host{name: name}
+	// The name is what messages, logs and events show: never a password.
+	h := &host{name: redactURL(name)}
 	opts := []client.Opt{client.WithAPIVersionNegotiation()}
 	switch u.Scheme {
 	case "unix":
@@ -54,7 +56,11 @@ func openHost(name string) (*host, error) {
 		}
 		h.addr = u.Hostname()
 		h.local = isLoopback(h.addr)
-		opts = append(opts, client.WithHost(name))
+		// The engine ignores user information in a tcp:// host, and the
+		// client's errors quote the host it was given: strip it.
+		bare := *u
+		bare.User = nil
+		opts = append(opts, client.WithHost(bare.String()))
 		if os.Getenv("DOCKER_CERT_PATH") != "" || os.Getenv("DOCKER_TLS_VERIFY") != "" {
 			opts = append(opts, client.WithTLSClientConfigFromEnv())
 		}

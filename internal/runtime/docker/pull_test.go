@@ -33,7 +33,11 @@ func TestPullProgressAuthAndNotFound(t *testing.T) {
 	})
 	ctx := context.Background()
 
+	var errText strings.Builder // every error the driver returned, checked for the password
 	_, err := d.Start(ctx, route.Blue, runtime.Release{Version: "v1"})
+	if err != nil {
+		errText.WriteString(err.Error())
+	}
 	for _, want := range []string{"host " + engine.Host, "registry " + reg.Addr, "authentication failed", filepath.Join(cfgDir, "config.json")} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("pull without credentials: error lacks %q: %v", want, err)
@@ -73,10 +77,16 @@ func TestPullProgressAuthAndNotFound(t *testing.T) {
 	d.Stop(ctx, route.Green)
 
 	_, err = d.Start(ctx, route.Green, runtime.Release{Version: "v404"})
+	if err != nil {
+		errText.WriteString(err.Error())
+	}
 	if err == nil || !strings.Contains(err.Error(), "image not found") || !strings.Contains(err.Error(), "registry "+reg.Addr) {
 		t.Errorf("pull of a missing tag: %v", err)
 	}
 	if strings.Contains(logs.String(), "hunter2") {
 		t.Error("the registry password reached the driver's log")
+	}
+	if strings.Contains(errText.String(), "hunter2") {
+		t.Error("the registry password reached an error")
 	}
 }

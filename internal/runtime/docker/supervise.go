@@ -41,7 +41,10 @@ func (d *Driver) superviseSlot(p *pool, slot int) {
 			}
 			d.bg.Go(func() { d.remove(d.ctx, in) }) // a host that is down may hold this up
 		}
-		if d.crashLooping(p, last) {
+		// A slot that was empty from the start (Adopt found no container
+		// for it) has not crashed: only an exit or a failed replacement
+		// counts towards the crash loop.
+		if (in != nil || last != "") && d.crashLooping(p, last) {
 			return
 		}
 		select {

@@ -4,6 +4,7 @@
 //
 //	APP_CRASH=1          print a line and exit with status 3 at once
 //	APP_EXIT_AFTER=dur   exit with status 4 after dur
+//	APP_IGNORE_TERM=1    print a line on SIGTERM and keep serving
 //
 // GET / answers "VERSION COLOR INSTANCE" (and X-Version: VERSION); GET /healthz 200; GET
 // /sha?name=VAR the SHA-256 of the variable's value (so a test can check
@@ -64,6 +65,10 @@ func main() {
 	defer stop()
 	go func() {
 		<-ctx.Done()
+		if os.Getenv("APP_IGNORE_TERM") == "1" {
+			fmt.Println("SIGTERM: ignored", id)
+			return
+		}
 		fmt.Println("SIGTERM: shutting down", id)
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
