@@ -180,3 +180,40 @@ func TestWatchCountsAndRefusals(t *testing.T) {
 		t.Fatalf("connect at the limit: %v, want ErrRefused", err)
 	}
 }
+
+// A role's or a database's CONNECTION LIMIT refuses the candidate long
+// before max_connections does: the server has room for 2 x 20 on top of
+// 25, but the role app may open 50 and the database app 60.
+func TestHeadroomRoleAndDatabaseLimits(t *testing.T) {
+	pg, dsn := appDB(t)
+	hold(t, dsn, 25)
+	check := func(wantFits bool, wantMsg string) *HeadroomReport {
+		t.Helper()
+		rep, err := checker(dsn, 2, DatabaseOptions{PerInstance: 20, ReservePercent: 0.10}).Run(context.Background(), Request{Version: "v2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, failed := rep.Database, rep.Failed()
+		if h == nil || h.Fits != wantFits || (len(failed) == 0) != wantFits {
+			t.Fatalf("fits %v findings %v, want fits %v\n%s", h != nil && h.Fits, failed, wantFits, rep.Text())
+		}
+		if wantMsg != "" && (failed[0].Rule != "headroom" || !strings.Contains(failed[0].Message, wantMsg)) {
+			t.Fatalf("finding %+v, want one saying %q", failed[0], wantMsg)
+		}
+		t.Logf("%s", strings.Join(h.Arithmetic, "\n"))
+		return h
+	}
+	if h := check(true, ""); h.RoleLimit != -1 || h.DatabaseLimit != -1 || h.Role != "app" || h.Database != "app" {
+		t.Fatalf("limits without CONNECTION LIMIT = %+v", h.Usage)
+	}
+	pg.SQL(t, "postgres", "ALTER ROLE app CONNECTION LIMIT 50")
+	if h := check(false, "of role app needs 65, over its CONNECTION LIMIT of 50"); h.RoleAfter != 65 || h.After != 65 || h.After > h.Budget {
+		t.Fatalf("role limit arithmetic = %+v", h)
+	}
+	pg.SQL(t, "postgres", "ALTER ROLE app CONNECTION LIMIT 65")
+	check(true, "")
+	pg.SQL(t, "postgres", "ALTER DATABASE app CONNECTION LIMIT 60")
+	if h := check(false, "of database app needs 65, over its CONNECTION LIMIT of 60"); h.DatabaseAfter != 65 {
+		t.Fatalf("database limit arithmetic = %+v", h)
+	}
+}

@@ -68,6 +68,16 @@ func (p *postgres) Usage(ctx context.Context) (Usage, error) {
 		return u, err
 	}
 	u.Reserved += reserved
+	// The database's and the role's own limits; superusers are exempt
+	// from both.
+	err = p.conn.QueryRow(ctx, `SELECT current_database(), current_user,
+		CASE WHEN r.rolsuper THEN -1 ELSE d.datconnlimit END,
+		CASE WHEN r.rolsuper THEN -1 ELSE r.rolconnlimit END
+		FROM pg_database d, pg_roles r
+		WHERE d.datname = current_database() AND r.rolname = current_user`).Scan(&u.Database, &u.Role, &u.DatabaseLimit, &u.RoleLimit)
+	if err != nil {
+		return u, err
+	}
 	rows, err := p.conn.Query(ctx, `SELECT coalesce(datname, ''), coalesce(usename, ''), count(*)::int
 		FROM pg_stat_activity
 		WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
