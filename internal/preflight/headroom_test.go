@@ -141,12 +141,15 @@ func TestHeadroomNeverShowsTheURL(t *testing.T) {
 		}
 	}
 	// Nothing listens: the dial error, still without the password or user.
-	closed := fmt.Sprintf("postgres://secretive:hunter2-xyz@127.0.0.1:%d/app?sslmode=disable&connect_timeout=2", freeTCPPort(t))
+	free := freeTCPPort(t)
+	closed := fmt.Sprintf("postgres://secretive:hunter2-xyz@127.0.0.1:%d/app?sslmode=disable&connect_timeout=2", free)
 	rep, err = checker(closed, 1, DatabaseOptions{PerInstance: 1}).Run(context.Background(), Request{Version: "v2"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := rep.Failed(); len(f) != 1 || f[0].Rule != "unreachable" || strings.Contains(rep.Text(), "hunter2") || strings.Contains(rep.Text(), "secretive") {
+	port := fmt.Sprint(free)
+	if f := rep.Failed(); len(f) != 1 || f[0].Rule != "unreachable" || strings.Contains(rep.Text(), "hunter2") || strings.Contains(rep.Text(), "secretive") ||
+		strings.Contains(rep.Text(), "127.0.0.1") || strings.Contains(rep.Text(), port) || !strings.Contains(f[0].Message, "connection refused") {
 		t.Fatalf("unreachable database reported as %+v\n%s", f, rep.Text())
 	}
 	t.Logf("unreachable: %s", rep.Failed()[0].Message)

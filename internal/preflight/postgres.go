@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -39,14 +41,22 @@ func connectError(err error) error {
 		}
 		return fmt.Errorf("%s (SQLSTATE %s)", pe.Message, pe.Code)
 	}
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return errors.New("connect: timed out")
-		}
-		if inner := errors.Unwrap(ce); inner != nil {
-			return fmt.Errorf("connect: %v", inner)
-		}
+	// pgx's dial errors name the address and host name ("127.0.0.1:5432
+	// (db.internal): dial error: dial tcp ..."): keep only the cause.
+	if errors.Is(err, context.DeadlineExceeded) {
+		return errors.New("connect: timed out")
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return errors.New("connect: the host name does not resolve")
+	}
+	var sys *os.SyscallError
+	if errors.As(err, &sys) {
+		return fmt.Errorf("connect: %v", sys.Err)
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return fmt.Errorf("connect: %s failed", op.Op)
 	}
 	return errors.New("connect failed")
 }
