@@ -65,6 +65,7 @@ type PreflightDrift struct {
 var LintRules = []string{
 	"drop-column", "drop-table", "rename-column", "rename-table", "alter-column-type", "set-not-null",
 	"add-column-not-null", "drop-default", "add-constraint", "create-index", "table-rewrite", "lock-table", "reindex",
+	"concurrently-in-transaction",
 }
 
 func (d *decoder) preflight(n *yaml.Node, key string, s *Service) {

@@ -47,9 +47,11 @@ type statement struct {
 // is a finding of rule "parse-error" (the release would not migrate).
 func LintFiles(files []string, allow []string) ([]Finding, int) {
 	var out []Finding
-	created := map[string]bool{}
+	ls := newLintState()
 	n := 0
 	for _, f := range files {
+		ls.inTx = false // each file is run on its own
+		clear(ls.txNotValid)
 		stmts, line, err := parseFile(f)
 		if err != nil {
 			out = append(out, Finding{Check: CheckMigrations, Rule: "parse-error", File: f, Line: line,
@@ -58,7 +60,7 @@ func LintFiles(files []string, allow []string) ([]Finding, int) {
 		}
 		for _, st := range stmts {
 			n++
-			for _, fd := range checkStatement(st, created) {
+			for _, fd := range checkStatement(st, ls) {
 				fd.Check, fd.File, fd.Line, fd.Statement = CheckMigrations, st.file, st.line, oneLine(st.text)
 				if slices.Contains(allow, fd.Rule) {
 					fd.Allowed = "preflight.migrations.allow"

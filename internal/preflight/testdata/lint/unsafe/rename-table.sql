@@ -1,2 +1,4 @@
 -- want rename-table
 ALTER TABLE customer RENAME TO customers;
+-- want rename-table
+ALTER TABLE invoices SET SCHEMA archive;
