@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pganalyze/pg_query_go/v6/parser"
@@ -99,15 +100,33 @@ func parseFile(path string) ([]statement, int, error) {
 		return nil, 0, err
 	}
 	src := string(b)
+	// The parser reads a C string (a NUL would silently end the file
+	// there) and hands back UTF-8: say where either goes wrong.
+	if i := strings.IndexByte(src, 0); i >= 0 {
+		return nil, lineAt(src, i), errors.New("the file holds a NUL byte")
+	}
+	if !utf8.ValidString(src) {
+		i := 0
+		for i < len(src) {
+			r, n := utf8.DecodeRuneInString(src[i:])
+			if r == utf8.RuneError && n <= 1 {
+				break
+			}
+			i += n
+		}
+		return nil, lineAt(src, i), errors.New("the file is not valid UTF-8")
+	}
 	tree, err := pg.Parse(src)
 	if err != nil {
 		line := 0
 		var perr *parser.Error
 		if errors.As(err, &perr) && perr.Cursorpos > 0 {
-			line = lineAt(src, perr.Cursorpos-1)
+			// Cursorpos counts characters, not bytes.
+			line = lineAt(src, runeOffset(src, perr.Cursorpos-1))
 		}
 		return nil, line, fmt.Errorf("syntax error: %w", err)
 	}
+	lines := newLineIndex(src)
 	comments, err := allowComments(src)
 	if err != nil {
 		return nil, 0, fmt.Errorf("scan: %w", err)
@@ -120,9 +139,9 @@ func parseFile(path string) ([]statement, int, error) {
 			end = start + int(raw.StmtLen)
 		}
 		first := firstToken(src, start, end)
-		st := statement{file: path, line: lineAt(src, first), text: strings.TrimSpace(src[first:end]), node: raw.Stmt}
+		st := statement{file: path, line: lines.at(first), text: strings.TrimSpace(src[first:end]), node: raw.Stmt}
 		stmtLine := st.line
-		lastLine := lineAt(src, end)
+		lastLine := lines.at(end)
 		for _, c := range comments {
 			// The statement's own span (leading comments included), the
 			// line just before it, or its last line after the semicolon.
@@ -151,6 +170,7 @@ func allowComments(src string) ([]allowNote, error) {
 		return nil, err
 	}
 	var out []allowNote
+	lines := newLineIndex(src)
 	for _, tok := range scan.Tokens {
 		if tok.Token != pg.Token_SQL_COMMENT && tok.Token != pg.Token_C_COMMENT {
 			continue
@@ -163,7 +183,7 @@ func allowComments(src string) ([]allowNote, error) {
 			continue
 		}
 		rules := strings.FieldsFunc(rest, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' || r == ':' })
-		out = append(out, allowNote{pos: int(tok.Start), line: lineAt(src, int(tok.Start)), rules: rules})
+		out = append(out, allowNote{pos: int(tok.Start), line: lines.at(int(tok.Start)), rules: rules})
 	}
 	return out, nil
 }
@@ -197,6 +217,36 @@ func firstToken(src string, start, end int) int {
 
 func lineAt(src string, off int) int {
 	return strings.Count(src[:min(off, len(src))], "\n") + 1
+}
+
+// lineIndex finds the line of an offset in O(log n), for files of many
+// statements.
+type lineIndex []int // offsets of the newlines
+
+func newLineIndex(src string) lineIndex {
+	var ix lineIndex
+	for i := 0; i < len(src); i++ {
+		if src[i] == '\n' {
+			ix = append(ix, i)
+		}
+	}
+	return ix
+}
+
+func (ix lineIndex) at(off int) int {
+	n, _ := slices.BinarySearch(ix, off)
+	return n + 1
+}
+
+// runeOffset is the byte offset of the n-th character of src.
+func runeOffset(src string, n int) int {
+	for i := range src {
+		if n == 0 {
+			return i
+		}
+		n--
+	}
+	return len(src)
 }
 
 func oneLine(s string) string {
