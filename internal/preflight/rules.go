@@ -97,6 +97,8 @@ func checkStatement(st statement, ls *lintState) []Finding {
 	switch n := st.node.GetNode().(type) {
 	case *pg.Node_CreateStmt:
 		created[relName(n.CreateStmt.Relation)] = true
+	case *pg.Node_ViewStmt:
+		created[relName(n.ViewStmt.View)] = true
 	case *pg.Node_AlterTableStmt:
 		return alterTable(n.AlterTableStmt, ls)
 	case *pg.Node_DropStmt:
@@ -109,7 +111,7 @@ func checkStatement(st statement, ls *lintState) []Finding {
 		return rename(n.RenameStmt, created)
 	case *pg.Node_AlterObjectSchemaStmt:
 		a := n.AlterObjectSchemaStmt
-		if a.ObjectType == pg.ObjectType_OBJECT_TABLE && !created[relName(a.Relation)] {
+		if (a.ObjectType == pg.ObjectType_OBJECT_TABLE || a.ObjectType == pg.ObjectType_OBJECT_VIEW) && !created[relName(a.Relation)] {
 			return []Finding{finding("rename-table", "ALTER TABLE %s SET SCHEMA %s moves the table", relName(a.Relation), a.Newschema)}
 		}
 	case *pg.Node_IndexStmt:
@@ -322,6 +324,11 @@ func drop(d *pg.DropStmt, created map[string]bool) []Finding {
 			if !created[name] {
 				out = append(out, finding("drop-table", "DROP TABLE %s", name))
 			}
+		case pg.ObjectType_OBJECT_VIEW, pg.ObjectType_OBJECT_MATVIEW:
+			// The old version may read through a view as through a table.
+			if !created[name] {
+				out = append(out, finding("drop-table", "DROP VIEW %s", name))
+			}
 		case pg.ObjectType_OBJECT_INDEX:
 			if !d.Concurrent {
 				out = append(out, finding("create-index", "DROP INDEX %s without CONCURRENTLY", name))
@@ -341,6 +348,8 @@ func rename(r *pg.RenameStmt, created map[string]bool) []Finding {
 		return []Finding{finding("rename-column", "ALTER TABLE %s RENAME COLUMN %s TO %s", table, r.Subname, r.Newname)}
 	case pg.ObjectType_OBJECT_TABLE:
 		return []Finding{finding("rename-table", "ALTER TABLE %s RENAME TO %s", table, r.Newname)}
+	case pg.ObjectType_OBJECT_VIEW, pg.ObjectType_OBJECT_MATVIEW:
+		return []Finding{finding("rename-table", "ALTER VIEW %s RENAME TO %s", table, r.Newname)}
 	}
 	return nil
 }
