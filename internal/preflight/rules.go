@@ -136,6 +136,16 @@ func checkStatement(st statement, ls *lintState) []Finding {
 			names = append(names, relName(r.GetRangeVar()))
 		}
 		return []Finding{finding("lock-table", "LOCK TABLE %s", strings.Join(names, ", "))}
+	case *pg.Node_TruncateStmt:
+		var names []string
+		for _, r := range n.TruncateStmt.Relations {
+			if name := relName(r.GetRangeVar()); !created[name] {
+				names = append(names, name)
+			}
+		}
+		if len(names) > 0 {
+			return []Finding{finding("lock-table", "TRUNCATE %s empties the table under an ACCESS EXCLUSIVE lock", strings.Join(names, ", "))}
+		}
 	case *pg.Node_ReindexStmt:
 		if !hasOption(n.ReindexStmt.Params, "concurrently") {
 			return []Finding{finding("reindex", "REINDEX without CONCURRENTLY")}
@@ -253,7 +263,7 @@ func addColumn(table string, col *pg.ColumnDef) []Finding {
 		out = append(out, finding("table-rewrite", "ALTER TABLE %s ADD COLUMN %s %s fills every existing row from a sequence", table, col.Colname, typ))
 	case def != nil && volatile(def):
 		out = append(out, finding("table-rewrite", "ALTER TABLE %s ADD COLUMN %s with a volatile DEFAULT", table, col.Colname))
-	case notNull && def == nil:
+	case notNull && (def == nil || def.GetAConst().GetIsnull()):
 		out = append(out, finding("add-column-not-null", "ALTER TABLE %s ADD COLUMN %s %s NOT NULL without DEFAULT", table, col.Colname, typ))
 	}
 	return out
