@@ -342,7 +342,7 @@ func TestPreflightWatchLintAndDiff(t *testing.T) {
 // A surge of connections while traffic shifts (another service, a batch
 // job) takes the database past the budget the preflight allowed for: the
 // rollout pauses, with the figures, before the shortage becomes a storm;
-// once the surge is gone it resumes and finishes.
+// once the surge is gone, resume and promote finish it.
 func TestDatabaseSurgePausesTheRollout(t *testing.T) {
 	pg := testsupport.StartPostgres(t)
 	pg.CreateDatabase(t, "app")
