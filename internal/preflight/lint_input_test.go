@@ -1,6 +1,7 @@
 package preflight
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,5 +94,19 @@ func TestLintTransactionPerFile(t *testing.T) {
 	os.WriteFile(b, []byte("CREATE INDEX CONCURRENTLY t_c ON t (c);\n"), 0o644)
 	if fs, _ := LintFiles([]string{a, b}, nil); len(fs) != 0 {
 		t.Fatalf("findings %+v", fs)
+	}
+}
+
+// A CHECK (col IS NOT NULL) added validated, named or not, spares the
+// later SET NOT NULL its scan (PostgreSQL 12+); the CHECK itself is the
+// add-constraint finding.
+func TestLintSetNotNullAfterValidatedCheck(t *testing.T) {
+	fs, _ := lintOne(t, "ALTER TABLE users ADD CHECK (email IS NOT NULL);\nALTER TABLE users ALTER COLUMN email SET NOT NULL;\nALTER TABLE users ALTER COLUMN name SET NOT NULL;\n")
+	var rules []string
+	for _, f := range fs {
+		rules = append(rules, fmt.Sprintf("%d %s", f.Line, f.Rule))
+	}
+	if strings.Join(rules, ",") != "1 add-constraint,3 set-not-null" {
+		t.Fatalf("findings %v, want the CHECK and name's SET NOT NULL", rules)
 	}
 }

@@ -216,7 +216,9 @@ func alterTable(a *pg.AlterTableStmt, ls *lintState) []Finding {
 				ls.txNotValid[table+"."+c.Conname] = true
 			}
 			if col := notNullColumn(c); col != "" {
-				ls.notNullCheck[table+"."+c.Conname] = col
+				if c.Conname != "" {
+					ls.notNullCheck[table+"."+c.Conname] = col
+				}
 				if !c.SkipValidation {
 					ls.notNullValid[table+"."+col] = true
 				}
@@ -311,7 +313,7 @@ func addConstraint(table string, c *pg.Constraint) (Finding, bool) {
 
 // notNullColumn is col of a CHECK (col IS NOT NULL) constraint, else "".
 func notNullColumn(c *pg.Constraint) string {
-	if c == nil || c.Contype != pg.ConstrType_CONSTR_CHECK || c.Conname == "" {
+	if c == nil || c.Contype != pg.ConstrType_CONSTR_CHECK {
 		return ""
 	}
 	nt := c.RawExpr.GetNullTest()
