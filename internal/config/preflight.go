@@ -120,7 +120,7 @@ func (d *decoder) reserve(db *PreflightDatabase) setter {
 		v := strings.TrimSpace(n.Value)
 		if pct, ok := strings.CutSuffix(v, "%"); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(pct), 64)
-			if err != nil || f < 0 || f >= 100 {
+			if err != nil || !(f >= 0 && f < 100) { // NaN too
 				d.problem(n, key, "must be %s (0%% to under 100%%), got %s", want, describe(n))
 				return
 			}
