@@ -221,10 +221,8 @@ func TestPreflightWatchLintAndDiff(t *testing.T) {
 		t.Fatalf("no passed preflight in the first deployment's history: %+v", h[0].Events)
 	}
 
-	// A contract migration in the release, accepted on purpose; the lint
-	// (PostgreSQL's parser compiled to WebAssembly, slow to compile under
-	// the race detector) runs once here. Its refusals are tested in
-	// internal/preflight and internal/cli.
+	// A contract migration in the release, accepted on purpose. The
+	// lint's refusals are tested in internal/preflight and internal/cli.
 	mig := filepath.Join(e.dir, "migrations", "v2")
 	if err := os.MkdirAll(mig, 0o755); err != nil {
 		t.Fatal(err)
@@ -290,11 +288,20 @@ func TestPreflightWatchLintAndDiff(t *testing.T) {
 	if h := e.historyEvents(); !strings.Contains(h[0].Reason, "drift differs") || !strings.Contains(h[0].Reason, "drift colour-name") {
 		t.Fatalf("history[0].Reason = %q", h[0].Reason)
 	}
-	// Without the drift check the release goes out, and cutover diff
-	// shows what now differs between the colours.
-	writePreflightConfig(t, e, pg.URL("app"), 5, secret, changed, false)
-	e.mustCLI(0, "reload")
-	e.mustCLI(0, "deploy", "web", "v3", "--strategy", "all-at-once", "--wait")
+	// With --allow-drift the release goes out: the preflight still
+	// reports the drift, accepted, and cutover diff shows what now
+	// differs between the colours.
+	e.mustCLI(0, "deploy", "web", "v3", "--allow-drift", "--strategy", "all-at-once", "--wait")
+	var accepted bool
+	for _, ev := range e.historyEvents()[0].Events {
+		if strings.HasPrefix(ev.Message, "preflight passed") && strings.Contains(ev.Output, "allowed by deploy --allow-drift") &&
+			strings.Contains(ev.Output, "env.FEATURE_X") {
+			accepted = true
+		}
+	}
+	if !accepted {
+		t.Fatalf("no preflight decision with the drift accepted by --allow-drift in history: %+v", e.historyEvents()[0].Events)
+	}
 	code, out := e.cli("diff", "web", "-c", e.cfg)
 	if code != 1 {
 		t.Fatalf("cutover diff: exit %d, want 1\n%s", code, out)
@@ -335,7 +342,7 @@ func TestPreflightWatchLintAndDiff(t *testing.T) {
 // A surge of connections while traffic shifts (another service, a batch
 // job) takes the database past the budget the preflight allowed for: the
 // rollout pauses, with the figures, before the shortage becomes a storm;
-// once the surge is gone it resumes and finishes.
+// once the surge is gone, resume and promote finish it.
 func TestDatabaseSurgePausesTheRollout(t *testing.T) {
 	pg := testsupport.StartPostgres(t)
 	pg.CreateDatabase(t, "app")

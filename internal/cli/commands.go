@@ -101,7 +101,7 @@ func (a *app) commands() []*cobra.Command {
 	_ = deployCmd.RegisterFlagCompletionFunc("strategy", // the flag exists: no error
 		cobra.FixedCompletions([]string{deploy.StrategyAllAtOnce, deploy.StrategyCanary10, deploy.StrategyLinear10}, cobra.ShellCompDirectiveNoFileComp))
 	deployCmd.Flags().StringArrayVar(&o.env, "env", nil, "KEY=VALUE for this release's instances, over the configured env (repeat it); history keeps only a hash of the value")
-	deployCmd.Flags().BoolVar(&o.allowDrift, "allow-drift", false, "deploy even when the drift check finds blue and green differ (runtime asg: subnets, instance type, security groups, IAM profile, health checks, tags)")
+	deployCmd.Flags().BoolVar(&o.allowDrift, "allow-drift", false, "deploy even when the drift check finds blue and green differ (the preflight's drift findings; runtime asg: subnets, instance type, security groups, IAM profile, health checks, tags)")
 	deployCmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "print the AWS calls the deployment would make (traffic.alb, traffic.route53), from the config file; change nothing")
 	deployCmd.Flags().StringVar(&o.envFile, "env-file", "", "a file of KEY=VALUE lines for this release's instances (--env wins over it)")
 	jsonFlag(deployCmd, o)

@@ -25,7 +25,6 @@ func lintOnly(cfg *config.Config, name string) (*preflight.Checker, error) {
 func runPreflight(t *testing.T, args ...string) result {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	// The parser is WebAssembly, compiled at first use: slow under -race.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// No daemon: the CLI's look-up of the live colour finds nothing here.
@@ -78,7 +77,20 @@ func TestPreflightCommandLint(t *testing.T) {
 	if r := runPreflight(t, "preflight", "web", "v2", "-c", cfgFile); r.code != 0 || !strings.Contains(r.stdout, "0 findings") {
 		t.Fatalf("safe migration: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// Allowed findings are shown but do not count: exit 0.
+	os.WriteFile(sqlFile, []byte("ALTER TABLE users DROP COLUMN legacy; -- cutover:allow drop-column\n"), 0o644)
+	if r := runPreflight(t, "preflight", "web", "v2", "-c", cfgFile); r.code != 0 || !strings.Contains(r.stdout, "0 findings (and 1 allowed)") ||
+		!strings.Contains(r.stdout, "(allowed by -- cutover:allow comment)") {
+		t.Fatalf("allowed finding: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// A migration PostgreSQL would refuse is a finding (exit 1), not a
+	// usage error.
+	os.WriteFile(sqlFile, []byte("ALTER TABLE users ADD COLUMN;\n"), 0o644)
+	if r := runPreflight(t, "preflight", "web", "v2", "-c", cfgFile); r.code != 1 || !strings.Contains(r.stdout, sqlFile+":1: migrations parse-error") {
+		t.Fatalf("parse error: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	for _, args := range [][]string{
+		{"preflight", "web", "v2", "extra", "-c", cfgFile}, {"preflight", "web", "v2", "-c", cfgFile, "--no-such-flag"},
 		{"preflight", "web"}, {"preflight", "api", "v2", "-c", cfgFile}, {"preflight", "web", "v2", "-c", filepath.Join(dir, "none.yaml")},
 		{"diff"}, {"diff", "api", "-c", cfgFile},
 	} {

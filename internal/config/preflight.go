@@ -65,6 +65,7 @@ type PreflightDrift struct {
 var LintRules = []string{
 	"drop-column", "drop-table", "rename-column", "rename-table", "alter-column-type", "set-not-null",
 	"add-column-not-null", "drop-default", "add-constraint", "create-index", "table-rewrite", "lock-table", "reindex",
+	"concurrently-in-transaction",
 }
 
 func (d *decoder) preflight(n *yaml.Node, key string, s *Service) {
@@ -119,7 +120,7 @@ func (d *decoder) reserve(db *PreflightDatabase) setter {
 		v := strings.TrimSpace(n.Value)
 		if pct, ok := strings.CutSuffix(v, "%"); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(pct), 64)
-			if err != nil || f < 0 || f >= 100 {
+			if err != nil || !(f >= 0 && f < 100) { // NaN too
 				d.problem(n, key, "must be %s (0%% to under 100%%), got %s", want, describe(n))
 				return
 			}

@@ -61,6 +61,7 @@ func TestPreflightProblems(t *testing.T) {
 		{"unknown key", "      database: {url_env: DATABASE_URL, conections_per_instance: 2}\n", "cutover.yaml:10: services.web.preflight.database.conections_per_instance: unknown key"},
 		{"bad reserve", "      database: {url_env: DATABASE_URL, reserve: lots}\n", "cutover.yaml:10: services.web.preflight.database.reserve: must be a percentage like 10% or a number of connections like 5"},
 		{"reserve 100%", "      database: {url_env: DATABASE_URL, reserve: 100%}\n", "services.web.preflight.database.reserve: must be"},
+		{"reserve NaN%", "      database: {url_env: DATABASE_URL, reserve: NaN%}\n", "services.web.preflight.database.reserve: must be"},
 		{"no url_env", "      database: {connections_per_instance: 2}\n", "cutover.yaml:10: services.web.preflight.database.url_env: required"},
 		{"url_env nowhere", "      database: {url_env: DB_URL}\n", "services.web.preflight.database.url_env: DB_URL is not in the runtime's env or secrets"},
 		{"both pool sizes", "      database: {url_env: DATABASE_URL, connections_per_instance: 2, pool_env: DATABASE_MAX_CONNS}\n", "pool_env: set either connections_per_instance or pool_env, not both"},

@@ -87,7 +87,11 @@ func (d *Daemon) Deploy(ctx context.Context, name, version, strategy, actor stri
 	if err := checkDrift(ctx, svc, version); err != nil {
 		return deploy.Deployment{}, err
 	}
+	undo := svc.noteAllowDrift(ctx, version)
 	dep, err := svc.ctrl.Deploy(ctx, version, strategy, actor, env)
+	if err != nil {
+		undo() // a refused deployment leaves the running one's note
+	}
 	return dep, classify(err)
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/cutover/cutover/internal/api"
 	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/envfile"
@@ -143,6 +144,9 @@ func (svc *service) preflightSettings(sc *config.Service) (deploy.PreflightFunc,
 			msg := "preflight could not run: " + err.Error()
 			return msg, "", errors.New(msg)
 		}
+		if v := svc.allowDrift.Load(); v != nil && *v == req.Version {
+			acceptDrift(rep)
+		}
 		failed := rep.Failed()
 		log.Info("preflight", "version", req.Version, "findings", len(failed))
 		text := rep.Text()
@@ -166,4 +170,28 @@ func (svc *service) preflightSettings(sc *config.Service) (deploy.PreflightFunc,
 		}
 	}
 	return run, watch
+}
+
+// noteAllowDrift remembers whether the deployment of version about to
+// start was asked for with --allow-drift, for its preflight job, which
+// runs later on the controller's own context. It is not persisted: a
+// preflight run again after a daemon restart checks drift as usual.
+// The returned func puts the previous note back.
+func (svc *service) noteAllowDrift(ctx context.Context, version string) (undo func()) {
+	v := ""
+	if api.AllowDrift(ctx) {
+		v = version
+	}
+	prev := svc.allowDrift.Swap(&v)
+	return func() { svc.allowDrift.CompareAndSwap(&v, prev) }
+}
+
+// acceptDrift marks the drift findings of rep accepted by --allow-drift:
+// shown in the report and history, but not failing the deployment.
+func acceptDrift(rep *preflight.Report) {
+	for i, f := range rep.Findings {
+		if f.Check == preflight.CheckDrift && f.Allowed == "" {
+			rep.Findings[i].Allowed = "deploy --allow-drift"
+		}
+	}
 }

@@ -52,6 +52,10 @@ type service struct {
 	// aws is the AWS traffic driver (traffic.alb, traffic.route53), nil
 	// for the embedded router; set by startControl.
 	aws *awsTraffic
+	// allowDrift is the version of the last deployment asked for with
+	// --allow-drift ("" when the last one was not): its preflight
+	// accepts the drift findings (preflight.go).
+	allowDrift atomic.Pointer[string]
 }
 
 // settings is what the service's controller follows under sc: its

@@ -39,6 +39,25 @@ type Usage struct {
 	// excepted; ByClient breaks them down by database and role.
 	InUse    int           `json:"in_use"`
 	ByClient []ClientUsage `json:"by_client"`
+	// Database and Role are the database and role the URL connects to;
+	// DatabaseLimit and RoleLimit are their CONNECTION LIMITs (-1: none;
+	// a superuser is subject to neither, and gets -1 for both).
+	Database      string `json:"database,omitempty"`
+	Role          string `json:"role,omitempty"`
+	DatabaseLimit int    `json:"database_connection_limit"`
+	RoleLimit     int    `json:"role_connection_limit"`
+}
+
+// count is the connections in use of database db (any role) or of role
+// (any database), for the per-database and per-role limits.
+func (u Usage) count(db, role string) int {
+	n := 0
+	for _, c := range u.ByClient {
+		if (db != "" && c.Database == db) || (role != "" && c.Role == role) {
+			n += c.Count
+		}
+	}
+	return n
 }
 
 // ClientUsage is the connections of one database and role.
@@ -83,7 +102,13 @@ type HeadroomReport struct {
 	PerInstanceFrom string `json:"connections_per_instance_from"`
 	Candidate       int    `json:"candidate"` // Instances x PerInstance
 	After           int    `json:"after"`     // InUse + Candidate
-	Fits            bool   `json:"fits"`
+	// Fits is true when the candidate fits within the server's budget
+	// and within the database's and the role's connection limits.
+	Fits bool `json:"fits"`
+	// DatabaseAfter and RoleAfter are the database's and the role's
+	// connections once the candidate starts (set when the limit is).
+	DatabaseAfter int `json:"database_after,omitempty"`
+	RoleAfter     int `json:"role_after,omitempty"`
 	// Arithmetic is the calculation as lines a person reads.
 	Arithmetic []string `json:"arithmetic"`
 	// Sum is the calculation in one sentence, for history.
@@ -117,6 +142,25 @@ func Compute(u Usage, o DatabaseOptions, instances, perInstance int, from string
 		fmt.Sprintf("  in use now                      %5d%s", u.InUse, byClient(u.ByClient)),
 		fmt.Sprintf("+ candidate %d x %d (%s)%s%5d", instances, perInstance, from, pad(15-len(from)-digits(instances)-digits(perInstance)), h.Candidate),
 		fmt.Sprintf("= after the candidate starts      %5d  %s", h.After, verdict),
+	}
+	// A database's or a role's CONNECTION LIMIT refuses connections
+	// before max_connections does.
+	limit := func(kind, name string, lim, inUse int) (int, bool) {
+		after := inUse + h.Candidate
+		v := fmt.Sprintf("fits, %d to spare", lim-after)
+		if after > lim {
+			v = fmt.Sprintf("does NOT fit: %d over", after-lim)
+		}
+		h.Arithmetic = append(h.Arithmetic, fmt.Sprintf("  %s %s: %d in use + candidate %d = %d of its connection limit %d  %s", kind, name, inUse, h.Candidate, after, lim, v))
+		return after, after <= lim
+	}
+	if u.DatabaseLimit >= 0 && u.Database != "" {
+		after, ok := limit("database", u.Database, u.DatabaseLimit, u.count(u.Database, ""))
+		h.DatabaseAfter, h.Fits = after, h.Fits && ok
+	}
+	if u.RoleLimit >= 0 && u.Role != "" {
+		after, ok := limit("role", u.Role, u.RoleLimit, u.count("", u.Role))
+		h.RoleAfter, h.Fits = after, h.Fits && ok
 	}
 	h.Sum = fmt.Sprintf("database: %d in use + candidate %dx%d = %d of budget %d (max_connections %d - reserved %d - reserve %d): %s",
 		u.InUse, instances, perInstance, h.After, h.Budget, u.Max, u.Reserved, h.ReserveKept, verdict)
@@ -172,13 +216,26 @@ func (c *Checker) headroom(ctx context.Context, req Request) (*HeadroomReport, [
 		return fail("unreachable", "read connection usage from the database of %s: %v", o.URLEnv, err)
 	}
 	h := Compute(u, o, c.opts.Instances, per, from)
-	if h.Fits {
-		return h, nil
+	var out []Finding
+	if h.After > h.Budget {
+		out = append(out, Finding{Check: CheckDatabase, Rule: "headroom",
+			Message: fmt.Sprintf("starting %d instances x %d connections on top of the %d in use needs %d, over the budget of %d (max_connections %d - %d reserved - reserve %d)",
+				h.Instances, h.PerInstance, h.InUse, h.After, h.Budget, h.Max, h.Reserved, h.ReserveKept),
+			Fix: "lower the pool size per instance, run fewer instances, raise max_connections, or put a connection pooler (PgBouncer) in front"})
 	}
-	return h, []Finding{{Check: CheckDatabase, Rule: "headroom",
-		Message: fmt.Sprintf("starting %d instances x %d connections on top of the %d in use needs %d, over the budget of %d (max_connections %d - %d reserved - reserve %d)",
-			h.Instances, h.PerInstance, h.InUse, h.After, h.Budget, h.Max, h.Reserved, h.ReserveKept),
-		Fix: "lower the pool size per instance, run fewer instances, raise max_connections, or put a connection pooler (PgBouncer) in front"}}
+	if u.DatabaseLimit >= 0 && h.DatabaseAfter > u.DatabaseLimit {
+		out = append(out, Finding{Check: CheckDatabase, Rule: "headroom",
+			Message: fmt.Sprintf("starting %d instances x %d connections on top of the %d in use of database %s needs %d, over its CONNECTION LIMIT of %d",
+				h.Instances, h.PerInstance, u.count(u.Database, ""), u.Database, h.DatabaseAfter, u.DatabaseLimit),
+			Fix: "lower the pool size per instance, run fewer instances, or raise the limit (ALTER DATABASE ... CONNECTION LIMIT)"})
+	}
+	if u.RoleLimit >= 0 && h.RoleAfter > u.RoleLimit {
+		out = append(out, Finding{Check: CheckDatabase, Rule: "headroom",
+			Message: fmt.Sprintf("starting %d instances x %d connections on top of the %d in use of role %s needs %d, over its CONNECTION LIMIT of %d",
+				h.Instances, h.PerInstance, u.count("", u.Role), u.Role, h.RoleAfter, u.RoleLimit),
+			Fix: "lower the pool size per instance, run fewer instances, or raise the limit (ALTER ROLE ... CONNECTION LIMIT)"})
+	}
+	return h, out
 }
 
 // perInstance is the candidate's pool size per instance and where it came

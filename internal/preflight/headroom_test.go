@@ -141,12 +141,15 @@ func TestHeadroomNeverShowsTheURL(t *testing.T) {
 		}
 	}
 	// Nothing listens: the dial error, still without the password or user.
-	closed := fmt.Sprintf("postgres://secretive:hunter2-xyz@127.0.0.1:%d/app?sslmode=disable&connect_timeout=2", freeTCPPort(t))
+	free := freeTCPPort(t)
+	closed := fmt.Sprintf("postgres://secretive:hunter2-xyz@127.0.0.1:%d/app?sslmode=disable&connect_timeout=2", free)
 	rep, err = checker(closed, 1, DatabaseOptions{PerInstance: 1}).Run(context.Background(), Request{Version: "v2"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := rep.Failed(); len(f) != 1 || f[0].Rule != "unreachable" || strings.Contains(rep.Text(), "hunter2") || strings.Contains(rep.Text(), "secretive") {
+	port := fmt.Sprint(free)
+	if f := rep.Failed(); len(f) != 1 || f[0].Rule != "unreachable" || strings.Contains(rep.Text(), "hunter2") || strings.Contains(rep.Text(), "secretive") ||
+		strings.Contains(rep.Text(), "127.0.0.1") || strings.Contains(rep.Text(), port) || !strings.Contains(f[0].Message, "connection refused") {
 		t.Fatalf("unreachable database reported as %+v\n%s", f, rep.Text())
 	}
 	t.Logf("unreachable: %s", rep.Failed()[0].Message)
@@ -178,5 +181,42 @@ func TestWatchCountsAndRefusals(t *testing.T) {
 	_, err := connectPostgres(context.Background(), dsn)
 	if !errors.Is(err, ErrRefused) {
 		t.Fatalf("connect at the limit: %v, want ErrRefused", err)
+	}
+}
+
+// A role's or a database's CONNECTION LIMIT refuses the candidate long
+// before max_connections does: the server has room for 2 x 20 on top of
+// 25, but the role app may open 50 and the database app 60.
+func TestHeadroomRoleAndDatabaseLimits(t *testing.T) {
+	pg, dsn := appDB(t)
+	hold(t, dsn, 25)
+	check := func(wantFits bool, wantMsg string) *HeadroomReport {
+		t.Helper()
+		rep, err := checker(dsn, 2, DatabaseOptions{PerInstance: 20, ReservePercent: 0.10}).Run(context.Background(), Request{Version: "v2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, failed := rep.Database, rep.Failed()
+		if h == nil || h.Fits != wantFits || (len(failed) == 0) != wantFits {
+			t.Fatalf("fits %v findings %v, want fits %v\n%s", h != nil && h.Fits, failed, wantFits, rep.Text())
+		}
+		if wantMsg != "" && (failed[0].Rule != "headroom" || !strings.Contains(failed[0].Message, wantMsg)) {
+			t.Fatalf("finding %+v, want one saying %q", failed[0], wantMsg)
+		}
+		t.Logf("%s", strings.Join(h.Arithmetic, "\n"))
+		return h
+	}
+	if h := check(true, ""); h.RoleLimit != -1 || h.DatabaseLimit != -1 || h.Role != "app" || h.Database != "app" {
+		t.Fatalf("limits without CONNECTION LIMIT = %+v", h.Usage)
+	}
+	pg.SQL(t, "postgres", "ALTER ROLE app CONNECTION LIMIT 50")
+	if h := check(false, "of role app needs 65, over its CONNECTION LIMIT of 50"); h.RoleAfter != 65 || h.After != 65 || h.After > h.Budget {
+		t.Fatalf("role limit arithmetic = %+v", h)
+	}
+	pg.SQL(t, "postgres", "ALTER ROLE app CONNECTION LIMIT 65")
+	check(true, "")
+	pg.SQL(t, "postgres", "ALTER DATABASE app CONNECTION LIMIT 60")
+	if h := check(false, "of database app needs 65, over its CONNECTION LIMIT of 60"); h.DatabaseAfter != 65 {
+		t.Fatalf("database limit arithmetic = %+v", h)
 	}
 }

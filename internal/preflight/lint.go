@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pganalyze/pg_query_go/v6/parser"
@@ -47,9 +48,11 @@ type statement struct {
 // is a finding of rule "parse-error" (the release would not migrate).
 func LintFiles(files []string, allow []string) ([]Finding, int) {
 	var out []Finding
-	created := map[string]bool{}
+	ls := newLintState()
 	n := 0
 	for _, f := range files {
+		ls.inTx = false // each file is run on its own
+		clear(ls.txNotValid)
 		stmts, line, err := parseFile(f)
 		if err != nil {
 			out = append(out, Finding{Check: CheckMigrations, Rule: "parse-error", File: f, Line: line,
@@ -58,7 +61,7 @@ func LintFiles(files []string, allow []string) ([]Finding, int) {
 		}
 		for _, st := range stmts {
 			n++
-			for _, fd := range checkStatement(st, created) {
+			for _, fd := range checkStatement(st, ls) {
 				fd.Check, fd.File, fd.Line, fd.Statement = CheckMigrations, st.file, st.line, oneLine(st.text)
 				if slices.Contains(allow, fd.Rule) {
 					fd.Allowed = "preflight.migrations.allow"
@@ -97,15 +100,33 @@ func parseFile(path string) ([]statement, int, error) {
 		return nil, 0, err
 	}
 	src := string(b)
+	// The parser reads a C string (a NUL would silently end the file
+	// there) and hands back UTF-8: say where either goes wrong.
+	if i := strings.IndexByte(src, 0); i >= 0 {
+		return nil, lineAt(src, i), errors.New("the file holds a NUL byte")
+	}
+	if !utf8.ValidString(src) {
+		i := 0
+		for i < len(src) {
+			r, n := utf8.DecodeRuneInString(src[i:])
+			if r == utf8.RuneError && n <= 1 {
+				break
+			}
+			i += n
+		}
+		return nil, lineAt(src, i), errors.New("the file is not valid UTF-8")
+	}
 	tree, err := pg.Parse(src)
 	if err != nil {
 		line := 0
 		var perr *parser.Error
 		if errors.As(err, &perr) && perr.Cursorpos > 0 {
-			line = lineAt(src, perr.Cursorpos-1)
+			// Cursorpos counts characters, not bytes.
+			line = lineAt(src, runeOffset(src, perr.Cursorpos-1))
 		}
 		return nil, line, fmt.Errorf("syntax error: %w", err)
 	}
+	lines := newLineIndex(src)
 	comments, err := allowComments(src)
 	if err != nil {
 		return nil, 0, fmt.Errorf("scan: %w", err)
@@ -118,9 +139,9 @@ func parseFile(path string) ([]statement, int, error) {
 			end = start + int(raw.StmtLen)
 		}
 		first := firstToken(src, start, end)
-		st := statement{file: path, line: lineAt(src, first), text: strings.TrimSpace(src[first:end]), node: raw.Stmt}
+		st := statement{file: path, line: lines.at(first), text: strings.TrimSpace(src[first:end]), node: raw.Stmt}
 		stmtLine := st.line
-		lastLine := lineAt(src, end)
+		lastLine := lines.at(end)
 		for _, c := range comments {
 			// The statement's own span (leading comments included), the
 			// line just before it, or its last line after the semicolon.
@@ -149,6 +170,7 @@ func allowComments(src string) ([]allowNote, error) {
 		return nil, err
 	}
 	var out []allowNote
+	lines := newLineIndex(src)
 	for _, tok := range scan.Tokens {
 		if tok.Token != pg.Token_SQL_COMMENT && tok.Token != pg.Token_C_COMMENT {
 			continue
@@ -161,7 +183,7 @@ func allowComments(src string) ([]allowNote, error) {
 			continue
 		}
 		rules := strings.FieldsFunc(rest, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' || r == ':' })
-		out = append(out, allowNote{pos: int(tok.Start), line: lineAt(src, int(tok.Start)), rules: rules})
+		out = append(out, allowNote{pos: int(tok.Start), line: lines.at(int(tok.Start)), rules: rules})
 	}
 	return out, nil
 }
@@ -195,6 +217,36 @@ func firstToken(src string, start, end int) int {
 
 func lineAt(src string, off int) int {
 	return strings.Count(src[:min(off, len(src))], "\n") + 1
+}
+
+// lineIndex finds the line of an offset in O(log n), for files of many
+// statements.
+type lineIndex []int // offsets of the newlines
+
+func newLineIndex(src string) lineIndex {
+	var ix lineIndex
+	for i := 0; i < len(src); i++ {
+		if src[i] == '\n' {
+			ix = append(ix, i)
+		}
+	}
+	return ix
+}
+
+func (ix lineIndex) at(off int) int {
+	n, _ := slices.BinarySearch(ix, off)
+	return n + 1
+}
+
+// runeOffset is the byte offset of the n-th character of src.
+func runeOffset(src string, n int) int {
+	for i := range src {
+		if n == 0 {
+			return i
+		}
+		n--
+	}
+	return len(src)
 }
 
 func oneLine(s string) string {

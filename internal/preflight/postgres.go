@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -39,14 +41,22 @@ func connectError(err error) error {
 		}
 		return fmt.Errorf("%s (SQLSTATE %s)", pe.Message, pe.Code)
 	}
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return errors.New("connect: timed out")
-		}
-		if inner := errors.Unwrap(ce); inner != nil {
-			return fmt.Errorf("connect: %v", inner)
-		}
+	// pgx's dial errors name the address and host name ("127.0.0.1:5432
+	// (db.internal): dial error: dial tcp ..."): keep only the cause.
+	if errors.Is(err, context.DeadlineExceeded) {
+		return errors.New("connect: timed out")
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return errors.New("connect: the host name does not resolve")
+	}
+	var sys *os.SyscallError
+	if errors.As(err, &sys) {
+		return fmt.Errorf("connect: %v", sys.Err)
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return fmt.Errorf("connect: %s failed", op.Op)
 	}
 	return errors.New("connect failed")
 }
@@ -68,6 +78,16 @@ func (p *postgres) Usage(ctx context.Context) (Usage, error) {
 		return u, err
 	}
 	u.Reserved += reserved
+	// The database's and the role's own limits; superusers are exempt
+	// from both.
+	err = p.conn.QueryRow(ctx, `SELECT current_database(), current_user,
+		CASE WHEN r.rolsuper THEN -1 ELSE d.datconnlimit END,
+		CASE WHEN r.rolsuper THEN -1 ELSE r.rolconnlimit END
+		FROM pg_database d, pg_roles r
+		WHERE d.datname = current_database() AND r.rolname = current_user`).Scan(&u.Database, &u.Role, &u.DatabaseLimit, &u.RoleLimit)
+	if err != nil {
+		return u, err
+	}
 	rows, err := p.conn.Query(ctx, `SELECT coalesce(datname, ''), coalesce(usename, ''), count(*)::int
 		FROM pg_stat_activity
 		WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()

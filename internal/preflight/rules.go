@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Rule is one migration lint rule: what breaks, and the expand/contract
@@ -44,6 +45,8 @@ var Rules = []Rule{
 		"avoid LOCK TABLE in migrations; batch the work in short transactions, with a lock_timeout"},
 	{"reindex", "rebuilds an index without CONCURRENTLY, blocking writes",
 		"REINDEX ... CONCURRENTLY"},
+	{"concurrently-in-transaction", "runs CONCURRENTLY inside a transaction block (BEGIN ... COMMIT), which PostgreSQL refuses: the migration fails there",
+		"put the CONCURRENTLY statement in a file (or a step of the migration tool) of its own, outside BEGIN ... COMMIT"},
 }
 
 // rule returns the rule with id.
@@ -62,21 +65,60 @@ func finding(id, format string, args ...any) Finding {
 	return Finding{Rule: id, Message: fmt.Sprintf(format, args...) + ": " + r.What, Fix: r.Fix}
 }
 
-// checkStatement applies every rule to one statement. created holds the
-// tables created by earlier statements of the same migration set; a
-// CREATE TABLE adds to it.
-func checkStatement(st statement, created map[string]bool) []Finding {
+// lintState is what the rules remember across the statements of one
+// migration set.
+type lintState struct {
+	// created holds the tables created by earlier statements of the
+	// same migration set; a CREATE TABLE adds to it.
+	created map[string]bool
+	// inTx is true between an explicit BEGIN and its COMMIT or ROLLBACK
+	// in the current file.
+	inTx bool
+	// txNotValid holds "table.constraint" added NOT VALID in the current
+	// transaction: validating it in the same one holds the ADD's lock
+	// through the whole scan.
+	txNotValid map[string]bool
+	// notNullCheck maps "table.constraint" to the column of a
+	// CHECK (col IS NOT NULL); notNullValid holds "table.col" once such a
+	// check is validated. PostgreSQL 12+ then sets NOT NULL without a
+	// scan, and the check already refuses the rows it would.
+	notNullCheck map[string]string
+	notNullValid map[string]bool
+}
+
+func newLintState() *lintState {
+	return &lintState{created: map[string]bool{}, txNotValid: map[string]bool{},
+		notNullCheck: map[string]string{}, notNullValid: map[string]bool{}}
+}
+
+// checkStatement applies every rule to one statement.
+func checkStatement(st statement, ls *lintState) []Finding {
+	created := ls.created
 	switch n := st.node.GetNode().(type) {
 	case *pg.Node_CreateStmt:
 		created[relName(n.CreateStmt.Relation)] = true
+	case *pg.Node_ViewStmt:
+		created[relName(n.ViewStmt.View)] = true
 	case *pg.Node_AlterTableStmt:
-		return alterTable(n.AlterTableStmt, created)
+		return alterTable(n.AlterTableStmt, ls)
 	case *pg.Node_DropStmt:
-		return drop(n.DropStmt, created)
+		out := drop(n.DropStmt, created)
+		if n.DropStmt.Concurrent && ls.inTx {
+			out = append(out, finding("concurrently-in-transaction", "DROP INDEX CONCURRENTLY inside BEGIN ... COMMIT"))
+		}
+		return out
 	case *pg.Node_RenameStmt:
 		return rename(n.RenameStmt, created)
+	case *pg.Node_AlterObjectSchemaStmt:
+		a := n.AlterObjectSchemaStmt
+		if (a.ObjectType == pg.ObjectType_OBJECT_TABLE || a.ObjectType == pg.ObjectType_OBJECT_VIEW) && !created[relName(a.Relation)] {
+			return []Finding{finding("rename-table", "ALTER TABLE %s SET SCHEMA %s moves the table", relName(a.Relation), a.Newschema)}
+		}
 	case *pg.Node_IndexStmt:
 		ix := n.IndexStmt
+		if ix.Concurrent && ls.inTx {
+			return []Finding{finding("concurrently-in-transaction", "CREATE INDEX CONCURRENTLY %s inside BEGIN ... COMMIT", ix.Idxname)}
+		}
 		if !ix.Concurrent && !created[relName(ix.Relation)] {
 			return []Finding{finding("create-index", "CREATE INDEX %s ON %s without CONCURRENTLY", ix.Idxname, relName(ix.Relation))}
 		}
@@ -94,18 +136,39 @@ func checkStatement(st statement, created map[string]bool) []Finding {
 			names = append(names, relName(r.GetRangeVar()))
 		}
 		return []Finding{finding("lock-table", "LOCK TABLE %s", strings.Join(names, ", "))}
+	case *pg.Node_TruncateStmt:
+		var names []string
+		for _, r := range n.TruncateStmt.Relations {
+			if name := relName(r.GetRangeVar()); !created[name] {
+				names = append(names, name)
+			}
+		}
+		if len(names) > 0 {
+			return []Finding{finding("lock-table", "TRUNCATE %s empties the table under an ACCESS EXCLUSIVE lock", strings.Join(names, ", "))}
+		}
 	case *pg.Node_ReindexStmt:
 		if !hasOption(n.ReindexStmt.Params, "concurrently") {
 			return []Finding{finding("reindex", "REINDEX without CONCURRENTLY")}
 		}
+		if ls.inTx {
+			return []Finding{finding("concurrently-in-transaction", "REINDEX CONCURRENTLY inside BEGIN ... COMMIT")}
+		}
 	case *pg.Node_TransactionStmt:
+		switch n.TransactionStmt.Kind {
+		case pg.TransactionStmtKind_TRANS_STMT_BEGIN, pg.TransactionStmtKind_TRANS_STMT_START:
+			ls.inTx = true
+		case pg.TransactionStmtKind_TRANS_STMT_COMMIT, pg.TransactionStmtKind_TRANS_STMT_ROLLBACK,
+			pg.TransactionStmtKind_TRANS_STMT_PREPARE:
+			ls.inTx = false
+			clear(ls.txNotValid)
+		}
 	}
 	return nil
 }
 
-func alterTable(a *pg.AlterTableStmt, created map[string]bool) []Finding {
+func alterTable(a *pg.AlterTableStmt, ls *lintState) []Finding {
 	table := relName(a.Relation)
-	if created[table] || a.Objtype != pg.ObjectType_OBJECT_TABLE {
+	if ls.created[table] || a.Objtype != pg.ObjectType_OBJECT_TABLE {
 		return nil
 	}
 	var out []Finding
@@ -118,9 +181,26 @@ func alterTable(a *pg.AlterTableStmt, created map[string]bool) []Finding {
 		case pg.AlterTableType_AT_DropColumn:
 			out = append(out, finding("drop-column", "ALTER TABLE %s DROP COLUMN %s", table, cmd.Name))
 		case pg.AlterTableType_AT_AlterColumnType:
-			out = append(out, finding("alter-column-type", "ALTER TABLE %s ALTER COLUMN %s TYPE %s", table, cmd.Name, typeName(cmd.Def.GetColumnDef().GetTypeName())))
+			typ := typeName(cmd.Def.GetColumnDef().GetTypeName())
+			f := finding("alter-column-type", "ALTER TABLE %s ALTER COLUMN %s TYPE %s", table, cmd.Name, typ)
+			if typ == "varchar" || typ == "text" {
+				// Only the old type tells a rewrite from a widening, and
+				// the lint sees only this release's SQL.
+				f.Message += " (if it only widens a varchar, or makes it text, PostgreSQL rewrites nothing and old writes still fit: accept it with -- cutover:allow alter-column-type)"
+			}
+			out = append(out, f)
 		case pg.AlterTableType_AT_SetNotNull:
-			out = append(out, finding("set-not-null", "ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", table, cmd.Name))
+			if !ls.notNullValid[table+"."+cmd.Name] {
+				out = append(out, finding("set-not-null", "ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", table, cmd.Name))
+			}
+		case pg.AlterTableType_AT_ValidateConstraint:
+			key := table + "." + cmd.Name
+			if ls.inTx && ls.txNotValid[key] {
+				out = append(out, finding("add-constraint", "ALTER TABLE %s VALIDATE CONSTRAINT %s in the transaction that added it NOT VALID holds the ADD's lock through the validation", table, cmd.Name))
+			}
+			if col, ok := ls.notNullCheck[key]; ok {
+				ls.notNullValid[table+"."+col] = true
+			}
 		case pg.AlterTableType_AT_ColumnDefault:
 			if cmd.Def == nil {
 				out = append(out, finding("drop-default", "ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT", table, cmd.Name))
@@ -128,8 +208,20 @@ func alterTable(a *pg.AlterTableStmt, created map[string]bool) []Finding {
 		case pg.AlterTableType_AT_AddColumn:
 			out = append(out, addColumn(table, cmd.Def.GetColumnDef())...)
 		case pg.AlterTableType_AT_AddConstraint:
-			if f, ok := addConstraint(table, cmd.Def.GetConstraint()); ok {
+			c := cmd.Def.GetConstraint()
+			if f, ok := addConstraint(table, c); ok {
 				out = append(out, f)
+			}
+			if c != nil && c.SkipValidation && ls.inTx {
+				ls.txNotValid[table+"."+c.Conname] = true
+			}
+			if col := notNullColumn(c); col != "" {
+				if c.Conname != "" {
+					ls.notNullCheck[table+"."+c.Conname] = col
+				}
+				if !c.SkipValidation {
+					ls.notNullValid[table+"."+col] = true
+				}
 			}
 		case pg.AlterTableType_AT_SetTableSpace:
 			out = append(out, finding("table-rewrite", "ALTER TABLE %s SET TABLESPACE %s", table, cmd.Name))
@@ -173,7 +265,7 @@ func addColumn(table string, col *pg.ColumnDef) []Finding {
 		out = append(out, finding("table-rewrite", "ALTER TABLE %s ADD COLUMN %s %s fills every existing row from a sequence", table, col.Colname, typ))
 	case def != nil && volatile(def):
 		out = append(out, finding("table-rewrite", "ALTER TABLE %s ADD COLUMN %s with a volatile DEFAULT", table, col.Colname))
-	case notNull && def == nil:
+	case notNull && (def == nil || def.GetAConst().GetIsnull()):
 		out = append(out, finding("add-column-not-null", "ALTER TABLE %s ADD COLUMN %s %s NOT NULL without DEFAULT", table, col.Colname, typ))
 	}
 	return out
@@ -212,7 +304,27 @@ func addConstraint(table string, c *pg.Constraint) (Finding, bool) {
 	if c.Contype != pg.ConstrType_CONSTR_CHECK && c.Contype != pg.ConstrType_CONSTR_FOREIGN {
 		how = "built in place, not USING INDEX"
 	}
-	return finding("add-constraint", "ALTER TABLE %s ADD CONSTRAINT%s %s %s", table, name, kind, how), true
+	locks := ""
+	if c.Contype == pg.ConstrType_CONSTR_FOREIGN && c.Pktable != nil {
+		locks = fmt.Sprintf(" (its validation also locks %s against writes)", relName(c.Pktable))
+	}
+	return finding("add-constraint", "ALTER TABLE %s ADD CONSTRAINT%s %s %s%s", table, name, kind, how, locks), true
+}
+
+// notNullColumn is col of a CHECK (col IS NOT NULL) constraint, else "".
+func notNullColumn(c *pg.Constraint) string {
+	if c == nil || c.Contype != pg.ConstrType_CONSTR_CHECK {
+		return ""
+	}
+	nt := c.RawExpr.GetNullTest()
+	if nt == nil || nt.Nulltesttype != pg.NullTestType_IS_NOT_NULL {
+		return ""
+	}
+	fields := nt.Arg.GetColumnRef().GetFields()
+	if len(fields) != 1 {
+		return ""
+	}
+	return fields[0].GetString_().GetSval()
 }
 
 func drop(d *pg.DropStmt, created map[string]bool) []Finding {
@@ -223,6 +335,11 @@ func drop(d *pg.DropStmt, created map[string]bool) []Finding {
 		case pg.ObjectType_OBJECT_TABLE:
 			if !created[name] {
 				out = append(out, finding("drop-table", "DROP TABLE %s", name))
+			}
+		case pg.ObjectType_OBJECT_VIEW, pg.ObjectType_OBJECT_MATVIEW:
+			// The old version may read through a view as through a table.
+			if !created[name] {
+				out = append(out, finding("drop-table", "DROP VIEW %s", name))
 			}
 		case pg.ObjectType_OBJECT_INDEX:
 			if !d.Concurrent {
@@ -243,6 +360,8 @@ func rename(r *pg.RenameStmt, created map[string]bool) []Finding {
 		return []Finding{finding("rename-column", "ALTER TABLE %s RENAME COLUMN %s TO %s", table, r.Subname, r.Newname)}
 	case pg.ObjectType_OBJECT_TABLE:
 		return []Finding{finding("rename-table", "ALTER TABLE %s RENAME TO %s", table, r.Newname)}
+	case pg.ObjectType_OBJECT_VIEW, pg.ObjectType_OBJECT_MATVIEW:
+		return []Finding{finding("rename-table", "ALTER VIEW %s RENAME TO %s", table, r.Newname)}
 	}
 	return nil
 }
@@ -252,40 +371,42 @@ func rename(r *pg.RenameStmt, created map[string]bool) []Finding {
 var volatileFuncs = map[string]bool{
 	"random": true, "gen_random_uuid": true, "uuid_generate_v1": true, "uuid_generate_v4": true,
 	"clock_timestamp": true, "timeofday": true, "nextval": true, "txid_current": true, "random_normal": true,
+	"uuidv4": true, "uuidv7": true, "uuid_generate_v1mc": true, "gen_random_bytes": true, "currval": true, "setval": true,
 }
 
-// volatile reports whether an expression calls a volatile function.
+// volatile reports whether an expression calls a volatile function,
+// anywhere in it (CASE, COALESCE, casts, operators, sub-expressions):
+// the walk goes over every field of the parse tree.
 func volatile(n *pg.Node) bool {
 	found := false
-	var walk func(*pg.Node)
-	walk = func(n *pg.Node) {
-		if n == nil || found {
+	var walk func(protoreflect.Message)
+	walk = func(m protoreflect.Message) {
+		if found || !m.IsValid() {
 			return
 		}
-		switch x := n.GetNode().(type) {
-		case *pg.Node_FuncCall:
-			if len(x.FuncCall.Funcname) > 0 {
-				last := x.FuncCall.Funcname[len(x.FuncCall.Funcname)-1].GetString_().GetSval()
-				if volatileFuncs[strings.ToLower(last)] {
-					found = true
-					return
-				}
-			}
-			for _, a := range x.FuncCall.Args {
-				walk(a)
-			}
-		case *pg.Node_TypeCast:
-			walk(x.TypeCast.Arg)
-		case *pg.Node_AExpr:
-			walk(x.AExpr.Lexpr)
-			walk(x.AExpr.Rexpr)
-		case *pg.Node_CoalesceExpr:
-			for _, a := range x.CoalesceExpr.Args {
-				walk(a)
+		if fc, ok := m.Interface().(*pg.FuncCall); ok && len(fc.Funcname) > 0 {
+			last := fc.Funcname[len(fc.Funcname)-1].GetString_().GetSval()
+			if volatileFuncs[strings.ToLower(last)] {
+				found = true
+				return
 			}
 		}
+		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			switch {
+			case fd.IsList() && fd.Kind() == protoreflect.MessageKind:
+				l := v.List()
+				for i := 0; i < l.Len() && !found; i++ {
+					walk(l.Get(i).Message())
+				}
+			case !fd.IsList() && !fd.IsMap() && fd.Kind() == protoreflect.MessageKind:
+				walk(v.Message())
+			}
+			return !found
+		})
 	}
-	walk(n)
+	if n != nil {
+		walk(n.ProtoReflect())
+	}
 	return found
 }
 

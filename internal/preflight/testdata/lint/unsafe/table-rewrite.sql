@@ -6,3 +6,7 @@ ALTER TABLE users ADD COLUMN seq bigserial;
 VACUUM FULL users;
 -- want table-rewrite
 ALTER TABLE users SET TABLESPACE fast_disks;
+-- want table-rewrite
+ALTER TABLE users ADD COLUMN bucket int DEFAULT CASE WHEN random() < 0.5 THEN 1 ELSE 2 END;
+-- want table-rewrite
+ALTER TABLE users ADD COLUMN tag text DEFAULT lower(md5(random()::text) || 'x');

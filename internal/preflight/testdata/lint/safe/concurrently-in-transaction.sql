@@ -1,0 +1,10 @@
+BEGIN;
+ALTER TABLE orders ADD COLUMN note text;
+COMMIT;
+CREATE INDEX CONCURRENTLY orders_note_idx ON orders (note);
+DROP INDEX CONCURRENTLY orders_old_idx;
+REINDEX INDEX CONCURRENTLY orders_created_at_idx;
+START TRANSACTION;
+ALTER TABLE orders ADD COLUMN note2 text;
+ROLLBACK;
+CREATE INDEX CONCURRENTLY orders_note2_idx ON orders (note2);
