@@ -194,6 +194,13 @@ func (c *Controller) drain(ctx context.Context, color route.Color) error {
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := c.opts.Router.Drain(dctx, color); err != nil && ctx.Err() == nil {
+		var sr *StillRoutedError
+		if errors.As(err, &sr) {
+			// The engine still sends it traffic: stopping it would fail
+			// those requests. The job is deferred and runs again.
+			c.log.Warn("not stopping a colour the router still sends traffic", "color", color, "err", err)
+			return &liveDownError{fmt.Sprintf("not stopping %s: %v", color, err)}
+		}
 		// Past the drain timeout the pool is stopped anyway, as promised.
 		c.log.Warn("drain incomplete", "color", color, "err", err)
 	}

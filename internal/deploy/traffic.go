@@ -68,6 +68,18 @@ type PauseError struct {
 func (e *PauseError) Error() string { return e.Err.Error() }
 func (e *PauseError) Unwrap() error { return e.Err }
 
+// StillRoutedError is an error from Router.Drain: the engine outside the
+// process still sends the colour traffic (the write that takes its weight
+// away has not been made: the engine's API keeps failing, or its weights
+// were changed behind cutover's back). The pool must not be stopped: the
+// job that drains it is deferred and runs again later.
+type StillRoutedError struct {
+	Err error
+}
+
+func (e *StillRoutedError) Error() string { return e.Err.Error() }
+func (e *StillRoutedError) Unwrap() error { return e.Err }
+
 // routerPauses reports whether err from SetSplit asks for a pause.
 func routerPauses(err error) bool {
 	var pe *PauseError

@@ -18,6 +18,10 @@
 //   - A call that keeps failing after the SDK's retries (throttling,
 //     5xx) pauses the deployment at the split the ALB still serves; the
 //     router keeps trying to write the split the controller last asked for.
+//   - A colour is drained only once the listener (rule) read back gives
+//     its target group weight 0: until then Drain returns a
+//     deploy.StillRoutedError and the controller does not stop the pool
+//     (a rollback whose write failed leaves the candidate running).
 //   - Target group stickiness settings in the forward action are kept as
 //     the user set them.
 //
@@ -177,13 +181,7 @@ func (r *Router) SetSplit(live route.Color, w float64) error {
 	r.mu.Lock()
 	first := r.first
 	r.first = false
-	old := r.want
 	r.live, r.weight, r.want = live, w, want
-	for _, c := range route.Colors {
-		if want[r.opts.TargetGroups[c]] == 0 && (old == nil || old[r.opts.TargetGroups[c]] != 0) {
-			r.zeroAt[c] = time.Now()
-		}
-	}
 	r.mu.Unlock()
 	if r.opts.Local != nil {
 		if err := r.opts.Local.SetSplit(live, w); err != nil {
@@ -288,10 +286,25 @@ func (r *Router) setPending(want map[string]int64, why string) {
 func (r *Router) written(want map[string]int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.actual, r.readAt = want, time.Now()
+	r.sawLocked(want)
 	if equalWeights(r.want, want) {
 		r.pending = ""
 	}
+}
+
+// sawLocked records weights the ALB holds (read or written) and, for a
+// target group whose weight has just reached 0 there, when it did: the
+// drain's deregistration delay counts from the ALB's change, not from
+// when the controller asked for it (a write may fail and be made later).
+func (r *Router) sawLocked(cur map[string]int64) {
+	now := time.Now()
+	for _, c := range route.Colors {
+		tg := r.opts.TargetGroups[c]
+		if cur[tg] == 0 && (r.actual == nil || r.actual[tg] != 0 || r.zeroAt[c].IsZero()) {
+			r.zeroAt[c] = now
+		}
+	}
+	r.actual, r.readAt = cur, now
 }
 
 // read returns the forward weights of the listener's default action (or
@@ -422,16 +435,40 @@ func (r *Router) Split() (route.Color, float64) {
 	return r.live, r.weight
 }
 
-// Drain waits, within ctx, for the target group's deregistration delay
-// to pass since its weight reached 0 (what the ALB gives a request in
-// flight), and for the local router's drain.
+// Drain waits, within ctx, until the ALB itself gives the colour's target
+// group weight 0 (read from the listener or rule, not taken from what the
+// controller asked for: a write that failed or was refused leaves the
+// colour routed), then for its deregistration delay to pass since that
+// change (what the ALB gives a request in flight), and for the local
+// router's drain. While the ALB still routes the colour when ctx ends it
+// returns a *deploy.StillRoutedError: the pool must not be stopped.
 func (r *Router) Drain(ctx context.Context, color route.Color) error {
 	if r.opts.Local != nil {
 		if err := r.opts.Local.Drain(ctx, color); err != nil {
 			return err
 		}
 	}
-	delay := r.deregistrationDelay(ctx, r.opts.TargetGroups[color&1])
+	tg := r.opts.TargetGroups[color&1]
+	for {
+		cur, _, err := r.read(ctx)
+		if err == nil {
+			r.mu.Lock()
+			r.sawLocked(cur)
+			r.mu.Unlock()
+			if cur[tg] == 0 {
+				break
+			}
+			err = fmt.Errorf("%s still gives %s target group %s weight %d", r.what(), color, tg, cur[tg])
+		}
+		t := time.NewTimer(min(r.opts.Poll, 200*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return &deploy.StillRoutedError{Err: fmt.Errorf("drain %s: %w", color, err)}
+		case <-t.C:
+		}
+	}
+	delay := r.deregistrationDelay(ctx, tg)
 	r.mu.Lock()
 	since := r.zeroAt[color&1]
 	r.mu.Unlock()
@@ -602,7 +639,7 @@ func (r *Router) poll(ctx context.Context) {
 		return
 	}
 	r.mu.Lock()
-	r.actual, r.readAt = cur, time.Now()
+	r.sawLocked(cur)
 	want, pending := r.want, r.pending
 	r.mu.Unlock()
 	if err := r.opts.Ledger.Check(r.what(), cur); err != nil {

@@ -16,8 +16,10 @@
 //     and compared with what cutover last wrote (the ledger in the state
 //     directory); records changed behind cutover's back are not
 //     overwritten: the change is refused and the deployment pauses.
-//   - A demoted colour's Drain lasts until the TTL has passed since its
-//     weight reached 0; Sealed is false, so the controller then waits
+//   - A demoted colour's Drain lasts until Route53 itself holds weight 0
+//     for it (a refused or failed write leaves it resolved: Drain then
+//     returns a deploy.StillRoutedError and the pool is not stopped) and
+//     the TTL has passed since that change; Sealed is false, so the controller then waits
 //     until CloudWatch has counted no request to it for quiet_period
 //     (clients that ignore TTLs are real) before it is stopped.
 //
@@ -173,13 +175,7 @@ func (r *Router) SetSplit(live route.Color, w float64) error {
 	r.mu.Lock()
 	first := r.first
 	r.first = false
-	old := r.want
 	r.live, r.weight, r.want, r.settle = live, w, want, 0
-	for _, c := range route.Colors {
-		if want[c.String()] == 0 && (old == nil || old[c.String()] != 0) {
-			r.zeroAt[c] = time.Now()
-		}
-	}
 	r.mu.Unlock()
 	if r.opts.Local != nil {
 		if err := r.opts.Local.SetSplit(live, w); err != nil {
@@ -304,13 +300,35 @@ func (r *Router) failed(want map[string]int64, err error) error {
 func (r *Router) written(want map[string]int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.actual, r.readAt = want, time.Now()
+	r.sawLocked(want)
 	if equal(r.want, want) {
 		r.pending = ""
 	}
 }
 
 // read returns the weights of the blue and green records.
+// sawLocked records the weights Route53 holds (read or written) and, for
+// a colour whose weight has just reached 0 there, when it did: the TTL a
+// drain waits counts from Route53's change, not from when the controller
+// asked for it (a write may fail and be made later). On the first read
+// after a start, a 0 the ledger says cutover wrote counts from then.
+func (r *Router) sawLocked(cur map[string]int64) {
+	now := time.Now()
+	for _, c := range route.Colors {
+		if cur[c.String()] != 0 {
+			continue
+		}
+		switch {
+		case r.actual != nil && r.actual[c.String()] != 0, r.zeroAt[c].IsZero():
+			r.zeroAt[c] = now
+			if last := r.opts.Ledger.Last(); r.actual == nil && last != nil && last.Equal(cur) {
+				r.zeroAt[c] = last.At
+			}
+		}
+	}
+	r.actual, r.readAt = cur, now
+}
+
 func (r *Router) read(ctx context.Context) (map[string]int64, error) {
 	out, err := r.opts.Client.ListResourceRecordSets(ctx, &r53.ListResourceRecordSetsInput{HostedZoneId: aws.String(r.opts.ZoneID),
 		StartRecordName: aws.String(r.opts.Record), StartRecordType: types.RRType(r.opts.Type), MaxItems: aws.Int32(10)})
@@ -352,12 +370,35 @@ func (r *Router) Split() (route.Color, float64) {
 	return r.live, r.weight
 }
 
-// Drain returns once the TTL has passed since the colour's weight reached
-// 0 (resolvers have dropped the record), or ctx ends.
+// Drain returns once Route53 holds weight 0 for the colour and the TTL has
+// passed since it did (resolvers have dropped the record), or ctx ends: a
+// *deploy.StillRoutedError while Route53 still resolves to the colour.
 func (r *Router) Drain(ctx context.Context, color route.Color) error {
 	if r.opts.Local != nil {
 		if err := r.opts.Local.Drain(ctx, color); err != nil {
 			return err
+		}
+	}
+	// Route53 itself must hold weight 0 for the colour and some weight for
+	// the other (both at 0 would split evenly): a write that failed or was
+	// refused leaves the colour resolved, and its pool must not stop.
+	for {
+		cur, err := r.read(ctx)
+		if err == nil {
+			r.mu.Lock()
+			r.sawLocked(cur)
+			r.mu.Unlock()
+			if cur[color.String()] == 0 && cur[color.Other().String()] > 0 {
+				break
+			}
+			err = fmt.Errorf("%s gives %s weight %d and %s weight %d", r.what(), color, cur[color.String()], color.Other(), cur[color.Other().String()])
+		}
+		t := time.NewTimer(min(r.opts.Poll, 200*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return &deploy.StillRoutedError{Err: fmt.Errorf("drain %s: %w", color, err)}
+		case <-t.C:
 		}
 	}
 	r.mu.Lock()
@@ -365,9 +406,6 @@ func (r *Router) Drain(ctx context.Context, color route.Color) error {
 	r.mu.Unlock()
 	if since.IsZero() {
 		since = time.Now()
-		if last := r.opts.Ledger.Last(); last != nil && last.Weights[color.String()] == 0 {
-			since = last.At
-		}
 	}
 	wait := time.Until(since.Add(r.opts.TTL))
 	if wait <= 0 {
@@ -468,7 +506,7 @@ func (r *Router) Run(ctx context.Context) {
 	for {
 		if cur, err := r.read(ctx); err == nil {
 			r.mu.Lock()
-			r.actual, r.readAt = cur, time.Now()
+			r.sawLocked(cur)
 			want, pending := r.want, r.pending
 			r.mu.Unlock()
 			if err := r.opts.Ledger.Check(r.what(), cur); err != nil {
