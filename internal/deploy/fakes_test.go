@@ -48,6 +48,9 @@ type fakeRouter struct {
 	// drainRouted makes Drain answer a StillRoutedError, as an ALB or
 	// Route53 router does while its engine still gives the colour weight.
 	drainRouted bool
+	// lag is CountsLag: how long its counts trail what it serves, as a
+	// CloudWatch-fed router's do.
+	lag time.Duration
 	// seals makes a drained colour sealed, as the embedded router's is;
 	// without it the fake stands for a DNS-like router whose drained pools
 	// may still be reached, so that retirement waits for the quiet period.
@@ -68,6 +71,12 @@ func (r *fakeRouter) SetSplit(live route.Color, w float64) error {
 	}
 	r.splits = append(r.splits, fmt.Sprintf("%s:%g", live, w))
 	return nil
+}
+
+func (r *fakeRouter) CountsLag() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lag
 }
 
 func (r *fakeRouter) Split() (route.Color, float64) {

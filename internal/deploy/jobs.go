@@ -179,6 +179,10 @@ func (c *Controller) drainStop(ctx context.Context, color route.Color, quiet tim
 	if quiet > 0 && c.opts.Router.Sealed(color) {
 		c.log.Info("drained colour is sealed: stopping it without waiting for the quiet period", "color", color, "quiet_period", quiet)
 	} else if quiet > 0 {
+		if lag := c.countsLag(); lag > 0 {
+			c.log.Info("waiting for the quiet period on top of the router's counts lag", "color", color, "quiet_period", quiet, "lag", lag)
+			quiet += lag
+		}
 		if err := c.waitQuiet(ctx, color, quiet); err != nil {
 			return err
 		}

@@ -43,3 +43,39 @@ func TestRollbackDoesNotStopAPoolStillRouted(t *testing.T) {
 		}
 	})
 }
+
+// TestQuietPeriodCountsOnTopOfTheRoutersLag: a router whose counts come
+// from CloudWatch sees a period's requests only once the period has been
+// published (every minute here), so a pool that a sticky client still
+// uses looks unchanged for a minute at a time; with quiet_period 10s it
+// must not be retired between two publications, only once no request
+// was published for quiet_period on top of the lag.
+func TestQuietPeriodCountsOnTopOfTheRoutersLag(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		svc := testService()
+		svc.Policy.KeepPrevious = time.Minute
+		h := newHarness(t, svc, newFakeStore())
+		h.router.mu.Lock()
+		h.router.lag = time.Minute
+		h.router.mu.Unlock()
+		h.start()
+		h.firstLive()
+		h.deploy("v2", StrategyAllAtOnce)
+		h.waitPhase(PhaseIdle, time.Minute)
+		// A sticky client keeps using blue; CloudWatch publishes its
+		// requests once a minute, for four minutes.
+		for range 4 {
+			time.Sleep(time.Minute)
+			h.router.mu.Lock()
+			h.router.counts[route.Blue].Requests += 30
+			h.router.mu.Unlock()
+			if h.rt.pools()[route.Blue] != "v1" {
+				t.Fatal("blue retired between two CloudWatch publications of its requests")
+			}
+		}
+		time.Sleep(2 * time.Minute)
+		if _, ok := h.rt.pools()[route.Blue]; ok || h.c.Status().Previous != nil {
+			t.Fatalf("blue not retired 2m after its last published request: pools %v", h.rt.pools())
+		}
+	})
+}

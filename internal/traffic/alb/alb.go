@@ -104,7 +104,11 @@ type Options struct {
 	// LoadBalancer5xx, when set, returns the load balancers' own 5xx
 	// count since start and whether it is known, for status.
 	LoadBalancer5xx func() (uint64, bool)
-	Logger          *slog.Logger
+	// CountsLag is how long Counts trail what is served (CloudWatch's
+	// metric period and publication delay): the controller waits the
+	// quiet period on top of it (deploy.Lagged).
+	CountsLag time.Duration
+	Logger    *slog.Logger
 }
 
 // Router implements deploy.Router with an ALB.
@@ -132,6 +136,7 @@ type Router struct {
 var (
 	_ deploy.Router          = (*Router)(nil)
 	_ deploy.TrafficReporter = (*Router)(nil)
+	_ deploy.Lagged          = (*Router)(nil)
 )
 
 // New returns a Router; Run polls health and the listener.
@@ -506,6 +511,9 @@ func (r *Router) deregistrationDelay(ctx context.Context, tg string) time.Durati
 	}
 	return 300 * time.Second
 }
+
+// CountsLag implements deploy.Lagged.
+func (r *Router) CountsLag() time.Duration { return r.opts.CountsLag }
 
 // Counts returns the analysis source's counters for the colour.
 func (r *Router) Counts(color route.Color) metrics.Counts {

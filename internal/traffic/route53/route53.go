@@ -91,7 +91,11 @@ type Options struct {
 	// LoadBalancer5xx, when set, returns the load balancers' own 5xx
 	// count since start and whether it is known, for status.
 	LoadBalancer5xx func() (uint64, bool)
-	Logger          *slog.Logger
+	// CountsLag is how long Counts trail what is served (CloudWatch's
+	// metric period and publication delay): the controller waits the
+	// quiet period on top of it (deploy.Lagged).
+	CountsLag time.Duration
+	Logger    *slog.Logger
 }
 
 // Router implements deploy.Router with Route53 weighted records.
@@ -118,6 +122,7 @@ var (
 	_ deploy.Router          = (*Router)(nil)
 	_ deploy.Settler         = (*Router)(nil)
 	_ deploy.TrafficReporter = (*Router)(nil)
+	_ deploy.Lagged          = (*Router)(nil)
 )
 
 // New returns a Router.
@@ -421,6 +426,9 @@ func (r *Router) Drain(ctx context.Context, color route.Color) error {
 		return nil
 	}
 }
+
+// CountsLag implements deploy.Lagged.
+func (r *Router) CountsLag() time.Duration { return r.opts.CountsLag }
 
 // Counts returns the analysis source's counters for the colour.
 func (r *Router) Counts(color route.Color) metrics.Counts {
