@@ -47,6 +47,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -222,7 +223,7 @@ func (r *Router) write(ctx context.Context, want map[string]int64) error {
 			return err
 		}
 	}
-	cur, action, err := r.read(ctx)
+	cur, actions, err := r.read(ctx)
 	if err != nil {
 		return r.failed(want, err)
 	}
@@ -247,11 +248,11 @@ func (r *Router) write(ctx context.Context, want map[string]int64) error {
 	if err := r.opts.Ledger.Begin(want, time.Now()); err != nil {
 		return err // nothing was called
 	}
-	fwd := forward(action, r.opts.TargetGroups, want)
+	all := withForward(actions, r.opts.TargetGroups, want)
 	if r.opts.RuleARN != "" {
-		_, err = r.opts.Client.ModifyRule(ctx, &elb.ModifyRuleInput{RuleArn: aws.String(r.opts.RuleARN), Actions: []types.Action{fwd}})
+		_, err = r.opts.Client.ModifyRule(ctx, &elb.ModifyRuleInput{RuleArn: aws.String(r.opts.RuleARN), Actions: all})
 	} else {
-		_, err = r.opts.Client.ModifyListener(ctx, &elb.ModifyListenerInput{ListenerArn: aws.String(r.opts.ListenerARN), DefaultActions: []types.Action{fwd}})
+		_, err = r.opts.Client.ModifyListener(ctx, &elb.ModifyListenerInput{ListenerArn: aws.String(r.opts.ListenerARN), DefaultActions: all})
 	}
 	if err != nil {
 		// The ledger keeps the write as pending: the ALB holds either
@@ -313,38 +314,73 @@ func (r *Router) sawLocked(cur map[string]int64) {
 }
 
 // read returns the forward weights of the listener's default action (or
-// the rule's actions) and that forward action.
-func (r *Router) read(ctx context.Context) (map[string]int64, types.Action, error) {
+// the rule's actions) and all its actions.
+func (r *Router) read(ctx context.Context) (map[string]int64, []types.Action, error) {
 	var actions []types.Action
 	if r.opts.RuleARN != "" {
 		out, err := r.opts.Client.DescribeRules(ctx, &elb.DescribeRulesInput{RuleArns: []string{r.opts.RuleARN}})
 		if err != nil {
-			return nil, types.Action{}, fmt.Errorf("DescribeRules %s: %w", r.opts.RuleARN, err)
+			return nil, nil, fmt.Errorf("DescribeRules %s: %w", r.opts.RuleARN, err)
 		}
 		if len(out.Rules) != 1 {
-			return nil, types.Action{}, fmt.Errorf("DescribeRules %s: %d rules", r.opts.RuleARN, len(out.Rules))
+			return nil, nil, fmt.Errorf("DescribeRules %s: %d rules", r.opts.RuleARN, len(out.Rules))
 		}
 		actions = out.Rules[0].Actions
 	} else {
 		out, err := r.opts.Client.DescribeListeners(ctx, &elb.DescribeListenersInput{ListenerArns: []string{r.opts.ListenerARN}})
 		if err != nil {
-			return nil, types.Action{}, fmt.Errorf("DescribeListeners %s: %w", r.opts.ListenerARN, err)
+			return nil, nil, fmt.Errorf("DescribeListeners %s: %w", r.opts.ListenerARN, err)
 		}
 		if len(out.Listeners) != 1 {
-			return nil, types.Action{}, fmt.Errorf("DescribeListeners %s: %d listeners", r.opts.ListenerARN, len(out.Listeners))
+			return nil, nil, fmt.Errorf("DescribeListeners %s: %d listeners", r.opts.ListenerARN, len(out.Listeners))
 		}
 		actions = out.Listeners[0].DefaultActions
 	}
 	for _, a := range actions {
-		if a.Type != types.ActionTypeEnumForward {
-			continue
+		if a.Type == types.ActionTypeEnumForward {
+			return Weights(a), actions, nil
 		}
-		return Weights(a), a, nil
 	}
-	if len(actions) > 0 {
-		return map[string]int64{}, actions[0], nil
+	return map[string]int64{}, actions, nil
+}
+
+// withForward is the actions with their forward action (or, when there is
+// none, their fixed-response or redirect action) replaced by the weighted
+// forward: the authenticate-oidc / authenticate-cognito actions before it
+// are kept as they are, so that a weight change never turns a listener's
+// or rule's authentication off.
+func withForward(actions []types.Action, tgs [2]string, want map[string]int64) []types.Action {
+	terminal := -1
+	for i, a := range actions {
+		switch a.Type {
+		case types.ActionTypeEnumForward:
+			terminal = i
+		case types.ActionTypeEnumFixedResponse, types.ActionTypeEnumRedirect:
+			if terminal < 0 || actions[terminal].Type != types.ActionTypeEnumForward {
+				terminal = i
+			}
+		}
 	}
-	return map[string]int64{}, types.Action{}, nil
+	if terminal < 0 {
+		if len(actions) == 0 {
+			return []types.Action{forward(types.Action{}, tgs, want)}
+		}
+		// Only authenticate actions (which AWS would refuse): the forward
+		// goes after them.
+		last := actions[len(actions)-1]
+		fwd := forward(types.Action{}, tgs, want)
+		if last.Order != nil {
+			fwd.Order = aws.Int32(*last.Order + 1)
+		}
+		return append(slices.Clone(actions), fwd)
+	}
+	out := slices.Clone(actions)
+	cur := actions[terminal]
+	if cur.Type != types.ActionTypeEnumForward {
+		cur = types.Action{Order: cur.Order}
+	}
+	out[terminal] = forward(cur, tgs, want)
+	return out
 }
 
 // Weights reads a forward action's weights by target group ARN; a forward
