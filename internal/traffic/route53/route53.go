@@ -32,7 +32,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -215,6 +217,15 @@ func (r *Router) write(ctx context.Context, want map[string]int64) (bool, error)
 		r.mu.Unlock()
 		return false, &deploy.PauseError{Err: err}
 	}
+	for _, id := range slices.Sorted(maps.Keys(cur)) {
+		if id != "blue" && id != "green" && cur[id] > 0 {
+			err := fmt.Errorf("%s: the weighted record with set identifier %q has weight %d: it takes a share of the traffic cutover moves between blue and green; set it to 0 or delete it", r.what(), id, cur[id])
+			r.mu.Lock()
+			r.drift, r.pending = err.Error(), "refused: "+err.Error()
+			r.mu.Unlock()
+			return false, &deploy.PauseError{Err: err}
+		}
+	}
 	r.mu.Lock()
 	r.drift = ""
 	r.mu.Unlock()
@@ -346,9 +357,11 @@ func (r *Router) read(ctx context.Context) (map[string]int64, error) {
 			continue
 		}
 		id := aws.ToString(rs.SetIdentifier)
-		if id != "blue" && id != "green" {
-			continue
+		if id == "" || rs.Weight == nil {
+			continue // the preview or failover records, not weighted
 		}
+		// Weighted records of other set identifiers share the name's
+		// traffic too: they are read, so that one with weight is drift.
 		got[id] = aws.ToInt64(rs.Weight)
 	}
 	return got, nil
