@@ -229,12 +229,16 @@ func (r *Router) write(ctx context.Context, want map[string]int64) (bool, error)
 	r.mu.Lock()
 	r.drift = ""
 	r.mu.Unlock()
-	if equal(cur, want) {
-		if last := r.opts.Ledger.Last(); last == nil || !last.Equal(cur) {
-			if err := r.opts.Ledger.Adopt(cur, time.Now()); err != nil {
-				return false, err
-			}
+	// The engine holds what the ledger allows: the last write, or the
+	// one in progress (a call that timed out, or failed after the engine
+	// took it). Record it as the last write, so that the next check
+	// compares with what the engine holds, not with an older split.
+	if last := r.opts.Ledger.Last(); last == nil || !last.Equal(cur) {
+		if err := r.opts.Ledger.Adopt(cur, time.Now()); err != nil {
+			return false, err
 		}
+	}
+	if equal(cur, want) {
 		r.written(want)
 		return false, nil
 	}
