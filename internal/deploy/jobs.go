@@ -201,9 +201,14 @@ func (c *Controller) drain(ctx context.Context, color route.Color) error {
 		var sr *StillRoutedError
 		if errors.As(err, &sr) {
 			// The engine still sends it traffic: stopping it would fail
-			// those requests. The job is deferred and runs again.
-			c.log.Warn("not stopping a colour the router still sends traffic", "color", color, "err", err)
-			return &liveDownError{fmt.Sprintf("not stopping %s: %v", color, err)}
+			// those requests while a live pool waits for them. The job is
+			// deferred and runs again. Without a live pool (a first
+			// deployment that failed) there is nothing to wait for.
+			if st := c.state(); st.Live != nil && st.Live.Color != color {
+				c.log.Warn("not stopping a colour the router still sends traffic", "color", color, "err", err)
+				return &liveDownError{fmt.Sprintf("not stopping %s: %v", color, err)}
+			}
+			c.log.Warn("the router still sends the colour traffic, but no other pool is live: stopping it", "color", color, "err", err)
 		}
 		// Past the drain timeout the pool is stopped anyway, as promised.
 		c.log.Warn("drain incomplete", "color", color, "err", err)

@@ -2,6 +2,8 @@ package deploy
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -76,6 +78,29 @@ func TestQuietPeriodCountsOnTopOfTheRoutersLag(t *testing.T) {
 		time.Sleep(2 * time.Minute)
 		if _, ok := h.rt.pools()[route.Blue]; ok || h.c.Status().Previous != nil {
 			t.Fatalf("blue not retired 2m after its last published request: pools %v", h.rt.pools())
+		}
+	})
+}
+
+// TestFirstDeploymentFailureStopsEvenIfStillRouted: with no live pool
+// there is nothing the traffic could move to, so a failed first
+// deployment's pool is stopped although the router says its engine still
+// routes it (Route53 without records yet, an ALB forwarding to its group).
+func TestFirstDeploymentFailureStopsEvenIfStillRouted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testService(), newFakeStore())
+		h.router.mu.Lock()
+		h.router.drainRouted = true
+		h.router.mu.Unlock()
+		h.rt.fail["v1"] = errors.New("no such binary")
+		h.start()
+		h.deploy("v1", "")
+		h.waitPhase(PhaseIdle, time.Minute)
+		if d := h.history()[0]; d.Outcome != OutcomeFailed {
+			t.Fatalf("first deployment ended %s, want failed", d.Outcome)
+		}
+		if !slices.Contains(h.router.callLog(), "drain blue") {
+			t.Errorf("the failed pool was not drained: %v", h.router.callLog())
 		}
 	})
 }
