@@ -242,6 +242,16 @@ func (r *Router) write(ctx context.Context, want map[string]int64) (bool, error)
 		r.written(want)
 		return false, nil
 	}
+	// A pending split the controller has replaced since (the poller's
+	// retry of a split refused for want of a healthy target, while the
+	// controller rolls back) is not written: the newer split's own write
+	// follows, and the engine must not get the stale one meanwhile.
+	r.mu.Lock()
+	stale := !equal(r.want, want)
+	r.mu.Unlock()
+	if stale {
+		return false, nil
+	}
 	if err := r.opts.Ledger.Begin(want, time.Now()); err != nil {
 		return false, err
 	}
