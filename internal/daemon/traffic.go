@@ -106,12 +106,13 @@ func (d *Daemon) startTraffic(ctx context.Context, stateDir string, sc *config.S
 	}
 	src := cloudwatch.New(cloudwatch.Options{Client: cw.NewFromConfig(cfg), Colors: colors, Period: period, Delay: delay,
 		Poll: min(period, time.Second), Alarms: sc.Strategy.Analysis.Alarms, OnAlarm: onAlarm, Logger: log})
+	lag := countsLag(period, delay, tgs)
 	out := &awsTraffic{done: make(chan struct{}), elb: elbc, tgs: tgs}
 	var run func(context.Context)
 	if a := t.ALB; a != nil {
 		r, err := alb.New(alb.Options{Service: sc.Name, Client: elbc, ListenerARN: a.ListenerARN, RuleARN: a.RuleARN,
 			TestListenerARN: a.TestListenerARN, TargetGroups: tgs, Counts: src, Ledger: ledger, Local: local,
-			Poll: sc.Health.Interval, Alarms: src.Alarms, LoadBalancer5xx: src.LoadBalancer5xx, Logger: log})
+			Poll: sc.Health.Interval, Alarms: src.Alarms, LoadBalancer5xx: src.LoadBalancer5xx, CountsLag: lag, Logger: log})
 		if err != nil {
 			return nil, err
 		}
@@ -121,7 +122,7 @@ func (d *Daemon) startTraffic(ctx context.Context, stateDir string, sc *config.S
 		r, err := route53.New(route53.Options{Service: sc.Name, Client: r53.NewFromConfig(cfg), ZoneID: rt.HostedZoneID,
 			Record: rt.Record, Type: rt.Type, TTL: rt.TTL, PreviewRecord: rt.PreviewRecord,
 			Targets: [2]route53.Target{{Value: rt.Targets.Blue.Alias, Zone: rt.Targets.Blue.Zone}, {Value: rt.Targets.Green.Alias, Zone: rt.Targets.Green.Zone}},
-			Counts:  src, Ledger: ledger, Local: local, Alarms: src.Alarms, LoadBalancer5xx: src.LoadBalancer5xx, Logger: log})
+			Counts:  src, Ledger: ledger, Local: local, Alarms: src.Alarms, LoadBalancer5xx: src.LoadBalancer5xx, CountsLag: lag, Logger: log})
 		if err != nil {
 			return nil, err
 		}
@@ -144,6 +145,18 @@ func (d *Daemon) startTraffic(ctx context.Context, stateDir string, sc *config.S
 		run(tctx)
 	}()
 	return out, nil
+}
+
+// countsLag is how long the CloudWatch counts trail what a colour served:
+// a request is counted once its period has ended (period), CloudWatch has
+// published it (delay) and the source has polled (min(period, 1s)). The
+// quiet period before a pool stops is waited on top of it. Without target
+// groups there are no counts to wait for.
+func countsLag(period, delay time.Duration, tgs [2]string) time.Duration {
+	if tgs[0] == "" && tgs[1] == "" {
+		return 0
+	}
+	return period + delay + min(period, time.Second)
 }
 
 // loadBalancerOf finds the CloudWatch LoadBalancer dimension of a target

@@ -45,6 +45,12 @@ type fakeRouter struct {
 	// drainHold makes Drain wait for its context, as a pool with a
 	// long-lived stream in flight does.
 	drainHold bool
+	// drainRouted makes Drain answer a StillRoutedError, as an ALB or
+	// Route53 router does while its engine still gives the colour weight.
+	drainRouted bool
+	// lag is CountsLag: how long its counts trail what it serves, as a
+	// CloudWatch-fed router's do.
+	lag time.Duration
 	// seals makes a drained colour sealed, as the embedded router's is;
 	// without it the fake stands for a DNS-like router whose drained pools
 	// may still be reached, so that retirement waits for the quiet period.
@@ -67,6 +73,12 @@ func (r *fakeRouter) SetSplit(live route.Color, w float64) error {
 	return nil
 }
 
+func (r *fakeRouter) CountsLag() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lag
+}
+
 func (r *fakeRouter) Split() (route.Color, float64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -84,8 +96,11 @@ func (r *fakeRouter) Drain(ctx context.Context, c route.Color) error {
 	r.drained = append(r.drained, c)
 	r.disabled[c] = true
 	r.calls = append(r.calls, "drain "+c.String())
-	hold := r.drainHold
+	hold, routed := r.drainHold, r.drainRouted
 	r.mu.Unlock()
+	if routed {
+		return &StillRoutedError{Err: fmt.Errorf("the engine still gives %s weight", c)}
+	}
 	if hold {
 		<-ctx.Done()
 		return ctx.Err()

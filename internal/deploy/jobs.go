@@ -179,6 +179,10 @@ func (c *Controller) drainStop(ctx context.Context, color route.Color, quiet tim
 	if quiet > 0 && c.opts.Router.Sealed(color) {
 		c.log.Info("drained colour is sealed: stopping it without waiting for the quiet period", "color", color, "quiet_period", quiet)
 	} else if quiet > 0 {
+		if lag := c.countsLag(); lag > 0 {
+			c.log.Info("waiting for the quiet period on top of the router's counts lag", "color", color, "quiet_period", quiet, "lag", lag)
+			quiet += lag
+		}
 		if err := c.waitQuiet(ctx, color, quiet); err != nil {
 			return err
 		}
@@ -194,6 +198,18 @@ func (c *Controller) drain(ctx context.Context, color route.Color) error {
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := c.opts.Router.Drain(dctx, color); err != nil && ctx.Err() == nil {
+		var sr *StillRoutedError
+		if errors.As(err, &sr) {
+			// The engine still sends it traffic: stopping it would fail
+			// those requests while a live pool waits for them. The job is
+			// deferred and runs again. Without a live pool (a first
+			// deployment that failed) there is nothing to wait for.
+			if st := c.state(); st.Live != nil && st.Live.Color != color {
+				c.log.Warn("not stopping a colour the router still sends traffic", "color", color, "err", err)
+				return &liveDownError{fmt.Sprintf("not stopping %s: %v", color, err)}
+			}
+			c.log.Warn("the router still sends the colour traffic, but no other pool is live: stopping it", "color", color, "err", err)
+		}
 		// Past the drain timeout the pool is stopped anyway, as promised.
 		c.log.Warn("drain incomplete", "color", color, "err", err)
 	}

@@ -21,6 +21,24 @@ type Settler interface {
 	SettleAfter() time.Duration
 }
 
+// Lagged is a router whose Counts trail what its engine serves: the
+// CloudWatch figures of a metric period are read only once the period has
+// ended and CloudWatch has published it. The controller counts a quiet
+// period on top of CountsLag: a pool that served a request just before
+// the check began, or that still serves one every metric period, must
+// not look quiet only because its figures are not out yet.
+type Lagged interface {
+	CountsLag() time.Duration
+}
+
+// countsLag is the router's Lagged lag, 0 for a router without one.
+func (c *Controller) countsLag() time.Duration {
+	if l, ok := c.opts.Router.(Lagged); ok {
+		return max(l.CountsLag(), 0)
+	}
+	return 0
+}
+
 // TrafficReporter is a router that can say what its engine actually
 // does, as last read from it (never waiting for it): status shows it
 // beside the weights the controller intends.
@@ -67,6 +85,18 @@ type PauseError struct {
 
 func (e *PauseError) Error() string { return e.Err.Error() }
 func (e *PauseError) Unwrap() error { return e.Err }
+
+// StillRoutedError is an error from Router.Drain: the engine outside the
+// process still sends the colour traffic (the write that takes its weight
+// away has not been made: the engine's API keeps failing, or its weights
+// were changed behind cutover's back). The pool must not be stopped: the
+// job that drains it is deferred and runs again later.
+type StillRoutedError struct {
+	Err error
+}
+
+func (e *StillRoutedError) Error() string { return e.Err.Error() }
+func (e *StillRoutedError) Unwrap() error { return e.Err }
 
 // routerPauses reports whether err from SetSplit asks for a pause.
 func routerPauses(err error) bool {

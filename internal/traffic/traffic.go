@@ -32,9 +32,24 @@ type Written struct {
 	At      time.Time        `json:"at"`
 }
 
-// Equal reports whether w holds exactly the weights got.
+// Equal reports whether w holds the weights got; a key missing on one
+// side counts as weight 0 (a forward action naming one target group, a
+// weighted record at 0 cutover did not write), which sends no traffic.
 func (w *Written) Equal(got map[string]int64) bool {
-	return w != nil && maps.Equal(w.Weights, got)
+	if w == nil {
+		return false
+	}
+	for k, v := range w.Weights {
+		if got[k] != v {
+			return false
+		}
+	}
+	for k, v := range got {
+		if w.Weights[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 // ledgerFile is the file's content: the last write that succeeded and

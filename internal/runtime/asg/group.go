@@ -144,6 +144,9 @@ func (d *Driver) healthy(ctx context.Context, c route.Color, g *groupState, vers
 			return nil, len(ids), fmt.Errorf("describe target health of %s: %w", tg, err)
 		}
 		for _, th := range out.TargetHealthDescriptions {
+			if th.Target == nil {
+				continue // an answer without its target names no instance
+			}
 			id := aws.ToString(th.Target.Id)
 			if th.TargetHealth == nil || th.TargetHealth.State != elbt.TargetHealthStateEnumHealthy || !inService[id] {
 				continue

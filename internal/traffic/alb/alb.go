@@ -18,6 +18,10 @@
 //   - A call that keeps failing after the SDK's retries (throttling,
 //     5xx) pauses the deployment at the split the ALB still serves; the
 //     router keeps trying to write the split the controller last asked for.
+//   - A colour is drained only once the listener (rule) read back gives
+//     its target group weight 0: until then Drain returns a
+//     deploy.StillRoutedError and the controller does not stop the pool
+//     (a rollback whose write failed leaves the candidate running).
 //   - Target group stickiness settings in the forward action are kept as
 //     the user set them.
 //
@@ -43,6 +47,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -100,7 +105,11 @@ type Options struct {
 	// LoadBalancer5xx, when set, returns the load balancers' own 5xx
 	// count since start and whether it is known, for status.
 	LoadBalancer5xx func() (uint64, bool)
-	Logger          *slog.Logger
+	// CountsLag is how long Counts trail what is served (CloudWatch's
+	// metric period and publication delay): the controller waits the
+	// quiet period on top of it (deploy.Lagged).
+	CountsLag time.Duration
+	Logger    *slog.Logger
 }
 
 // Router implements deploy.Router with an ALB.
@@ -128,6 +137,7 @@ type Router struct {
 var (
 	_ deploy.Router          = (*Router)(nil)
 	_ deploy.TrafficReporter = (*Router)(nil)
+	_ deploy.Lagged          = (*Router)(nil)
 )
 
 // New returns a Router; Run polls health and the listener.
@@ -177,13 +187,7 @@ func (r *Router) SetSplit(live route.Color, w float64) error {
 	r.mu.Lock()
 	first := r.first
 	r.first = false
-	old := r.want
 	r.live, r.weight, r.want = live, w, want
-	for _, c := range route.Colors {
-		if want[r.opts.TargetGroups[c]] == 0 && (old == nil || old[r.opts.TargetGroups[c]] != 0) {
-			r.zeroAt[c] = time.Now()
-		}
-	}
 	r.mu.Unlock()
 	if r.opts.Local != nil {
 		if err := r.opts.Local.SetSplit(live, w); err != nil {
@@ -219,7 +223,7 @@ func (r *Router) write(ctx context.Context, want map[string]int64) error {
 			return err
 		}
 	}
-	cur, action, err := r.read(ctx)
+	cur, actions, err := r.read(ctx)
 	if err != nil {
 		return r.failed(want, err)
 	}
@@ -232,23 +236,37 @@ func (r *Router) write(ctx context.Context, want map[string]int64) error {
 	r.mu.Lock()
 	r.drift = ""
 	r.mu.Unlock()
-	if equalWeights(cur, want) {
-		if last := r.opts.Ledger.Last(); last == nil || !last.Equal(cur) {
-			if err := r.opts.Ledger.Adopt(cur, time.Now()); err != nil {
-				return err
-			}
+	// The engine holds what the ledger allows: the last write, or the
+	// one in progress (a call that timed out, or failed after the engine
+	// took it). Record it as the last write, so that the next check
+	// compares with what the engine holds, not with an older split.
+	if last := r.opts.Ledger.Last(); last == nil || !last.Equal(cur) {
+		if err := r.opts.Ledger.Adopt(cur, time.Now()); err != nil {
+			return err
 		}
+	}
+	if equalWeights(cur, want) {
 		r.written(want)
+		return nil
+	}
+	// A pending split the controller has replaced since (the poller's
+	// retry of a split refused for want of a healthy target, while the
+	// controller rolls back) is not written: the newer split's own write
+	// follows, and the engine must not get the stale one meanwhile.
+	r.mu.Lock()
+	stale := !equalWeights(r.want, want)
+	r.mu.Unlock()
+	if stale {
 		return nil
 	}
 	if err := r.opts.Ledger.Begin(want, time.Now()); err != nil {
 		return err // nothing was called
 	}
-	fwd := forward(action, r.opts.TargetGroups, want)
+	all := withForward(actions, r.opts.TargetGroups, want)
 	if r.opts.RuleARN != "" {
-		_, err = r.opts.Client.ModifyRule(ctx, &elb.ModifyRuleInput{RuleArn: aws.String(r.opts.RuleARN), Actions: []types.Action{fwd}})
+		_, err = r.opts.Client.ModifyRule(ctx, &elb.ModifyRuleInput{RuleArn: aws.String(r.opts.RuleARN), Actions: all})
 	} else {
-		_, err = r.opts.Client.ModifyListener(ctx, &elb.ModifyListenerInput{ListenerArn: aws.String(r.opts.ListenerARN), DefaultActions: []types.Action{fwd}})
+		_, err = r.opts.Client.ModifyListener(ctx, &elb.ModifyListenerInput{ListenerArn: aws.String(r.opts.ListenerARN), DefaultActions: all})
 	}
 	if err != nil {
 		// The ledger keeps the write as pending: the ALB holds either
@@ -288,45 +306,95 @@ func (r *Router) setPending(want map[string]int64, why string) {
 func (r *Router) written(want map[string]int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.actual, r.readAt = want, time.Now()
+	r.sawLocked(want)
 	if equalWeights(r.want, want) {
 		r.pending = ""
 	}
 }
 
+// sawLocked records weights the ALB holds (read or written) and, for a
+// target group whose weight has just reached 0 there, when it did: the
+// drain's deregistration delay counts from the ALB's change, not from
+// when the controller asked for it (a write may fail and be made later).
+func (r *Router) sawLocked(cur map[string]int64) {
+	now := time.Now()
+	for _, c := range route.Colors {
+		tg := r.opts.TargetGroups[c]
+		if cur[tg] == 0 && (r.actual == nil || r.actual[tg] != 0 || r.zeroAt[c].IsZero()) {
+			r.zeroAt[c] = now
+		}
+	}
+	r.actual, r.readAt = cur, now
+}
+
 // read returns the forward weights of the listener's default action (or
-// the rule's actions) and that forward action.
-func (r *Router) read(ctx context.Context) (map[string]int64, types.Action, error) {
+// the rule's actions) and all its actions.
+func (r *Router) read(ctx context.Context) (map[string]int64, []types.Action, error) {
 	var actions []types.Action
 	if r.opts.RuleARN != "" {
 		out, err := r.opts.Client.DescribeRules(ctx, &elb.DescribeRulesInput{RuleArns: []string{r.opts.RuleARN}})
 		if err != nil {
-			return nil, types.Action{}, fmt.Errorf("DescribeRules %s: %w", r.opts.RuleARN, err)
+			return nil, nil, fmt.Errorf("DescribeRules %s: %w", r.opts.RuleARN, err)
 		}
 		if len(out.Rules) != 1 {
-			return nil, types.Action{}, fmt.Errorf("DescribeRules %s: %d rules", r.opts.RuleARN, len(out.Rules))
+			return nil, nil, fmt.Errorf("DescribeRules %s: %d rules", r.opts.RuleARN, len(out.Rules))
 		}
 		actions = out.Rules[0].Actions
 	} else {
 		out, err := r.opts.Client.DescribeListeners(ctx, &elb.DescribeListenersInput{ListenerArns: []string{r.opts.ListenerARN}})
 		if err != nil {
-			return nil, types.Action{}, fmt.Errorf("DescribeListeners %s: %w", r.opts.ListenerARN, err)
+			return nil, nil, fmt.Errorf("DescribeListeners %s: %w", r.opts.ListenerARN, err)
 		}
 		if len(out.Listeners) != 1 {
-			return nil, types.Action{}, fmt.Errorf("DescribeListeners %s: %d listeners", r.opts.ListenerARN, len(out.Listeners))
+			return nil, nil, fmt.Errorf("DescribeListeners %s: %d listeners", r.opts.ListenerARN, len(out.Listeners))
 		}
 		actions = out.Listeners[0].DefaultActions
 	}
 	for _, a := range actions {
-		if a.Type != types.ActionTypeEnumForward {
-			continue
+		if a.Type == types.ActionTypeEnumForward {
+			return Weights(a), actions, nil
 		}
-		return Weights(a), a, nil
 	}
-	if len(actions) > 0 {
-		return map[string]int64{}, actions[0], nil
+	return map[string]int64{}, actions, nil
+}
+
+// withForward is the actions with their forward action (or, when there is
+// none, their fixed-response or redirect action) replaced by the weighted
+// forward: the authenticate-oidc / authenticate-cognito actions before it
+// are kept as they are, so that a weight change never turns a listener's
+// or rule's authentication off.
+func withForward(actions []types.Action, tgs [2]string, want map[string]int64) []types.Action {
+	terminal := -1
+	for i, a := range actions {
+		switch a.Type {
+		case types.ActionTypeEnumForward:
+			terminal = i
+		case types.ActionTypeEnumFixedResponse, types.ActionTypeEnumRedirect:
+			if terminal < 0 || actions[terminal].Type != types.ActionTypeEnumForward {
+				terminal = i
+			}
+		}
 	}
-	return map[string]int64{}, types.Action{}, nil
+	if terminal < 0 {
+		if len(actions) == 0 {
+			return []types.Action{forward(types.Action{}, tgs, want)}
+		}
+		// Only authenticate actions (which AWS would refuse): the forward
+		// goes after them.
+		last := actions[len(actions)-1]
+		fwd := forward(types.Action{}, tgs, want)
+		if last.Order != nil {
+			fwd.Order = aws.Int32(*last.Order + 1)
+		}
+		return append(slices.Clone(actions), fwd)
+	}
+	out := slices.Clone(actions)
+	cur := actions[terminal]
+	if cur.Type != types.ActionTypeEnumForward {
+		cur = types.Action{Order: cur.Order}
+	}
+	out[terminal] = forward(cur, tgs, want)
+	return out
 }
 
 // Weights reads a forward action's weights by target group ARN; a forward
@@ -422,16 +490,40 @@ func (r *Router) Split() (route.Color, float64) {
 	return r.live, r.weight
 }
 
-// Drain waits, within ctx, for the target group's deregistration delay
-// to pass since its weight reached 0 (what the ALB gives a request in
-// flight), and for the local router's drain.
+// Drain waits, within ctx, until the ALB itself gives the colour's target
+// group weight 0 (read from the listener or rule, not taken from what the
+// controller asked for: a write that failed or was refused leaves the
+// colour routed), then for its deregistration delay to pass since that
+// change (what the ALB gives a request in flight), and for the local
+// router's drain. While the ALB still routes the colour when ctx ends it
+// returns a *deploy.StillRoutedError: the pool must not be stopped.
 func (r *Router) Drain(ctx context.Context, color route.Color) error {
 	if r.opts.Local != nil {
 		if err := r.opts.Local.Drain(ctx, color); err != nil {
 			return err
 		}
 	}
-	delay := r.deregistrationDelay(ctx, r.opts.TargetGroups[color&1])
+	tg := r.opts.TargetGroups[color&1]
+	for {
+		cur, _, err := r.read(ctx)
+		if err == nil {
+			r.mu.Lock()
+			r.sawLocked(cur)
+			r.mu.Unlock()
+			if cur[tg] == 0 {
+				break
+			}
+			err = fmt.Errorf("%s still gives %s target group %s weight %d", r.what(), color, tg, cur[tg])
+		}
+		t := time.NewTimer(min(r.opts.Poll, 200*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return &deploy.StillRoutedError{Err: fmt.Errorf("drain %s: %w", color, err)}
+		case <-t.C:
+		}
+	}
+	delay := r.deregistrationDelay(ctx, tg)
 	r.mu.Lock()
 	since := r.zeroAt[color&1]
 	r.mu.Unlock()
@@ -469,6 +561,9 @@ func (r *Router) deregistrationDelay(ctx context.Context, tg string) time.Durati
 	}
 	return 300 * time.Second
 }
+
+// CountsLag implements deploy.Lagged.
+func (r *Router) CountsLag() time.Duration { return r.opts.CountsLag }
 
 // Counts returns the analysis source's counters for the colour.
 func (r *Router) Counts(color route.Color) metrics.Counts {
@@ -602,7 +697,7 @@ func (r *Router) poll(ctx context.Context) {
 		return
 	}
 	r.mu.Lock()
-	r.actual, r.readAt = cur, time.Now()
+	r.sawLocked(cur)
 	want, pending := r.want, r.pending
 	r.mu.Unlock()
 	if err := r.opts.Ledger.Check(r.what(), cur); err != nil {

@@ -16,8 +16,10 @@
 //     and compared with what cutover last wrote (the ledger in the state
 //     directory); records changed behind cutover's back are not
 //     overwritten: the change is refused and the deployment pauses.
-//   - A demoted colour's Drain lasts until the TTL has passed since its
-//     weight reached 0; Sealed is false, so the controller then waits
+//   - A demoted colour's Drain lasts until Route53 itself holds weight 0
+//     for it (a refused or failed write leaves it resolved: Drain then
+//     returns a deploy.StillRoutedError and the pool is not stopped) and
+//     the TTL has passed since that change; Sealed is false, so the controller then waits
 //     until CloudWatch has counted no request to it for quiet_period
 //     (clients that ignore TTLs are real) before it is stopped.
 //
@@ -30,7 +32,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -89,7 +93,11 @@ type Options struct {
 	// LoadBalancer5xx, when set, returns the load balancers' own 5xx
 	// count since start and whether it is known, for status.
 	LoadBalancer5xx func() (uint64, bool)
-	Logger          *slog.Logger
+	// CountsLag is how long Counts trail what is served (CloudWatch's
+	// metric period and publication delay): the controller waits the
+	// quiet period on top of it (deploy.Lagged).
+	CountsLag time.Duration
+	Logger    *slog.Logger
 }
 
 // Router implements deploy.Router with Route53 weighted records.
@@ -116,6 +124,7 @@ var (
 	_ deploy.Router          = (*Router)(nil)
 	_ deploy.Settler         = (*Router)(nil)
 	_ deploy.TrafficReporter = (*Router)(nil)
+	_ deploy.Lagged          = (*Router)(nil)
 )
 
 // New returns a Router.
@@ -173,13 +182,7 @@ func (r *Router) SetSplit(live route.Color, w float64) error {
 	r.mu.Lock()
 	first := r.first
 	r.first = false
-	old := r.want
 	r.live, r.weight, r.want, r.settle = live, w, want, 0
-	for _, c := range route.Colors {
-		if want[c.String()] == 0 && (old == nil || old[c.String()] != 0) {
-			r.zeroAt[c] = time.Now()
-		}
-	}
 	r.mu.Unlock()
 	if r.opts.Local != nil {
 		if err := r.opts.Local.SetSplit(live, w); err != nil {
@@ -214,16 +217,39 @@ func (r *Router) write(ctx context.Context, want map[string]int64) (bool, error)
 		r.mu.Unlock()
 		return false, &deploy.PauseError{Err: err}
 	}
+	for _, id := range slices.Sorted(maps.Keys(cur)) {
+		if id != "blue" && id != "green" && cur[id] > 0 {
+			err := fmt.Errorf("%s: the weighted record with set identifier %q has weight %d: it takes a share of the traffic cutover moves between blue and green; set it to 0 or delete it", r.what(), id, cur[id])
+			r.mu.Lock()
+			r.drift, r.pending = err.Error(), "refused: "+err.Error()
+			r.mu.Unlock()
+			return false, &deploy.PauseError{Err: err}
+		}
+	}
 	r.mu.Lock()
 	r.drift = ""
 	r.mu.Unlock()
-	if equal(cur, want) {
-		if last := r.opts.Ledger.Last(); last == nil || !last.Equal(cur) {
-			if err := r.opts.Ledger.Adopt(cur, time.Now()); err != nil {
-				return false, err
-			}
+	// The engine holds what the ledger allows: the last write, or the
+	// one in progress (a call that timed out, or failed after the engine
+	// took it). Record it as the last write, so that the next check
+	// compares with what the engine holds, not with an older split.
+	if last := r.opts.Ledger.Last(); last == nil || !last.Equal(cur) {
+		if err := r.opts.Ledger.Adopt(cur, time.Now()); err != nil {
+			return false, err
 		}
+	}
+	if equal(cur, want) {
 		r.written(want)
+		return false, nil
+	}
+	// A pending split the controller has replaced since (the poller's
+	// retry of a split refused for want of a healthy target, while the
+	// controller rolls back) is not written: the newer split's own write
+	// follows, and the engine must not get the stale one meanwhile.
+	r.mu.Lock()
+	stale := !equal(r.want, want)
+	r.mu.Unlock()
+	if stale {
 		return false, nil
 	}
 	if err := r.opts.Ledger.Begin(want, time.Now()); err != nil {
@@ -304,13 +330,35 @@ func (r *Router) failed(want map[string]int64, err error) error {
 func (r *Router) written(want map[string]int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.actual, r.readAt = want, time.Now()
+	r.sawLocked(want)
 	if equal(r.want, want) {
 		r.pending = ""
 	}
 }
 
 // read returns the weights of the blue and green records.
+// sawLocked records the weights Route53 holds (read or written) and, for
+// a colour whose weight has just reached 0 there, when it did: the TTL a
+// drain waits counts from Route53's change, not from when the controller
+// asked for it (a write may fail and be made later). On the first read
+// after a start, a 0 the ledger says cutover wrote counts from then.
+func (r *Router) sawLocked(cur map[string]int64) {
+	now := time.Now()
+	for _, c := range route.Colors {
+		if cur[c.String()] != 0 {
+			continue
+		}
+		switch {
+		case r.actual != nil && r.actual[c.String()] != 0, r.zeroAt[c].IsZero():
+			r.zeroAt[c] = now
+			if last := r.opts.Ledger.Last(); r.actual == nil && last != nil && last.Equal(cur) {
+				r.zeroAt[c] = last.At
+			}
+		}
+	}
+	r.actual, r.readAt = cur, now
+}
+
 func (r *Router) read(ctx context.Context) (map[string]int64, error) {
 	out, err := r.opts.Client.ListResourceRecordSets(ctx, &r53.ListResourceRecordSetsInput{HostedZoneId: aws.String(r.opts.ZoneID),
 		StartRecordName: aws.String(r.opts.Record), StartRecordType: types.RRType(r.opts.Type), MaxItems: aws.Int32(10)})
@@ -323,9 +371,11 @@ func (r *Router) read(ctx context.Context) (map[string]int64, error) {
 			continue
 		}
 		id := aws.ToString(rs.SetIdentifier)
-		if id != "blue" && id != "green" {
-			continue
+		if id == "" || rs.Weight == nil {
+			continue // the preview or failover records, not weighted
 		}
+		// Weighted records of other set identifiers share the name's
+		// traffic too: they are read, so that one with weight is drift.
 		got[id] = aws.ToInt64(rs.Weight)
 	}
 	return got, nil
@@ -352,12 +402,35 @@ func (r *Router) Split() (route.Color, float64) {
 	return r.live, r.weight
 }
 
-// Drain returns once the TTL has passed since the colour's weight reached
-// 0 (resolvers have dropped the record), or ctx ends.
+// Drain returns once Route53 holds weight 0 for the colour and the TTL has
+// passed since it did (resolvers have dropped the record), or ctx ends: a
+// *deploy.StillRoutedError while Route53 still resolves to the colour.
 func (r *Router) Drain(ctx context.Context, color route.Color) error {
 	if r.opts.Local != nil {
 		if err := r.opts.Local.Drain(ctx, color); err != nil {
 			return err
+		}
+	}
+	// Route53 itself must hold weight 0 for the colour and some weight for
+	// the other (both at 0 would split evenly): a write that failed or was
+	// refused leaves the colour resolved, and its pool must not stop.
+	for {
+		cur, err := r.read(ctx)
+		if err == nil {
+			r.mu.Lock()
+			r.sawLocked(cur)
+			r.mu.Unlock()
+			if cur[color.String()] == 0 && cur[color.Other().String()] > 0 {
+				break
+			}
+			err = fmt.Errorf("%s gives %s weight %d and %s weight %d", r.what(), color, cur[color.String()], color.Other(), cur[color.Other().String()])
+		}
+		t := time.NewTimer(min(r.opts.Poll, 200*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return &deploy.StillRoutedError{Err: fmt.Errorf("drain %s: %w", color, err)}
+		case <-t.C:
 		}
 	}
 	r.mu.Lock()
@@ -365,9 +438,6 @@ func (r *Router) Drain(ctx context.Context, color route.Color) error {
 	r.mu.Unlock()
 	if since.IsZero() {
 		since = time.Now()
-		if last := r.opts.Ledger.Last(); last != nil && last.Weights[color.String()] == 0 {
-			since = last.At
-		}
 	}
 	wait := time.Until(since.Add(r.opts.TTL))
 	if wait <= 0 {
@@ -383,6 +453,9 @@ func (r *Router) Drain(ctx context.Context, color route.Color) error {
 		return nil
 	}
 }
+
+// CountsLag implements deploy.Lagged.
+func (r *Router) CountsLag() time.Duration { return r.opts.CountsLag }
 
 // Counts returns the analysis source's counters for the colour.
 func (r *Router) Counts(color route.Color) metrics.Counts {
@@ -468,7 +541,7 @@ func (r *Router) Run(ctx context.Context) {
 	for {
 		if cur, err := r.read(ctx); err == nil {
 			r.mu.Lock()
-			r.actual, r.readAt = cur, time.Now()
+			r.sawLocked(cur)
 			want, pending := r.want, r.pending
 			r.mu.Unlock()
 			if err := r.opts.Ledger.Check(r.what(), cur); err != nil {
