@@ -127,7 +127,7 @@ func TestRuleWeightsCheckedAcrossRestartAndFailingCallsPause(t *testing.T) {
 	r := f.router(t, f.rule)
 	ctx := context.Background()
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		r.Run(canceled(ctx)) // one poll
+		r.PollOnce(ctx) // one poll
 		if h, _ := r.Healthy(route.Green); h == 1 {
 			break
 		}
@@ -164,7 +164,7 @@ func TestRuleWeightsCheckedAcrossRestartAndFailingCallsPause(t *testing.T) {
 		t.Errorf("status does not say the split is pending: %+v", st)
 	}
 	f.fake.ClearFaults()
-	r.Run(canceled(ctx))
+	r.PollOnce(ctx)
 	if w := f.forward(t, f.rule); w[f.green.ARN] != 500 {
 		t.Errorf("the pending split was not written once the ALB answered: %v", w)
 	}
@@ -188,12 +188,6 @@ func TestRuleWeightsCheckedAcrossRestartAndFailingCallsPause(t *testing.T) {
 }
 
 // canceled returns a context that ends soon, so Run polls about once.
-func canceled(ctx context.Context) context.Context {
-	c, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-	go func() { <-c.Done(); cancel() }()
-	return c
-}
-
 func TestGroupStickinessKeptAsTheUserSetIt(t *testing.T) {
 	f := newFixture(t)
 	hs, _ := f.fake.ELB().Health(f.blue.ARN)
@@ -211,7 +205,7 @@ func TestGroupStickinessKeptAsTheUserSetIt(t *testing.T) {
 	}
 	r := f.router(t, "")
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		r.Run(canceled(ctx))
+		r.PollOnce(ctx)
 		if h, _ := r.Healthy(route.Green); h == 1 {
 			break
 		}

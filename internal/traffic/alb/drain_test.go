@@ -27,7 +27,7 @@ func TestDrainWaitsForTheALBNotTheRequest(t *testing.T) {
 	r := f.router(t, "")
 	ctx := context.Background()
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		r.Run(canceled(ctx))
+		r.PollOnce(ctx)
 		if h, _ := r.Healthy(route.Green); h == 1 {
 			break
 		}
@@ -58,7 +58,7 @@ func TestDrainWaitsForTheALBNotTheRequest(t *testing.T) {
 		t.Fatalf("Drain of green while the ALB gives it %v: err %v, want a StillRoutedError", f.forward(t, f.ln.ARN), err)
 	}
 	f.fake.ClearFaults()
-	r.Run(canceled(ctx)) // the pending split is written
+	r.PollOnce(ctx) // the pending split is written
 	if w := f.forward(t, f.ln.ARN); w[f.green.ARN] != 0 {
 		t.Fatalf("pending rollback not written: %v", w)
 	}

@@ -65,7 +65,7 @@ func TestPollerDoesNotWriteASplitTheControllerReplaced(t *testing.T) {
 	}
 	ctx := context.Background()
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		r.Run(canceled(ctx))
+		r.PollOnce(ctx)
 		if h, _ := r.Healthy(route.Green); h == 1 {
 			break
 		}
