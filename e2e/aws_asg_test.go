@@ -158,7 +158,9 @@ func TestAWSASGBlueGreenCanaryRetireRollbackAndCrash(t *testing.T) {
 	t.Logf("canary through the fake ALB: %d requests, 0 failed", tr.ok.Load())
 
 	// Instant rollback while blue is kept; the demoted green group is
-	// scaled to zero only once it has been quiet.
+	// then scaled to zero. (With weight 0 on an ALB nothing reaches green
+	// any more, so this does not show the wait for quiet: the Route53 test,
+	// whose client ignores TTLs, and deploy's TestQuietPeriodCountsOnTopOfTheRoutersLag do.)
 	a.mustCLI(0, "rollback", "web")
 	st = a.waitFor("ami-v1 live again", 10*time.Second, func(s status) bool { return s.Live != nil && s.Live.Version == "ami-v1" })
 	if b, g := a.weights(); b == 0 || g != 0 {
@@ -170,9 +172,6 @@ func TestAWSASGBlueGreenCanaryRetireRollbackAndCrash(t *testing.T) {
 			t.Fatalf("green never retired: %+v\n%s", a.group("production-green-asg"), a.history())
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-	if c := a.fake.ELB().Counts(a.greenTG.ARN, time.Now().Add(-time.Second)); c.Requests != 0 {
-		t.Fatalf("green was scaled to zero %d requests into its last second", c.Requests)
 	}
 	if n := tr.failed.Load(); n != 0 {
 		t.Fatalf("%d requests failed around the rollback (last: %v)", n, tr.lastErr.Load())
