@@ -637,31 +637,12 @@ func (r *Router) Sealed(route.Color) bool { return false }
 func (r *Router) TrafficStatus() *deploy.TrafficStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := &deploy.TrafficStatus{Engine: "alb", ReadAt: r.readAt, Pending: r.pending, Drift: r.drift,
-		Weights: map[string]float64{}, Raw: map[string]int64{}}
-	var sum int64
+	rd := traffic.Reading{Engine: "alb", ReadAt: r.readAt, Pending: r.pending, Drift: r.drift}
 	for _, c := range route.Colors {
-		sum += r.actual[r.opts.TargetGroups[c]]
+		rd.Raw[c] = r.actual[r.opts.TargetGroups[c]]
+		rd.Total += rd.Raw[c]
 	}
-	for _, c := range route.Colors {
-		v := r.actual[r.opts.TargetGroups[c]]
-		st.Raw[c.String()] = v
-		if sum > 0 {
-			st.Weights[c.String()] = math.Round(float64(v)*1000/float64(sum)) / 10
-		}
-	}
-	if last := r.opts.Ledger.Last(); last != nil {
-		st.Written = last.At
-	}
-	if r.opts.Alarms != nil {
-		st.Alarms = r.opts.Alarms()
-	}
-	if r.opts.LoadBalancer5xx != nil {
-		if n, ok := r.opts.LoadBalancer5xx(); ok {
-			st.LoadBalancer5xx = &n
-		}
-	}
-	return st
+	return traffic.Status(rd, traffic.Extras{Ledger: r.opts.Ledger, Alarms: r.opts.Alarms, LoadBalancer5xx: r.opts.LoadBalancer5xx})
 }
 
 // Run polls target health and the listener's weights until ctx ends, and

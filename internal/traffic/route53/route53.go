@@ -507,31 +507,14 @@ func (r *Router) Sealed(route.Color) bool { return false }
 func (r *Router) TrafficStatus() *deploy.TrafficStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := &deploy.TrafficStatus{Engine: "route53", ReadAt: r.readAt, Pending: r.pending, Drift: r.drift,
-		Weights: map[string]float64{}, Raw: map[string]int64{}}
-	var sum int64
+	rd := traffic.Reading{Engine: "route53", ReadAt: r.readAt, Pending: r.pending, Drift: r.drift}
 	for _, v := range r.actual {
-		sum += v
+		rd.Total += v
 	}
 	for _, c := range route.Colors {
-		v := r.actual[c.String()]
-		st.Raw[c.String()] = v
-		if sum > 0 {
-			st.Weights[c.String()] = math.Round(float64(v)*1000/float64(sum)) / 10
-		}
+		rd.Raw[c] = r.actual[c.String()]
 	}
-	if last := r.opts.Ledger.Last(); last != nil {
-		st.Written = last.At
-	}
-	if r.opts.Alarms != nil {
-		st.Alarms = r.opts.Alarms()
-	}
-	if r.opts.LoadBalancer5xx != nil {
-		if n, ok := r.opts.LoadBalancer5xx(); ok {
-			st.LoadBalancer5xx = &n
-		}
-	}
-	return st
+	return traffic.Status(rd, traffic.Extras{Ledger: r.opts.Ledger, Alarms: r.opts.Alarms, LoadBalancer5xx: r.opts.LoadBalancer5xx})
 }
 
 // Run reads the records for status and writes a pending split until ctx ends.
