@@ -49,7 +49,7 @@ type pool struct {
 	image   string
 	env     map[string]string // the release's own environment
 	slots   []*instance       // index slot-1; nil while a slot waits for a replacement
-	exits   []time.Time
+	exits   runtime.Exits
 	failed  error
 	ctx     context.Context
 	cancel  context.CancelFunc

@@ -198,7 +198,7 @@ type pool struct {
 	env     map[string]string // the release's own environment (runtime.Release.Env)
 	slots   []*instance       // index slot-1; nil while a slot waits for a replacement
 	leaving []*instance       // removed by Scale, draining until they are stopped
-	exits   []time.Time       // unexpected exits inside the crash-loop window
+	exits   runtime.Exits     // unexpected exits inside the crash-loop window
 	failed  error
 	ctx     context.Context // supervision; cancelled by Stop and Close
 	cancel  context.CancelFunc

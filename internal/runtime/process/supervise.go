@@ -98,14 +98,7 @@ func (d *Driver) crashLooping(p *pool, last string) bool {
 		d.mu.Unlock()
 		return true
 	}
-	kept := p.exits[:0]
-	for _, t := range p.exits {
-		if now.Sub(t) < d.opts.CrashLoopWindow {
-			kept = append(kept, t)
-		}
-	}
-	p.exits = append(kept, now)
-	n := len(p.exits)
+	n := p.exits.Add(now, d.opts.CrashLoopWindow)
 	if n <= d.opts.CrashLoopRestarts {
 		d.mu.Unlock()
 		return false
