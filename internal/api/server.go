@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cutover/cutover/internal/conndrain"
+
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -256,9 +258,12 @@ func CheckListen(addr, token string) error {
 }
 
 // Serve serves the API on ln until ctx is done, then shuts down: streams
-// end at once, other requests get up to 5 seconds to finish. It applies
-// timeouts against slow clients. It returns nil after a shutdown caused by
-// ctx, or the error that stopped serving.
+// end at once, the listener closes, and for conndrain.Grace each client
+// connection is closed after its next response (ln may be shared with a
+// new daemon during an upgrade, which takes the client's next connection:
+// see package conndrain); then other requests get up to 5 seconds to
+// finish. It applies timeouts against slow clients. It returns nil after a
+// shutdown caused by ctx, or the error that stopped serving.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
@@ -269,6 +274,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	var conns conndrain.Tracker
+	conns.Track(srv)
 	srv.RegisterOnShutdown(s.stopStreams)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -278,13 +285,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve api on %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
 	}
+	s.stopStreams()
+	_ = ln.Close()
+	if err := <-errc; err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
+		s.log.Debug("api listener closed", "err", err)
+	}
+	conns.Drain(time.Now().Add(conndrain.Grace))
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	err := srv.Shutdown(sctx)
 	if err != nil {
 		err = errors.Join(fmt.Errorf("shut down api on %s: %w", ln.Addr(), err), srv.Close())
 	}
-	<-errc // http.ErrServerClosed
 	return err
 }
 

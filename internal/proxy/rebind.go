@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"github.com/cutover/cutover/internal/conndrain"
 	"net"
 	"sync"
 	"time"
@@ -21,7 +22,7 @@ type rebindReq struct {
 // configuration reload. The new listener serves before the old one is
 // touched; the old one then stops accepting and its connections finish
 // as on shutdown: each HTTP/1 connection is closed after its next
-// response (within handoffGrace), in-flight requests get the drain
+// response (within conndrain.Grace), in-flight requests get the drain
 // timeout, and the old server is closed after it. Rebind returns once ln
 // serves, not waiting for the old listener's requests. A nil ln for
 // preview stops serving preview; a preview listener where there was none
@@ -78,7 +79,7 @@ func (r *Router) retireUnit(u *unit) {
 	u.stopping.Store(true)
 	_ = u.ln.Close()
 	drain := r.drainTimeout()
-	u.conns.drain(time.Now().Add(min(handoffGrace, drain)))
+	u.conns.Drain(time.Now().Add(min(conndrain.Grace, drain)))
 	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	srvs := r.unregister(u)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"github.com/cutover/cutover/internal/conndrain"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,7 +21,7 @@ import (
 // service's header-read and idle timeouts.
 //
 // On shutdown the listeners close at once; for a grace period (at most
-// handoffGrace, within the drain timeout) each HTTP/1 client connection is
+// conndrain.Grace, within the drain timeout) each HTTP/1 client connection is
 // closed after its next response, so that a process sharing the sockets
 // (an upgrade) takes the client's next request; then in-flight requests
 // get the drain timeout to finish, long-lived streams and
@@ -62,8 +63,8 @@ loop:
 	}
 	close(quit)
 	// Stop accepting, then let the client connections go on their own
-	// (see handoff.go) before the servers shut down.
-	graceEnd := time.Now().Add(min(handoffGrace, r.drainTimeout()))
+	// (see package conndrain) before the servers shut down.
+	graceEnd := time.Now().Add(min(conndrain.Grace, r.drainTimeout()))
 	var srvs []*http.Server
 	for _, u := range units {
 		u.stopping.Store(true)
@@ -72,7 +73,7 @@ loop:
 	}
 	var wg sync.WaitGroup
 	for _, u := range units {
-		wg.Go(func() { u.conns.drain(graceEnd) })
+		wg.Go(func() { u.conns.Drain(graceEnd) })
 	}
 	wg.Wait()
 	r.shutdown(srvs)
@@ -89,7 +90,7 @@ type unit struct {
 	public   bool
 	tls      bool
 	handler  http.Handler
-	conns    *connTracker
+	conns    *conndrain.Tracker
 	stopping atomic.Bool // its listener is being closed on purpose
 	wg       *sync.WaitGroup
 	cur      atomic.Pointer[genListener]
@@ -101,7 +102,7 @@ func (r *Router) newUnit(ln net.Listener, public bool) *unit {
 	if public {
 		h = r.Handler()
 	}
-	return &unit{handler: h, ln: ln, public: public, tls: public && r.certs != nil, conns: &connTracker{}}
+	return &unit{handler: h, ln: ln, public: public, tls: public && r.certs != nil, conns: &conndrain.Tracker{}}
 }
 
 // shutdown stops the servers gracefully within the drain timeout, then

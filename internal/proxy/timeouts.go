@@ -91,7 +91,7 @@ func (r *Router) unregister(u *unit) []*http.Server {
 // makes it take u's next connections. The caller holds the router's umu.
 func (u *unit) addServer(r *Router) {
 	srv := r.newServer(u.handler, u.public)
-	u.conns.track(srv)
+	u.conns.Track(srv)
 	gl := &genListener{addr: u.ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{})}
 	u.srvs = append(u.srvs, srv)
 	u.wg.Go(func() {
