@@ -29,6 +29,7 @@ import (
 	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/handover"
 	"github.com/cutover/cutover/internal/runtime"
+	"github.com/cutover/cutover/internal/sdnotify"
 	"github.com/cutover/cutover/internal/sockets"
 	"github.com/cutover/cutover/internal/store"
 )
@@ -59,6 +60,10 @@ type Options struct {
 	// return before it is: an upgraded daemon waits there until the one
 	// it replaces released the store (see package handover).
 	AwaitStore func() error
+	// Notify tells a service manager (systemd, Type=notify) when the
+	// daemon reloads, stops, or hands its main pid to an upgraded daemon.
+	// The zero value tells nobody.
+	Notify sdnotify.Notifier
 }
 
 // ServeOptions are `cutover serve`'s flags.
@@ -108,13 +113,20 @@ func Serve(ctx context.Context, o ServeOptions, stdout, stderr io.Writer) int {
 	defer lns.Close()
 	tuneGC(os.Getenv)
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	opts := Options{Logger: logger, AcceptEmptyStore: o.AcceptEmptyStore, StopInstancesOnExit: o.StopInstancesOnExit, Listeners: lns, Ready: func(u string) {
+	notify := sdnotify.New(os.Getenv(sdnotify.EnvSocket))
+	opts := Options{Logger: logger, AcceptEmptyStore: o.AcceptEmptyStore, StopInstancesOnExit: o.StopInstancesOnExit, Listeners: lns, Notify: notify, Ready: func(u string) {
 		fmt.Fprintf(stdout, "cutover: control API on %s\n", u)
 		if child != nil {
+			// The replaced daemon, still the unit's main process, moves
+			// the main pid here (see Upgrade).
 			if err := child.Serving(); err != nil {
 				logger.Error("upgrade: telling the replaced daemon that this one serves", "err", err)
 			}
 			child = nil // it has taken over; later errors are this daemon's own
+			return
+		}
+		if err := notify.Notify(sdnotify.Ready, sdnotify.Status("serving, control API on "+u)); err != nil {
+			logger.Error("telling the service manager that cutover is ready", "err", err)
 		}
 	}}
 	if child != nil {
@@ -308,6 +320,15 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if d.opts.Ready != nil {
 		d.opts.Ready(apiURL)
 	}
+	stopping := context.AfterFunc(ctx, func() {
+		if d.hand.handedOver.Load() {
+			return // the new daemon is the main process now
+		}
+		if err := d.opts.Notify.Notify(sdnotify.Stopping, sdnotify.Status("stopping: draining requests")); err != nil {
+			d.log.Error("telling the service manager that cutover stops", "err", err)
+		}
+	})
+	defer stopping()
 	err = srv.Serve(ctx, apiLn)
 	d.log.Info("cutover stopping")
 	return err

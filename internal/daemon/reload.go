@@ -11,6 +11,7 @@ import (
 
 	"github.com/cutover/cutover/internal/api"
 	"github.com/cutover/cutover/internal/config"
+	"github.com/cutover/cutover/internal/sdnotify"
 )
 
 // Reload re-reads the configuration file (SIGHUP, `cutover reload`). A file
@@ -37,6 +38,17 @@ import (
 func (d *Daemon) Reload(ctx context.Context) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	// systemd (Type=notify-reload, or systemctl reload with Type=notify)
+	// waits for READY=1 after RELOADING=1; both are sent whatever the
+	// outcome, as the daemon serves on either way.
+	if err := d.opts.Notify.Notify(sdnotify.Reloading, sdnotify.Monotonic()); err != nil {
+		d.log.Error("telling the service manager that cutover reloads", "err", err)
+	}
+	defer func() {
+		if err := d.opts.Notify.Notify(sdnotify.Ready, sdnotify.Status("serving")); err != nil {
+			d.log.Error("telling the service manager that the reload ended", "err", err)
+		}
+	}()
 	d.mu.Lock()
 	old := d.cfg
 	d.mu.Unlock()

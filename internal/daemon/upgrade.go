@@ -9,11 +9,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/cutover/cutover/internal/config"
 	"github.com/cutover/cutover/internal/handover"
+	"github.com/cutover/cutover/internal/sdnotify"
 	"github.com/cutover/cutover/internal/sockets"
 	"github.com/cutover/cutover/internal/store"
 )
@@ -31,6 +33,9 @@ type upgradeState struct {
 	runCtx   context.Context
 	wg       *sync.WaitGroup
 	released bool // the store is closed and the controllers stopped
+	// handedOver is set once a new daemon serves in this one's place: it,
+	// not this one, is then the service manager's main process.
+	handedOver atomic.Bool
 }
 
 // Upgrade replaces this daemon with the binary at path ("" is this
@@ -76,6 +81,12 @@ func (d *Daemon) Upgrade(ctx context.Context, path string) (int, error) {
 		return 0, err
 	}
 	d.log.Info("upgrade: the new cutover serves; draining and exiting", "pid", pid)
+	// Under systemd this process is the unit's main pid: pass it on before
+	// exiting, or systemd takes the exit for the service's end.
+	d.hand.handedOver.Store(true)
+	if err := d.opts.Notify.Notify(sdnotify.MainPID(pid), sdnotify.Status(fmt.Sprintf("upgraded: pid %d serves", pid))); err != nil {
+		d.log.Error("upgrade: telling the service manager the new main pid", "pid", pid, "err", err)
+	}
 	d.hand.stopRun()
 	return pid, nil
 }

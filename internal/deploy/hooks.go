@@ -58,9 +58,13 @@ func (c *Controller) hookEnv(j Job) ([]string, error) {
 }
 
 // daemonEnv is the daemon's environment as hooks get it: without the API
-// token, which would let any hook drive cutover.
+// token, which would let any hook drive cutover, and without systemd's
+// notification socket, which would let a hook speak for the daemon to its
+// service manager.
 func daemonEnv() []string {
-	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "CUTOVER_TOKEN=") })
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "CUTOVER_TOKEN=") || strings.HasPrefix(kv, "NOTIFY_SOCKET=")
+	})
 }
 
 // hookCall is what the hooks of one job run with.

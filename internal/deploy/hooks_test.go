@@ -156,10 +156,11 @@ func TestRollbackCancelsPostTrafficHooks(t *testing.T) {
 
 // A hook gets the service's env_file, env and secrets (a pre_provision
 // migration needs the database password), in that order of precedence,
-// never the daemon's API token; a secret that cannot be read fails the
+// never the daemon's API token nor systemd's notification socket; a secret that cannot be read fails the
 // hook job naming it, before any command runs.
 func TestHookEnvironmentLayers(t *testing.T) {
 	t.Setenv("CUTOVER_TOKEN", "daemon-token")
+	t.Setenv("NOTIFY_SOCKET", "/run/systemd/notify")
 	out := filepath.Join(t.TempDir(), "env")
 	svc := testService()
 	svc.Hooks.Env = map[string]string{"A": "env", "B": "env"}
@@ -171,7 +172,7 @@ func TestHookEnvironmentLayers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	j := Job{Kind: JobPreProvision, Color: route.Green, Version: "v2"}
-	hook := Commands(`echo "$A $B $C ${CUTOVER_TOKEN:-none}" > ` + out)
+	hook := Commands(`echo "$A $B $C ${CUTOVER_TOKEN:-none} ${NOTIFY_SOCKET:-none}" > ` + out)
 	base, err := h.c.hookEnv(j)
 	if err != nil {
 		t.Fatal(err)
@@ -180,8 +181,8 @@ func TestHookEnvironmentLayers(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(out)
-	if got := strings.TrimSpace(string(b)); got != "env secret file none" {
-		t.Errorf("hook saw %q, want env over env_file, secrets over env, no CUTOVER_TOKEN", got)
+	if got := strings.TrimSpace(string(b)); got != "env secret file none none" {
+		t.Errorf("hook saw %q, want env over env_file, secrets over env, no CUTOVER_TOKEN, no NOTIFY_SOCKET", got)
 	}
 	os.Remove(out)
 	secretErr = errors.New("secret DB_PASSWORD: open /etc/db-password: no such file or directory")
