@@ -66,6 +66,8 @@ type Server struct {
 
 	stopOnce sync.Once
 	stopped  chan struct{} // closed when Serve shuts down: ends streams
+	lnClosed chan struct{} // closed once Serve has closed its listener
+	lnOnce   sync.Once
 }
 
 // NewServer returns a Server delegating to b.
@@ -78,6 +80,7 @@ func NewServer(b Backend, opts Options) *Server {
 		writeTO:   opts.WriteTimeout,
 		hosts:     newHostRule(opts.Listen, opts.AllowedHosts),
 		stopped:   make(chan struct{}),
+		lnClosed:  make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -150,7 +153,7 @@ func (s *Server) routes() http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(http.StatusForbidden, CodeForbidden, "cross-origin request refused"))
 	}))
-	return s.checkHost(cop.Handler(s.authenticate(s.jsonMisses(mux))))
+	return s.checkHost(cop.Handler(s.authenticate(s.gateWrites(s.jsonMisses(mux)))))
 }
 
 // jsonMisses answers requests that match no route with a JSON error body
@@ -287,6 +290,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.stopStreams()
 	_ = ln.Close()
+	s.lnOnce.Do(func() { close(s.lnClosed) }) // held writes may now go to the new daemon
 	if err := <-errc; err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
 		s.log.Debug("api listener closed", "err", err)
 	}

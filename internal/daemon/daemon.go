@@ -212,6 +212,7 @@ type Daemon struct {
 	metrics *prometheus.Registry
 
 	reloadMu sync.Mutex // one reload at a time
+	writes   writeGate  // holds API writes while an upgrade moves the state
 	mu       sync.Mutex // guards cfg and services
 	cfg      *config.Config
 	services map[string]*service

@@ -49,12 +49,22 @@ func (d *Daemon) Upgrade(ctx context.Context, path string) (int, error) {
 		return 0, errors.New("an upgrade is already under way")
 	}
 	defer d.hand.mu.Unlock()
-	// No reload while the controllers change hands.
-	d.reloadMu.Lock()
-	defer d.reloadMu.Unlock()
 	if d.hand.stopRun == nil {
 		return 0, errors.New("the daemon is not serving yet")
 	}
+	// API writes under way end first; new ones wait for the outcome, then
+	// go to the new daemon or, when it failed, run here.
+	moved := false
+	defer func() { d.writes.release(moved) }()
+	hctx, cancel := context.WithTimeout(ctx, upgradeTimeout)
+	err := d.writes.hold(hctx)
+	cancel()
+	if err != nil {
+		return 0, fmt.Errorf("API requests that change state were still running after %s; try again", upgradeTimeout)
+	}
+	// No reload while the controllers change hands.
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
 	if path == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -84,6 +94,7 @@ func (d *Daemon) Upgrade(ctx context.Context, path string) (int, error) {
 	// Under systemd this process is the unit's main pid: pass it on before
 	// exiting, or systemd takes the exit for the service's end.
 	d.hand.handedOver.Store(true)
+	moved = true
 	if err := d.opts.Notify.Notify(sdnotify.MainPID(pid), sdnotify.Status(fmt.Sprintf("upgraded: pid %d serves", pid))); err != nil {
 		d.log.Error("upgrade: telling the service manager the new main pid", "pid", pid, "err", err)
 	}
