@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -100,6 +102,9 @@ func TestLostLivePoolStartedAgain(t *testing.T) {
 	for _, pid := range pids {
 		syscall.Kill(-pid, syscall.SIGKILL)
 	}
+	// SIGKILL is delivered, not awaited: on a loaded machine a process
+	// can still run for a moment, and the daemon would rightly adopt it.
+	waitDead(t, pids)
 
 	e.start()
 	st := e.status()
@@ -297,5 +302,25 @@ func TestRestartWithAStartingCandidateServesLiveAtOnce(t *testing.T) {
 	}
 	if st := e.status(); st.Phase != "provisioning" || st.Candidate == nil || st.Candidate.Version != "starting" {
 		t.Errorf("the interrupted deployment did not resume: %+v", st)
+	}
+}
+
+// waitDead waits until none of pids is a live process (gone, or a zombie
+// its parent has not reaped), for at most 10 seconds.
+func waitDead(t *testing.T, pids []int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, pid := range pids {
+		for {
+			b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+			i := bytes.LastIndexByte(b, ')')
+			if err != nil || (i > 0 && i+2 < len(b) && (b[i+2] == 'Z' || b[i+2] == 'X')) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("pid %d still runs 10s after SIGKILL", pid)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }
