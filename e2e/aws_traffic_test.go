@@ -807,3 +807,54 @@ func TestAWSRoute53MissingCatchAllRefusedAtStart(t *testing.T) {
 		t.Fatalf("cutover serve with no catch-all record: err %v, output:\n%s", err, out)
 	}
 }
+
+// versionAt sends one GET to url and returns the version that answered.
+func versionAt(url string) (int, string, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url + "/")
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, resp.Header.Get("X-Version"), nil
+}
+
+// The ALB test listener (traffic.alb.test_listener_arn) is the preview
+// address: while a deployment holds its first step, it forwards to the
+// candidate colour only, whichever colour that is this time, and the
+// production listener keeps serving live.
+func TestAWSALBTestListenerPreviewsTheCandidate(t *testing.T) {
+	a := newALBEnv(t, "", "{weight: 10, pause: 1h}")
+	a.startAWS()
+	a.deployLive() // v1 on blue
+	for _, d := range []struct{ version, candidate, live string }{{"v2", "green", "v1"}, {"v3", "blue", "v2"}} {
+		a.mustCLI(0, "deploy", "web", d.version)
+		a.waitFor(d.version+" at its first step", 60*time.Second, func(s status) bool {
+			return s.Candidate != nil && s.Candidate.Version == d.version && s.Weights[d.candidate] > 0
+		})
+		seen := map[string]int{}
+		for range 20 {
+			code, v, err := versionAt(a.test.URL)
+			if err != nil || code != 200 {
+				t.Fatalf("preview of %s through the test listener: %d %v", d.version, code, err)
+			}
+			seen[v]++
+		}
+		if seen[d.version] != 20 {
+			t.Errorf("the test listener answered %v during %s's deployment, want only %s (the %s candidate)", seen, d.version, d.version, d.candidate)
+		}
+		ws, err := a.fake.ELB().Forward(a.test.ARN)
+		tg := map[string]string{"blue": a.blueTG.ARN, "green": a.greenTG.ARN}[d.candidate]
+		if err != nil || len(ws) != 1 || ws[0].TargetGroupARN != tg {
+			t.Errorf("the test listener forwards %+v (%v), want only the %s target group", ws, err, d.candidate)
+		}
+		if code, v, err := versionAt(a.listener.URL); err != nil || code != 200 || (v != d.live && v != d.version) {
+			t.Errorf("production listener during the preview: %d %q %v", code, v, err)
+		}
+		a.mustCLI(0, "promote", "web")
+		a.waitFor(d.version+" live", 60*time.Second, func(s status) bool {
+			return s.Phase == "idle" && s.Live != nil && s.Live.Version == d.version
+		})
+	}
+}

@@ -84,3 +84,35 @@ func TestPlanALBNamesEveryCallInOrder(t *testing.T) {
 		t.Errorf("steps out of order:\n%s", text)
 	}
 }
+
+func TestPlanRoute53NamesEveryCallInOrder(t *testing.T) {
+	lines := Plan(PlanInput{Route53: &Route53Plan{ZoneID: "Z1", Record: "api.example.com.", Type: "A", PreviewRecord: "preview.example.com.",
+		TTLSeconds: 60, Targets: [2]string{"blue-alb.", "green-alb."}, TargetGroups: [2]string{"arn:x:targetgroup/b/1", "arn:x:targetgroup/g/2"}},
+		Live: route.Green, Steps: []float64{10, 50}, Alarms: []string{"web-5xx"}})
+	text := strings.Join(lines, "\n")
+	for _, want := range []string{
+		"UPSERT preview.example.com. A -> blue-alb. (preview on the candidate blue)",
+		// 255 is Route53's largest weight: 10% of it rounds to 26.
+		"SetIdentifier=green Weight=229 -> green-alb., UPSERT api.example.com. A SetIdentifier=blue Weight=26 -> blue-alb.] (10% on blue)",
+		"SetIdentifier=green Weight=128 -> green-alb., UPSERT api.example.com. A SetIdentifier=blue Weight=127 -> blue-alb.] (50% on blue)",
+		"SetIdentifier=green Weight=0 -> green-alb., UPSERT api.example.com. A SetIdentifier=blue Weight=255 -> blue-alb.] (100% on blue)",
+		"until INSYNC; then wait the TTL 60s",
+		"monitoring:GetMetricData of targetgroup/g/2 and targetgroup/b/1",
+		"DescribeAlarms AlarmNames=web-5xx",
+		"(wait the TTL 60s since green's weight reached 0)",
+		"RequestCount of targetgroup/g/2 until it has been 0 for quiet_period",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("plan lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Index(text, "(10% on blue)") > strings.Index(text, "(50% on blue)") ||
+		strings.Index(text, "(preview on the candidate") > strings.Index(text, "(10% on blue)") {
+		t.Errorf("calls out of order:\n%s", text)
+	}
+	// The last step reads no metrics: nothing is left to judge.
+	last := text[strings.Index(text, "(100% on blue)"):]
+	if strings.Contains(last, "GetMetricData of") || strings.Contains(last, "DescribeAlarms") {
+		t.Errorf("the 100%% step is judged:\n%s", last)
+	}
+}
