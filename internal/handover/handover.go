@@ -235,23 +235,33 @@ func (n *newDaemon) receive() {
 func (n *newDaemon) await(ctx context.Context, step string, timeout time.Duration) error {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
+	exited := n.exited
 	for {
 		select {
 		case m, ok := <-n.msgs:
-			if !ok {
+			switch {
+			case !ok:
 				return n.died(ctx, t.C)
-			}
-			switch m.Step {
-			case step:
-				return nil
-			case stepFailed:
+			case m.Step == stepFailed:
 				return fmt.Errorf("the new cutover (pid %d) failed: %s", n.cmd.Process.Pid, m.Error)
+			case exited == nil:
+				// It has exited: only why it failed still matters.
+			case m.Step == step:
+				return nil
 			default:
 				return fmt.Errorf("the new cutover (pid %d) sent %q while %q was expected", n.cmd.Process.Pid, m.Step, step)
 			}
-		case <-n.exited:
-			return n.died(ctx, t.C)
+		case <-exited:
+			// What it sent before exiting may still be on its way
+			// through receive, which ends when the channel does: read
+			// on, so that a "failed" and its reason are not lost to the
+			// bare exit status.
+			exited = nil
 		case <-t.C:
+			if exited == nil {
+				// It exited, and a process it left behind holds the channel open.
+				return n.died(ctx, t.C)
+			}
 			return fmt.Errorf("the new cutover (pid %d) did not report %q within %s", n.cmd.Process.Pid, step, timeout)
 		case <-ctx.Done():
 			return ctx.Err()
