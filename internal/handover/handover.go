@@ -141,7 +141,7 @@ func Upgrade(ctx context.Context, o Options, old Old) (pid int, err error) {
 	if o.Timeout == 0 {
 		o.Timeout = time.Minute
 	}
-	n, err := start(o)
+	n, err := start(ctx, o)
 	if err != nil {
 		return 0, &Error{Step: "start", Err: err}
 	}
@@ -177,7 +177,7 @@ type newDaemon struct {
 	msgs   chan message
 }
 
-func start(o Options) (*newDaemon, error) {
+func start(ctx context.Context, o Options) (*newDaemon, error) {
 	conn, childEnd, err := sockets.Pair()
 	if err != nil {
 		return nil, err
@@ -203,11 +203,10 @@ func start(o Options) (*newDaemon, error) {
 	if err := conn.Send(message{Step: stepSockets, Names: names}, files); err != nil {
 		// A binary that exits at once can close its end before the
 		// sockets reach it: tell how it ended rather than "broken pipe".
-		select {
-		case <-n.exited:
-			conn.Close()
-			return nil, fmt.Errorf("hand the sockets to %s: %w", o.Binary, n.died())
-		case <-time.After(time.Second):
+		if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+			t := time.NewTimer(o.Timeout)
+			err = n.died(ctx, t.C)
+			t.Stop()
 		}
 		n.kill()
 		conn.Close()
@@ -226,7 +225,7 @@ func (n *newDaemon) receive() {
 			f.Close() // the new daemon sends none
 		}
 		if err != nil {
-			return // died() tells why
+			return // died tells why
 		}
 		n.msgs <- m
 	}
@@ -236,23 +235,33 @@ func (n *newDaemon) receive() {
 func (n *newDaemon) await(ctx context.Context, step string, timeout time.Duration) error {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
+	exited := n.exited
 	for {
 		select {
 		case m, ok := <-n.msgs:
-			if !ok {
-				return n.died()
-			}
-			switch m.Step {
-			case step:
-				return nil
-			case stepFailed:
+			switch {
+			case !ok:
+				return n.died(ctx, t.C)
+			case m.Step == stepFailed:
 				return fmt.Errorf("the new cutover (pid %d) failed: %s", n.cmd.Process.Pid, m.Error)
+			case exited == nil:
+				// It has exited: only why it failed still matters.
+			case m.Step == step:
+				return nil
 			default:
 				return fmt.Errorf("the new cutover (pid %d) sent %q while %q was expected", n.cmd.Process.Pid, m.Step, step)
 			}
-		case <-n.exited:
-			return n.died()
+		case <-exited:
+			// What it sent before exiting may still be on its way
+			// through receive, which ends when the channel does: read
+			// on, so that a "failed" and its reason are not lost to the
+			// bare exit status.
+			exited = nil
 		case <-t.C:
+			if exited == nil {
+				// It exited, and a process it left behind holds the channel open.
+				return n.died(ctx, t.C)
+			}
 			return fmt.Errorf("the new cutover (pid %d) did not report %q within %s", n.cmd.Process.Pid, step, timeout)
 		case <-ctx.Done():
 			return ctx.Err()
@@ -260,12 +269,23 @@ func (n *newDaemon) await(ctx context.Context, step string, timeout time.Duratio
 	}
 }
 
-// died describes the new daemon's end after the channel closed or it exited.
-func (n *newDaemon) died() error {
+// died describes the new daemon's end after the channel closed or it
+// exited. A closed channel means the process is on its way out, but a
+// loaded machine can take seconds to show its exit, so died waits for it
+// until giveUp fires (the step's own timeout) or ctx ends: a fixed grace
+// shorter than that reported a binary that exited 1 as one that merely
+// closed the channel (or as a broken pipe), without saying why.
+func (n *newDaemon) died(ctx context.Context, giveUp <-chan time.Time) error {
 	select {
-	case <-n.exited:
-	case <-time.After(2 * time.Second):
-		return fmt.Errorf("the new cutover (pid %d) closed the hand-over channel", n.cmd.Process.Pid)
+	case <-n.exited: // an exit already seen wins over a timer that fired too
+	default:
+		select {
+		case <-n.exited:
+		case <-giveUp:
+			return fmt.Errorf("the new cutover (pid %d) closed the hand-over channel and did not exit", n.cmd.Process.Pid)
+		case <-ctx.Done():
+			return fmt.Errorf("the new cutover (pid %d) closed the hand-over channel: %w", n.cmd.Process.Pid, ctx.Err())
+		}
 	}
 	st := n.cmd.ProcessState
 	if st == nil {

@@ -37,6 +37,13 @@ func TestChild(t *testing.T) {
 		fmt.Fprintln(os.Stderr, "no channel:", err)
 		os.Exit(3)
 	}
+	if mode == "close-then-exit" {
+		// The channel closes at once and the exit shows seconds later,
+		// as for a binary that exits at start on a loaded machine.
+		c.conn.Close()
+		time.Sleep(3 * time.Second)
+		os.Exit(1)
+	}
 	socks, err := c.Sockets()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -76,6 +83,12 @@ func TestChild(t *testing.T) {
 
 func upgradeWith(t *testing.T, mode string, old *fakeOld) (int, error, net.Conn) {
 	t.Helper()
+	return upgradeWithin(t, mode, old, 2*time.Second)
+}
+
+// upgradeWithin is upgradeWith with the given Timeout for each step.
+func upgradeWithin(t *testing.T, mode string, old *fakeOld, timeout time.Duration) (int, error, net.Conn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +110,7 @@ func upgradeWith(t *testing.T, mode string, old *fakeOld) (int, error, net.Conn)
 		Env:    append(os.Environ(), "HANDOVER_TEST_MODE="+mode),
 		Stdout: os.Stderr, Stderr: os.Stderr,
 		Files:   []sockets.NamedFile{{Name: "services.web.listen", File: f}},
-		Timeout: 2 * time.Second,
+		Timeout: timeout,
 	}, old)
 	return pid, err, conn
 }
@@ -159,6 +172,26 @@ func TestUpgradeFailures(t *testing.T) {
 				t.Fatalf("%d releases, %d reclaims, Reclaimed %v; want %d, %d, %v", old.releases, old.reclaims, ue.Reclaimed, want, want, tc.released)
 			}
 		})
+	}
+}
+
+// A new daemon whose channel closes well before its exit can be seen is
+// reported by how it exited, whichever of start and ready noticed: the old
+// daemon waits for the exit as long as the step may take, not for a fixed
+// grace that a loaded machine outlasts (which reported a bare "closed the
+// hand-over channel" or "broken pipe", and never the exit status).
+func TestUpgradeReportsASlowExitByItsStatus(t *testing.T) {
+	old := &fakeOld{}
+	_, err, _ := upgradeWithin(t, "close-then-exit", old, time.Minute)
+	var ue *Error
+	if !errors.As(err, &ue) {
+		t.Fatalf("Upgrade: %v, want an *Error", err)
+	}
+	if (ue.Step != "start" && ue.Step != "ready") || !strings.Contains(err.Error(), "exited before taking over: exit status 1") {
+		t.Fatalf("Upgrade: step %q, %v; want start or ready, and the exit status", ue.Step, err)
+	}
+	if old.releases != 0 || old.reclaims != 0 {
+		t.Fatalf("%d releases, %d reclaims for a daemon that never said ready; want none", old.releases, old.reclaims)
 	}
 }
 
