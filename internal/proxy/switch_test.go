@@ -273,7 +273,11 @@ func TestH2C(t *testing.T) {
 // included; the daemon's tests cover a missing one), and verify the
 // instance's certificate against it.
 func TestUpstreamTLS(t *testing.T) {
+	var probes atomic.Int64
 	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			probes.Add(1)
+		}
 		io.WriteString(w, "secure")
 	}))
 	defer up.Close()
@@ -281,22 +285,43 @@ func TestUpstreamTLS(t *testing.T) {
 	ca.AddCert(up.Certificate())
 	svc := testService()
 	svc.UpstreamTLS = &tls.Config{RootCAs: ca, ServerName: "example.com", MinVersion: tls.VersionTLS12}
+	// A TLS handshake under -race on a loaded machine can take longer
+	// than the usual 1s probe deadline; how fast it is is not checked here.
+	svc.Health.Timeout = 10 * time.Second
 	r := startRouter(t, svc)
 	r.SetPool(route.Blue, "v1", []Backend{{ID: "web-blue-1", Addr: up.Listener.Addr().String()}})
 	if code, _, body := get(t, client(), r.url+"/"); code != 200 || body != "secure" {
 		t.Fatalf("got %d %q over upstream TLS", code, body)
 	}
-	time.Sleep(120 * time.Millisecond) // a few health probes over the same TLS client
+	// A watcher sends a probe only after it judged the one before, so
+	// once the third has arrived the first two passed or failed, and one
+	// failure (UnhealthyThreshold 1) would have taken the instance out.
+	eventually(t, "three health probes over upstream TLS", 10*time.Second, func() bool { return probes.Load() >= 3 })
 	if h, _ := r.Healthy(route.Blue); h != 1 {
 		t.Fatal("health checks over upstream TLS fail")
 	}
-	untrusted := testService()
-	untrusted.UpstreamTLS = &tls.Config{RootCAs: x509.NewCertPool(), ServerName: "example.com", MinVersion: tls.VersionTLS12}
-	r2 := startRouter(t, untrusted)
+
+	untrusted := func(unhealthyAfter int) Options {
+		o := testService()
+		o.UpstreamTLS = &tls.Config{RootCAs: x509.NewCertPool(), ServerName: "example.com", MinVersion: tls.VersionTLS12}
+		o.Health.UnhealthyThreshold = unhealthyAfter
+		return o
+	}
+	// The request path must refuse the certificate itself. Its probes fail
+	// too, so they may not take the instance out first: that would answer
+	// 503 from the fallback without the request reaching the instance.
+	r2 := startRouter(t, untrusted(1<<30))
 	r2.SetPool(route.Blue, "v1", []Backend{{ID: "web-blue-1", Addr: up.Listener.Addr().String()}})
 	if code, _, body := get(t, client(), r2.url+"/"); code != http.StatusBadGateway {
 		t.Fatalf("an instance whose certificate the upstream TLS configuration does not trust answered: %d %q, want 502", code, body)
 	}
+	// And the health checks refuse it as well.
+	r3 := startRouter(t, untrusted(1))
+	r3.SetPool(route.Blue, "v1", []Backend{{ID: "web-blue-1", Addr: up.Listener.Addr().String()}})
+	eventually(t, "an instance with an untrusted certificate checked unhealthy", 10*time.Second, func() bool {
+		h, _ := r3.Healthy(route.Blue)
+		return h == 0
+	})
 }
 
 func TestStickinessDisabledAndCustomFallback(t *testing.T) {
