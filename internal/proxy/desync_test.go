@@ -23,14 +23,22 @@ import (
 // was asked for must not make the next client (on its own connection) get
 // it: each client gets its own answer, on the h1 engine (plain GET), the
 // transport (a body of unknown length) and ReverseProxy (a declined
-// upgrade) alike. The engine used to pool the connection with the stray
-// response unread and hand it to the next request.
+// upgrade) alike. The next client asks as soon as the stray response is
+// on the router's socket, before the router had to look at it: the engine
+// used to pool the connection with the stray response unread and hand it
+// to the next request, and http.Transport, which notices it only when its
+// reader goroutine runs, handed it over on a loaded machine (guardConn).
 func TestOverSentResponseNeverReachesAnotherClient(t *testing.T) {
+	strayWritten := make(chan struct{}, 64)
 	be := newRawBackend(t, func(c net.Conn, req *http.Request) bool {
 		id := req.Header.Get("X-Req")
 		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(id), id)
 		time.Sleep(50 * time.Millisecond)
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nPOISON!")
+		select {
+		case strayWritten <- struct{}{}:
+		default: // the test stopped reading; never block the backend's close
+		}
 		return true
 	})
 	svc := testService()
@@ -40,7 +48,7 @@ func TestOverSentResponseNeverReachesAnotherClient(t *testing.T) {
 	for _, path := range []string{"engine", "transport", "upgrade"} {
 		t.Run(path, func(t *testing.T) {
 			c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
-			for i := range 6 {
+			for i := range 20 {
 				id := fmt.Sprintf("%s-%d", path, i)
 				var req *http.Request
 				switch path {
@@ -64,7 +72,11 @@ func TestOverSentResponseNeverReachesAnotherClient(t *testing.T) {
 				if string(b) != id {
 					t.Fatalf("client %d got %d %q, want its own answer %q", i, resp.StatusCode, b, id)
 				}
-				time.Sleep(100 * time.Millisecond) // the stray response arrives
+				select {
+				case <-strayWritten: // on the router's socket: loopback writes land at once
+				case <-time.After(10 * time.Second):
+					t.Fatalf("client %d: the instance did not send its stray response", i)
+				}
 			}
 		})
 	}

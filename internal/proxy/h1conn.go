@@ -65,7 +65,7 @@ type h1pool struct {
 }
 
 func newH1Pool(addr string, t *http.Transport, headerTimeout *atomic.Int64) *h1pool {
-	return &h1pool{addr: addr, dial: t.DialContext, headerTimeout: headerTimeout,
+	return &h1pool{addr: addr, dial: unguarded(t.DialContext), headerTimeout: headerTimeout,
 		idleTimeout: t.IdleConnTimeout, max: h1MaxIdle}
 }
 

@@ -161,13 +161,13 @@ func New(opts Options) (*Router, error) {
 // newTransport tunes an http.Transport for many concurrent requests to few
 // hosts: a large idle pool per host, no transparent compression (bodies
 // pass through as the instance sent them), HTTP/1.1 only so that protocol
-// upgrades (WebSocket) work.
+// upgrades (WebSocket) work. Its connections are guarded (upguard.go).
 func newTransport(headerTimeout time.Duration, tlsConf *tls.Config) *http.Transport {
 	d := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	return &http.Transport{
-		DialContext:           d.DialContext,
+		DialContext:           guardConns(d.DialContext),
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       90 * time.Second,

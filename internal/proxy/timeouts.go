@@ -30,7 +30,7 @@ import (
 type liveTransport struct{ r *Router }
 
 func (t liveTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return t.r.transport.Load().RoundTrip(req)
+	return t.r.transport.Load().RoundTrip(guarded(req))
 }
 
 // applyTimeouts makes the router follow next's timeouts where they differ
