@@ -321,16 +321,28 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if d.opts.Ready != nil {
 		d.opts.Ready(apiURL)
 	}
-	stopping := context.AfterFunc(ctx, func() {
+	// STOPPING=1 as the drain begins; Run waits for it to be sent, or a
+	// quick shutdown could exit before the message left.
+	served, notified := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(notified)
+		select {
+		case <-ctx.Done():
+		case <-served:
+			if ctx.Err() == nil {
+				return // serving failed: not a stop
+			}
+		}
 		if d.hand.handedOver.Load() {
 			return // the new daemon is the main process now
 		}
 		if err := d.opts.Notify.Notify(sdnotify.Stopping, sdnotify.Status("stopping: draining requests")); err != nil {
 			d.log.Error("telling the service manager that cutover stops", "err", err)
 		}
-	})
-	defer stopping()
+	}()
 	err = srv.Serve(ctx, apiLn)
+	close(served)
+	<-notified
 	d.log.Info("cutover stopping")
 	return err
 }
